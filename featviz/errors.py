@@ -1,0 +1,34 @@
+"""User-facing errors: one line that says what was wrong and what would be right."""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class FeatvizError(ValueError):
+    """A mistake the user can fix; the command line prints its message on one line and exits with code 2.
+
+    Example:
+        >>> raise FeatvizError("unknown model 'efficientnet_lite9'; closest: efficientnet_lite0")
+    """
+
+
+def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """The ``n`` candidates that look most like ``name`` (for "did you mean" hints).
+
+    Example:
+        >>> closest("blocks.4.0.conv_pwx", ["blocks.4.0.conv_pwl", "conv_head"])
+        ['blocks.4.0.conv_pwl']
+    """
+    candidates = list(candidates)
+    found = difflib.get_close_matches(name, candidates, n=n, cutoff=0.5)
+    if not found:
+        prefix = [c for c in candidates if c.startswith(name) or name.startswith(c)]
+        found = sorted(prefix, key=lambda c: abs(len(c) - len(name)))[:n]
+    return found
+
+
+def suggestion(name: str, candidates: Iterable[str], n: int = 3) -> str:
+    """``"; closest: a, b, c"`` or an empty string when nothing is close."""
+    found = closest(name, candidates, n)
+    return "; closest: " + ", ".join(found) if found else ""

@@ -1,0 +1,57 @@
+"""Files written atomically: a temporary name in the same folder, then a rename."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from featviz.errors import FeatvizError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``, on failure delete it.
+
+    Readers never see a half-written file, even when the process is killed mid-write.
+
+    Example:
+        >>> with atomic_path("out.png") as tmp:
+        ...     image.save(tmp, format="PNG")
+    """
+    path = Path(path)
+    ensure_writable_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically and return the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically and return the path."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def ensure_writable_dir(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and check that files can be written there; raise FeatvizError if not."""
+    folder = Path(folder) if str(folder) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FeatvizError(f"cannot create output folder '{folder}': {error.strerror}; choose a writable --out path") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise FeatvizError(f"output folder '{folder}' is not writable; choose a writable --out path")
+    return folder
