@@ -1,0 +1,23 @@
+"""featviz: see what a unit of any PyTorch vision network responds to.
+
+The package's folders follow a render's data flow: models -> hooks -> objectives -> param -> transforms
+-> optim -> render.
+
+Example:
+    >>> import featviz
+    >>> model = featviz.load_model("efficientnet_lite0")
+    >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=256, seed=0)
+    >>> result.save("channel3.png")
+"""
+from featviz import hooks, objectives, optim, param, transforms
+from featviz.errors import FeatvizError
+from featviz.hooks import layer_table
+from featviz.models import Model, list_models, load_model
+from featviz.render import RenderResult, render
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FeatvizError", "Model", "RenderResult", "hooks", "layer_table", "list_models", "load_model", "objectives",
+    "optim", "param", "render", "transforms", "__version__",
+]

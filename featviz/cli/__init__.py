@@ -1,0 +1,49 @@
+"""The `featviz` command: `featviz models`, `featviz layers MODEL`, `featviz render MODEL OBJECTIVE ...`.
+
+User mistakes print one line on stderr and exit with code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from featviz.errors import FeatvizError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other user mistake
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    from featviz.cli import layers, models, render
+
+    parser = _Parser(prog="featviz", description="Feature visualization for PyTorch vision models.")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for command in (models, layers, render):
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 ok, 2 user mistake, 130 interrupted)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # --help, or a malformed command line (already reported on one line)
+        return int(exit.code or 0)
+    try:
+        return int(args.run(args) or 0)
+    except FeatvizError as error:
+        message = " ".join(str(error).split())
+        print(f"featviz: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("featviz: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""`featviz layers MODEL`: every layer's dot-path name, type, output shape and channel count."""
+from __future__ import annotations
+
+import argparse
+
+from featviz.cli.common import add_model_arguments, resolve_device
+from featviz.hooks import format_layer_table, layer_table
+from featviz.models import load_model
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("layers", help="list a model's layers with output shapes and channel counts")
+    add_model_arguments(parser)
+    parser.add_argument("--size", type=int, default=None, help="input size for the dry forward pass (default: the model's)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Shapes do not depend on the weights, so listing layers never needs a download.
+    model = load_model(args.model, weights=args.weights or "random", device=resolve_device(args.device))
+    size = (args.size, args.size) if args.size else None
+    print(format_layer_table(layer_table(model, size)))
+    return 0

@@ -1,0 +1,71 @@
+"""`featviz render MODEL OBJECTIVE [OBJECTIVE ...]`: render objectives into PNG files."""
+from __future__ import annotations
+
+import argparse
+import functools
+from pathlib import Path
+
+import torch
+
+from featviz import objectives, optim, param, transforms
+from featviz.cli.common import add_model_arguments, resolve_device
+from featviz.errors import FeatvizError
+from featviz.io import ensure_writable_dir
+from featviz.models import load_model
+from featviz.render import render
+
+OPTIMIZERS = ("adam", "clampsgd")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "render",
+        help="render objectives into PNG files",
+        description="OBJECTIVE: LAYER:CHANNEL, LAYER:CHANNEL@X,Y, LAYER:A-B (several channels), LAYER (deepdream), "
+        "class:LABEL; a leading '-' negates. See `featviz layers MODEL` for layer names.",
+    )
+    add_model_arguments(parser)
+    parser.add_argument("objectives", nargs="+", metavar="OBJECTIVE")
+    parser.add_argument("--steps", type=int, default=512, help="optimization steps (default 512)")
+    parser.add_argument("--size", type=int, default=None, help="image size in pixels (default: the model's input size)")
+    parser.add_argument("--seed", type=int, default=0, help="seed; image i uses seed + i (default 0)")
+    parser.add_argument("--param", default="fft", choices=param.KINDS, help="image parameterization (default fft)")
+    parser.add_argument("--transforms", default="standard", choices=transforms.PRESETS, help="augmentations (default standard)")
+    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS, help="adam (default) or clampsgd")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the parameterization's)")
+    parser.add_argument("--out", default="featviz.png", help="a .png (one image, or a grid of several) or a folder (default featviz.png)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(run=run)
+
+
+def _optimizer_factory(name: str, lr: float | None, seed: int):
+    if name == "clampsgd":
+        generator = torch.Generator().manual_seed(seed)
+        return functools.partial(optim.ClampSGD, lr=lr if lr is not None else 0.01, generator=generator)
+    if lr is not None:
+        return functools.partial(torch.optim.Adam, lr=lr)
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.steps < 1:
+        raise FeatvizError(f"--steps must be at least 1, got {args.steps}")
+    if args.size is not None and args.size < 8:
+        raise FeatvizError(f"--size must be at least 8 pixels, got {args.size}")
+    if args.lr is not None and args.lr <= 0:
+        raise FeatvizError(f"--lr must be positive, got {args.lr}")
+    goals = [goal for text in args.objectives for goal in objectives.parse(text)]
+    out = Path(args.out)
+    ensure_writable_dir(out.parent if out.suffix.lower() == ".png" else out)
+    if out.suffix.lower() == ".png" and out.is_dir():
+        raise FeatvizError(f"--out '{out}' is a folder; give a file name ending in .png or a folder without .png")
+    device = resolve_device(args.device)
+    model = load_model(args.model, weights=args.weights, device=device)
+    result = render(
+        model, goals, param=args.param, transforms=args.transforms,
+        optimizer=_optimizer_factory(args.optimizer, args.lr, args.seed), steps=args.steps, seed=args.seed,
+        device=device, size=args.size, progress=not args.no_progress,
+    )
+    for path in result.save(out):
+        print(path)
+    return 0

@@ -1,0 +1,75 @@
+"""Fourier parameterization (the default): a spectrum scaled by 1/f, turned into an image by an inverse FFT."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from featviz.param.base import Parameterization, SeedLike, SizeLike, check_init_scale, draw_per_element, power_law
+from featviz.param.color import mix_channels, mixing_matrix
+
+# Divides the spectrum so that images start closer to grey and small optimizer steps stay small; the
+# same constant as tensorflow/lucid's Fourier images.
+_SPECTRUM_DIVISOR = 4.0
+
+
+class Fourier(Parameterization):
+    """Images optimized in frequency space: ``sigmoid(mix(irfft2(spectrum / f**decay)))``.
+
+    The parameters are the real and imaginary parts of each channel's real-FFT spectrum, shape
+    ``(B, C, H, W // 2 + 1, 2)``. Each frequency ``f`` (cycles per pixel, floored at the lowest nonzero
+    frequency so the constant term stays finite) is scaled by ``1 / f**decay`` (precomputed buffer ``scale``),
+    so a step of the optimizer changes every frequency's amplitude in proportion to its strength in natural
+    images (their spectrum falls as ``1/f``). That whitens the gradient: low frequencies are no longer drowned
+    by high-frequency noise, and images come out smooth and natural. ``torch.fft.irfft2`` with ``norm="ortho"``
+    turns the spectrum into an image; colour decorrelation (``decorrelate``, ImageNet statistics for 3
+    channels or ``color_sqrt``) and a sigmoid follow. The spectrum starts as normal noise of standard
+    deviation ``init_scale``, so images start grey.
+
+    ``default_lr`` is 0.05, the Adam learning rate tensorflow/lucid uses with this parameterization; on
+    efficientnet_lite0 channels (96 px, 96 to 256 steps) larger rates gained little activation and added
+    high-frequency noise, smaller ones were slower.
+
+    Example:
+        >>> image = Fourier((64, 96), batch=4, seed=0, decay=1.0)
+        >>> image().shape
+        torch.Size([4, 3, 64, 96])
+    """
+
+    default_lr: float = 0.05
+
+    def __init__(
+        self,
+        size: SizeLike,
+        *,
+        batch: int = 1,
+        channels: int = 3,
+        seed: SeedLike = None,
+        alpha: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+        decay: float = 1.0,
+        decorrelate: bool = True,
+        color_sqrt: Tensor | None = None,
+        init_scale: float = 0.01,
+    ) -> None:
+        super().__init__(size, batch=batch, channels=channels, seed=seed, alpha=alpha, dtype=dtype)
+        init_scale = check_init_scale(init_scale)
+        height, width = self.size
+        scale = power_law(height, width, decay) / _SPECTRUM_DIVISOR
+        self.decay = float(decay)
+        self.register_buffer("scale", scale.unsqueeze(-1).to(device, dtype))
+        shape = (self.out_channels, height, width // 2 + 1, 2)
+        self.spectrum = nn.Parameter(
+            draw_per_element(
+                self.seeds, lambda generator: torch.randn(shape, generator=generator) * init_scale, device, dtype
+            )
+        )
+        mixing = mixing_matrix(
+            self.channels, alpha=alpha, decorrelate=decorrelate, color_sqrt=color_sqrt, device=device, dtype=dtype
+        )
+        self.register_buffer("mixing", mixing)
+
+    def forward(self) -> Tensor:
+        spectrum = torch.view_as_complex(self.spectrum * self.scale)
+        image = torch.fft.irfft2(spectrum, s=self.size, norm="ortho")
+        return torch.sigmoid(mix_channels(image, self.mixing))

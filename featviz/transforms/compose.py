@@ -1,0 +1,166 @@
+"""Chains of transforms with runs of geometric ones fused into one resampling, and the named presets."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from featviz.errors import FeatvizError, suggestion
+from featviz.transforms.affine import (AffineTransform, Size, check_images, image_size, jitter, pad, random_rotate,
+                                       random_scale, resample, resize_matrix)
+from featviz.transforms.crops import random_crops
+from featviz.transforms.noise import noise
+from featviz.transforms.random import RandomSource
+
+Transform = Callable[[Tensor, RandomSource], Tensor]
+
+
+class Compose:
+    """Apply ``transforms`` in order, fusing each run of consecutive geometric transforms (pad, jitter, scale,
+    rotate, crops, resize) into ONE bilinear ``F.grid_sample``: one interpolation and one kernel per run.
+
+    The last geometric run also resizes to ``output_size`` (default: the size of the images passed in), so the
+    result always has that size even though scales and crops are random per image, without a separate
+    resizing pass. Inside a run, samples from outside the run's input read the ``fill`` of the run's first
+    transform that has one (pad, scale, rotate), or the nearest edge pixel when none has. ``views`` is the
+    product of the transforms' views (random crops multiply the batch, in view-major order). Any callable
+    ``transform(images, source)`` may appear in the chain; those that are not ``AffineTransform`` run on their
+    own, and must keep the image size when they come after the last geometric one. Differentiable with respect
+    to the images; works on any device and floating dtype.
+
+    Example:
+        >>> chain = Compose([pad(12), jitter(8), random_scale(), random_rotate(), jitter(4)], output_size=(224, 224))
+        >>> chain(torch.rand(2, 3, 128, 128), RandomSource([0, 1])).shape
+        torch.Size([2, 3, 224, 224])
+    """
+
+    def __init__(self, transforms: Sequence[Transform], output_size: int | Sequence[int] | None = None) -> None:
+        self.transforms: tuple[Transform, ...] = tuple(transforms)
+        for transform in self.transforms:
+            if not callable(transform):
+                raise FeatvizError(f"Compose takes callables transform(images, source); got {transform!r}")
+        self.output_size: Size | None = None if output_size is None else image_size(output_size, "output_size")
+        self.views: int = 1
+        for transform in self.transforms:
+            self.views *= getattr(transform, "views", 1)
+        self._steps = self._plan()
+
+    def _plan(self) -> list[tuple[tuple[Transform, ...], bool, bool]]:
+        """Steps ``(members, fused, final)``: a run of affine transforms (``fused``) or one other callable;
+        ``final`` marks the run that ends in the output resize (an empty run first when nothing is affine)."""
+        steps: list[tuple[tuple[Transform, ...], bool, bool]] = []
+        for transform in self.transforms:
+            if isinstance(transform, AffineTransform):
+                if steps and steps[-1][1]:
+                    steps[-1] = (steps[-1][0] + (transform,), True, False)
+                else:
+                    steps.append(((transform,), True, False))
+            else:
+                steps.append(((transform,), False, False))
+        fused_indices = [index for index, step in enumerate(steps) if step[1]]
+        if fused_indices:
+            last = fused_indices[-1]
+            steps[last] = (steps[last][0], True, True)
+        else:
+            steps.insert(0, ((), True, True))
+        return steps
+
+    def __call__(self, images: Tensor, source: RandomSource) -> Tensor:
+        target = self.output_size or tuple(check_images(images)[2:])
+        for members, fused, final in self._steps:
+            if not fused:
+                images = members[0](images, source)
+            else:
+                images = self._run(images, members, source, target if final else None)
+        return images
+
+    @staticmethod
+    def _run(images: Tensor, members: tuple[AffineTransform, ...], source: RandomSource,
+             target: Size | None) -> Tensor:
+        count, _, height, width = check_images(images)
+        size = (height, width)
+        for member in members:
+            size = member.size_after(*size)
+        resize_needed = target is not None and size != target
+        if not resize_needed and len(members) <= 1:
+            return members[0](images, source) if members else images
+        matrices: Tensor | None = None
+        views = 1
+        size = (height, width)
+        for member in members:
+            member_matrices, size = member.geometry(size[0], size[1], count * views, source)
+            if matrices is None:
+                matrices = member_matrices
+            else:
+                if member.views > 1 and matrices.shape[0] > 1:
+                    matrices = matrices.repeat(member.views, 1, 1)
+                matrices = torch.matmul(matrices, member_matrices)
+            views *= member.views
+        if resize_needed:
+            scaling = resize_matrix(size, target)
+            matrices = scaling if matrices is None else torch.matmul(matrices, scaling)
+            size = target
+        fill = next((member.fill for member in members if member.fill is not None), None)
+        return resample(images, matrices, size, views=views, fill=fill)
+
+    def __repr__(self) -> str:
+        return f"Compose([{', '.join(map(repr, self.transforms))}], output_size={self.output_size})"
+
+
+def none(output_size: int | Sequence[int] | None = None) -> Compose:
+    """No augmentation: only resize to ``output_size`` when the images have another size.
+
+    Example:
+        >>> none((224, 224))(torch.rand(1, 3, 128, 128), RandomSource([0])).shape
+        torch.Size([1, 3, 224, 224])
+    """
+    return Compose([], output_size)
+
+
+def standard(output_size: int | Sequence[int] | None = None) -> Compose:
+    """Lucid's standard robustness set: pad 12 (grey), jitter 8, scale 0.90-1.10, rotate +-10 degrees, jitter 4.
+
+    Example:
+        >>> standard((224, 224))(torch.rand(1, 3, 128, 128), RandomSource([0])).shape
+        torch.Size([1, 3, 224, 224])
+    """
+    return Compose([pad(12, fill=0.5), jitter(8), random_scale(0.9, 1.1), random_rotate(10.0), jitter(4)], output_size)
+
+
+def maco(output_size: int | Sequence[int] | None = None) -> Compose:
+    """MACO's set: 6 random crops per image (a quarter to all of its area), resized, plus light Gaussian noise.
+
+    Example:
+        >>> maco((224, 224))(torch.rand(2, 3, 256, 256), RandomSource([0, 1])).shape      # 6 views x 2 images
+        torch.Size([12, 3, 224, 224])
+    """
+    return Compose([random_crops(count=6, area=(0.25, 1.0)), noise(0.02)], output_size)
+
+
+def robust(output_size: int | Sequence[int] | None = None) -> Compose:
+    """A heavier set for models that need more robustness, such as CLIP: pad 16, jitter 16, scale 0.8-1.2,
+    rotate +-20 degrees, jitter 8.
+
+    Example:
+        >>> robust((224, 224))(torch.rand(1, 3, 224, 224), RandomSource([0])).shape
+        torch.Size([1, 3, 224, 224])
+    """
+    return Compose([pad(16, fill=0.5), jitter(16), random_scale(0.8, 1.2), random_rotate(20.0), jitter(8)],
+                   output_size)
+
+
+PRESETS: dict[str, Callable[..., Compose]] = {"none": none, "standard": standard, "maco": maco, "robust": robust}
+
+
+def create(name: str, output_size: int | Sequence[int] | None = None) -> Compose:
+    """The preset called ``name`` (one of ``PRESETS``), for the command line's ``--transforms`` option.
+
+    Example:
+        >>> create("standard", output_size=224).views
+        1
+    """
+    if not isinstance(name, str) or name not in PRESETS:
+        raise FeatvizError(f"unknown transforms preset {name!r}; valid: {', '.join(sorted(PRESETS))}"
+                           f"{suggestion(str(name), PRESETS)}")
+    return PRESETS[name](output_size)
