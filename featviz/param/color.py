@@ -166,7 +166,7 @@ def mixing_matrix(
     if color_sqrt is None:
         matrix = _default_color_sqrt(channels).to(torch.float64)
     else:
-        matrix = normalize_color_sqrt(color_sqrt).to(device="cpu", dtype=torch.float64)
+        matrix = normalize_color_sqrt(color_sqrt).detach().to(device="cpu", dtype=torch.float64)
         if matrix.shape[0] != channels:
             raise FeatvizError(
                 f"color_sqrt is {tuple(color_sqrt.shape)} but the image has {channels} channels; "

@@ -1,0 +1,18 @@
+"""The dataset pass: read a folder of images and find, for every unit of some layers, the images that excite
+it most (with the spot where it fires) and a histogram of its activation.
+
+Example:
+    >>> from featviz.dataset import ImageFolder, collect_activations
+    >>> stats = collect_activations(model, ImageFolder("val_images", 224), ["blocks.4.0.conv_pwl"], cache_dir="cache")
+    >>> best = stats["blocks.4.0.conv_pwl"].top_examples(3)[0]
+    >>> best.crop(128).save("unit3_crop.png")
+"""
+from featviz.dataset.activations import (
+    Histogram, TopExample, UnitStats, collect_activations, crop_around, weights_fingerprint,
+)
+from featviz.dataset.folder import IMAGE_EXTENSIONS, FileStamp, ImageFolder, UnreadableImageWarning, load_image
+
+__all__ = [
+    "IMAGE_EXTENSIONS", "FileStamp", "Histogram", "ImageFolder", "TopExample", "UnitStats", "UnreadableImageWarning",
+    "collect_activations", "crop_around", "load_image", "weights_fingerprint",
+]

@@ -1,0 +1,608 @@
+"""One pass of a model over an image folder: per unit, the images that excite it most and a histogram.
+
+For every requested layer and every unit (channel) of it, `collect_activations` keeps bounded state however
+many images the folder holds:
+
+* the top-k images by the unit's maximum over positions of its channels-first activation map, each with the
+  value, the ``(y, x)`` of that maximum and the map's size (so `crop_around` can cut the spot out);
+* a histogram of the unit's per-image mean activation.
+
+Histogram range: each unit starts with ``bins`` equal bins over its first batch's range (padded by 5 %, or by
+``max(5 % of |value|, 1e-3)`` around the middle of a bin when that range is a single value). A later value
+outside the range grows it by doubling the bin width, extending on the side of the outlier, and adding
+neighbouring bins in pairs; repeated until every value fits. Counts stay exact (each old bin falls entirely
+inside one new bin) and memory stays ``units x bins`` per layer. Bins at either end may be empty; displays
+should trim them (the gallery site does).
+
+A layer module that runs more than once in one forward pass is read at its first call, as `featviz.hooks`
+reads it for rendering, and the forward pass stops as soon as every requested layer has run.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, NamedTuple, Sequence
+
+import torch
+from PIL import Image
+from torch import nn
+
+from featviz.dataset.folder import PIL_MODES, ImageFolder, centre_square, open_oriented
+from featviz.errors import FeatvizError, suggestion
+from featviz.hooks.capture import OUTPUT, first_tensor
+from featviz.hooks.layout import channels_first
+from featviz.io import atomic_path, ensure_writable_dir
+
+CACHE_FORMAT = 1
+INITIAL_PADDING = 0.05
+MINIMUM_PADDING = 1e-3
+
+
+@dataclass(frozen=True)
+class TopExample:
+    """One of the images that excite a unit most: its file, the unit's maximum, where on the map and the map size.
+
+    Example:
+        >>> best = stats["blocks.4.0.conv_pwl"].top_examples(3)[0]
+        >>> best.path, best.value, best.position, best.map_size
+        ('/data/val/dog.jpg', 7.21, (5, 9), (14, 14))
+    """
+
+    path: str
+    value: float
+    position: tuple[int, int]
+    map_size: tuple[int, int]
+
+    def crop(self, size: int, crop_fraction: float = 0.5, channels: int = 3) -> Image.Image:
+        """The ``size x size`` crop of this image around the spot where the unit fires most (see `crop_around`).
+
+        Example:
+            >>> best.crop(96).save("crop.png")
+        """
+        return crop_around(self.path, self.position, self.map_size, size, crop_fraction, channels)
+
+
+class Histogram(NamedTuple):
+    """``counts[i]`` images had a per-image mean activation in ``[edges[i], edges[i + 1])``."""
+
+    counts: list[int]
+    edges: list[float]
+
+
+class UnitStats:
+    """Dataset statistics of every unit of one layer: top-k examples and a per-image-mean histogram per unit.
+
+    Tensors are indexed by unit first. ``paths`` holds only the images some unit ranks in its top k;
+    ``top_images`` indexes it. Values are in descending order along the second dimension; a folder smaller
+    than k gives fewer columns.
+
+    Example:
+        >>> stats = collect_activations(model, folder, ["blocks.4.0.conv_pwl"])["blocks.4.0.conv_pwl"]
+        >>> stats.units, stats.map_size, stats.histogram(3).counts[:4]
+        (80, (14, 14), [0, 2, 11, 40])
+    """
+
+    def __init__(
+        self,
+        layer: str,
+        paths: list[str],
+        top_values: torch.Tensor,
+        top_images: torch.Tensor,
+        top_positions: torch.Tensor,
+        map_size: tuple[int, int],
+        histogram_counts: torch.Tensor,
+        histogram_low: torch.Tensor,
+        histogram_width: torch.Tensor,
+        image_count: int,
+        image_size: int,
+        channels: int = 3,
+    ) -> None:
+        self.layer = layer
+        self.paths = paths
+        self.top_values = top_values
+        self.top_images = top_images
+        self.top_positions = top_positions
+        self.map_size = (int(map_size[0]), int(map_size[1]))
+        self.histogram_counts = histogram_counts
+        self.histogram_low = histogram_low
+        self.histogram_width = histogram_width
+        self.image_count = int(image_count)
+        self.image_size = int(image_size)
+        self.channels = int(channels)
+
+    @property
+    def units(self) -> int:
+        """The number of units (channels) of the layer."""
+        return int(self.top_values.shape[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"UnitStats(layer={self.layer!r}, units={self.units}, k={self.top_values.shape[1]}, "
+            f"map_size={self.map_size}, images={self.image_count})"
+        )
+
+    def _check_unit(self, unit: int) -> int:
+        if isinstance(unit, bool) or not isinstance(unit, int) or not 0 <= unit < self.units:
+            raise FeatvizError(f"unit {unit!r} is out of range for layer '{self.layer}'; valid: 0..{self.units - 1}")
+        return unit
+
+    def top_examples(self, unit: int) -> list[TopExample]:
+        """The images that excite ``unit`` most, best first.
+
+        Example:
+            >>> [example.value for example in stats.top_examples(0)]
+            [9.1, 8.7, 8.2]
+        """
+        unit = self._check_unit(unit)
+        return [
+            TopExample(self.paths[int(image)], float(value), (int(position[0]), int(position[1])), self.map_size)
+            for value, image, position in zip(
+                self.top_values[unit].tolist(), self.top_images[unit].tolist(), self.top_positions[unit].tolist()
+            )
+        ]
+
+    def histogram(self, unit: int) -> Histogram:
+        """The histogram of ``unit``'s per-image mean activation over the folder.
+
+        Example:
+            >>> counts, edges = stats.histogram(0)
+            >>> sum(counts) == stats.image_count
+            True
+        """
+        unit = self._check_unit(unit)
+        bins = self.histogram_counts.shape[1]
+        edges = self.histogram_low[unit] + self.histogram_width[unit] * torch.arange(bins + 1, dtype=torch.float64)
+        return Histogram(self.histogram_counts[unit].tolist(), edges.tolist())
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to rebuild these statistics, as tensors and plain values (for `torch.save`)."""
+        return {
+            "layer": self.layer, "paths": list(self.paths), "top_values": self.top_values,
+            "top_images": self.top_images, "top_positions": self.top_positions, "map_size": list(self.map_size),
+            "histogram_counts": self.histogram_counts, "histogram_low": self.histogram_low,
+            "histogram_width": self.histogram_width, "image_count": self.image_count, "image_size": self.image_size,
+            "channels": self.channels,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "UnitStats":
+        """Rebuild statistics saved with `state`.
+
+        Example:
+            >>> UnitStats.from_state(stats.state()).units == stats.units
+            True
+        """
+        return cls(**state)
+
+
+class _RunningHistogram:
+    """Per-unit histograms with a range that grows by doubling the bin width (see the module docstring)."""
+
+    def __init__(self, bins: int) -> None:
+        self.bins = bins
+        self.counts: torch.Tensor | None = None
+        self.low: torch.Tensor | None = None
+        self.width: torch.Tensor | None = None
+
+    def add(self, values: torch.Tensor) -> None:
+        """Count ``values`` of shape ``(B, units)`` (float64, CPU); non-finite values are ignored."""
+        finite = torch.isfinite(values)
+        smallest = torch.where(finite, values, float("inf")).amin(0)
+        largest = torch.where(finite, values, float("-inf")).amax(0)
+        if self.counts is None:
+            self._start(smallest, largest)
+        self._grow_to_fit(smallest, largest)
+        units = values.shape[1]
+        safe = torch.where(finite, values, self.low)
+        index = ((safe - self.low) / self.width).floor_().clamp_(0, self.bins - 1).long()
+        index += torch.arange(units) * self.bins
+        self.counts += torch.bincount(index[finite], minlength=units * self.bins).view(units, self.bins)
+
+    def _start(self, smallest: torch.Tensor, largest: torch.Tensor) -> None:
+        empty = ~torch.isfinite(smallest)
+        smallest = smallest.masked_fill(empty, 0.0)
+        largest = largest.masked_fill(empty, 0.0)
+        span = largest - smallest
+        padding = torch.where(
+            span > 0, span * INITIAL_PADDING, (smallest.abs() * INITIAL_PADDING).clamp(min=MINIMUM_PADDING)
+        )
+        self.low = smallest - padding
+        # A unit with one value so far gets it in the middle of a bin rather than on the central edge.
+        self.width = torch.where(span > 0, (span + 2 * padding) / self.bins, 2 * padding / (self.bins - 1))
+        self.counts = torch.zeros((smallest.shape[0], self.bins), dtype=torch.int64)
+
+    def _grow_to_fit(self, smallest: torch.Tensor, largest: torch.Tensor) -> None:
+        assert self.counts is not None and self.low is not None and self.width is not None
+        half = self.bins // 2
+        while True:
+            high = self.low + self.width * self.bins
+            grow_left = smallest < self.low
+            grow_right = (largest > high) & ~grow_left
+            grow = grow_left | grow_right
+            if not bool(grow.any()):
+                return
+            pairs = self.counts.view(-1, half, 2).sum(2)
+            zeros = torch.zeros_like(pairs)
+            self.counts = torch.where(
+                grow_left[:, None],
+                torch.cat([zeros, pairs], 1),
+                torch.where(grow_right[:, None], torch.cat([pairs, zeros], 1), self.counts),
+            )
+            self.low = torch.where(grow_left, self.low - self.width * self.bins, self.low)
+            self.width = torch.where(grow, self.width * 2, self.width)
+
+
+class _LayerAccumulator:
+    """The running top-k and histogram of one layer during the pass."""
+
+    def __init__(self, layer: str, k: int, bins: int) -> None:
+        self.layer = layer
+        self.k = k
+        self.top_values: torch.Tensor | None = None  # (units, <=k) float32
+        self.top_images: torch.Tensor | None = None  # (units, <=k) int64, index into the pass's path list
+        self.top_spots: torch.Tensor | None = None  # (units, <=k) int64, flat y * width + x
+        self.map_size: tuple[int, int] | None = None
+        self.histogram = _RunningHistogram(bins)
+
+    def update(
+        self,
+        maxima: torch.Tensor,
+        spots: torch.Tensor,
+        means: torch.Tensor,
+        map_size: tuple[int, int],
+        first_image: int,
+    ) -> None:
+        batch, units = maxima.shape
+        if self.top_values is None:
+            self.map_size = map_size
+            self.top_values = torch.empty((units, 0), dtype=torch.float32)
+            self.top_images = torch.empty((units, 0), dtype=torch.int64)
+            self.top_spots = torch.empty((units, 0), dtype=torch.int64)
+        elif map_size != self.map_size or units != self.top_values.shape[0]:
+            raise FeatvizError(
+                f"layer '{self.layer}' changed shape during the pass ({self.top_values.shape[0]} units on "
+                f"{self.map_size} before, {units} on {map_size} now); use a fixed image size"
+            )
+        images = torch.arange(first_image, first_image + batch, dtype=torch.int64).expand(units, batch)
+        values = torch.cat([self.top_values, maxima.t().nan_to_num(nan=float("-inf"))], 1)
+        # A stable sort keeps earlier images ahead of later ones with the same value: deterministic ties.
+        order = values.argsort(dim=1, descending=True, stable=True)[:, : self.k]
+        self.top_values = values.gather(1, order)
+        self.top_images = torch.cat([self.top_images, images], 1).gather(1, order)
+        self.top_spots = torch.cat([self.top_spots, spots.t()], 1).gather(1, order)
+        self.histogram.add(means)
+
+    def finish(self, all_paths: list[str], image_size: int, channels: int) -> UnitStats:
+        assert self.top_values is not None and self.top_images is not None and self.top_spots is not None
+        assert self.map_size is not None
+        used, compact = torch.unique(self.top_images, sorted=True, return_inverse=True)
+        width = self.map_size[1]
+        positions = torch.stack([self.top_spots // width, self.top_spots % width], dim=2)
+        histogram = self.histogram
+        assert histogram.counts is not None and histogram.low is not None and histogram.width is not None
+        return UnitStats(
+            layer=self.layer,
+            paths=[all_paths[index] for index in used.tolist()],
+            top_values=self.top_values.contiguous(),
+            top_images=compact.contiguous(),
+            top_positions=positions.contiguous(),
+            map_size=self.map_size,
+            histogram_counts=histogram.counts,
+            histogram_low=histogram.low,
+            histogram_width=histogram.width,
+            image_count=len(all_paths),
+            image_size=image_size,
+            channels=channels,
+        )
+
+
+class _StopPass(Exception):
+    """Raised by the last hook to fire: the rest of the network is not needed."""
+
+
+def _reduce(activation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """Per image and unit: the max over positions, its flat position, the mean over positions; and the map size."""
+    maps = channels_first(activation)
+    height, width = int(maps.shape[2]), int(maps.shape[3])
+    flat = maps.flatten(2)
+    maxima, spots = flat.max(dim=2)
+    means = flat.mean(dim=2, dtype=torch.float64)
+    return maxima.float().cpu(), spots.cpu(), means.cpu(), (height, width)
+
+
+def _resolve_layer(model: nn.Module, network: nn.Module, name: str) -> nn.Module:
+    get_layer = getattr(model, "get_layer", None)
+    if callable(get_layer):
+        return get_layer(name)
+    if name:
+        try:
+            return network.get_submodule(name)
+        except AttributeError:
+            pass
+    names = [module_name for module_name, _ in network.named_modules() if module_name]
+    raise FeatvizError(f"unknown layer '{name}'{suggestion(name, names)}; pass a dot path from network.named_modules()")
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    device = getattr(model, "device", None)
+    if device is not None:
+        return torch.device(device)
+    for tensor in model.parameters():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _model_dtype(model: nn.Module) -> torch.dtype:
+    dtype = getattr(model, "dtype", None)
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    for tensor in model.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
+
+
+def weights_fingerprint(model: nn.Module, sample_bytes: int = 1 << 16) -> str:
+    """A hex digest of the model's state: every tensor's name, dtype and shape, and its first ``sample_bytes`` bytes.
+
+    Cheap (a few MB hashed even for large models) and sensitive to any change of architecture, checkpoint or
+    normalization; two checkpoints that differ only past the first 64 KiB of every tensor would collide.
+
+    Example:
+        >>> weights_fingerprint(model)[:12]
+        '3fa1c09be2d4'
+    """
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
+        if tensor.is_meta or tensor.numel() == 0:
+            continue
+        flat = tensor.detach().reshape(-1)
+        count = min(flat.numel(), max(1, sample_bytes // flat.element_size()))
+        digest.update(flat[:count].cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _cache_key(model: nn.Module, folder: ImageFolder, layers: Sequence[str], k: int, bins: int) -> str:
+    files = hashlib.sha256()
+    for stamp in folder.stamps:
+        files.update(f"{stamp.relative_path}\0{stamp.size}\0{stamp.mtime_ns}\n".encode())
+    network = getattr(model, "network", model)
+    return json.dumps(
+        {
+            "format": CACHE_FORMAT, "model": str(getattr(model, "name", type(network).__name__)),
+            "weights": weights_fingerprint(model), "layers": sorted(layers), "size": folder.size,
+            "channels": folder.channels, "root": str(folder.root), "files": files.hexdigest(), "k": k, "bins": bins,
+        },
+        sort_keys=True,
+    )
+
+
+def _load_cache(path: Path, key: str) -> dict[str, UnitStats] | None:
+    if not path.exists():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved.get("key") != key:
+            return None
+        return {layer: UnitStats.from_state(state) for layer, state in saved["layers"].items()}
+    except Exception as error:  # noqa: BLE001 - a damaged cache is recomputed, never fatal
+        warnings.warn(f"ignoring unreadable activation cache '{path}' ({type(error).__name__}: {error})", stacklevel=3)
+        return None
+
+
+def _check_positive_int(value: Any, what: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise FeatvizError(f"{what} must be an int >= {minimum}, not {value!r}")
+    return value
+
+
+def collect_activations(
+    model: nn.Module,
+    folder: ImageFolder | str | os.PathLike,
+    layers: Iterable[str],
+    batch_size: int = 32,
+    cache_dir: str | os.PathLike | None = None,
+    device: torch.device | str | None = None,
+    *,
+    k: int = 9,
+    bins: int = 32,
+    workers: int | None = None,
+    progress: bool = False,
+) -> dict[str, UnitStats]:
+    """Run ``model`` once over every image of ``folder`` and return each layer's `UnitStats`.
+
+    ``model`` takes images in ``[0, 1]`` and normalizes them itself (a `featviz.Model`); layers are dot paths
+    of ``model.network`` or ``"@output"`` (the network's output, e.g. class logits). ``folder`` is an
+    `ImageFolder` or a folder path (read at the model's square input size). Images go to ``device``
+    (default: the model's) in the model's dtype. ``workers`` threads decode images while the model runs
+    (default: up to 4). With ``cache_dir``, the result is saved there under a hash of the model name, its
+    weights fingerprint, the layers, image size and channels, every file's path, size and mtime, ``k`` and
+    ``bins``; a later call with the same inputs loads it without running the model.
+
+    Example:
+        >>> stats = collect_activations(model, ImageFolder("val", 224), ["blocks.4.0.conv_pwl"], cache_dir="cache")
+        >>> stats["blocks.4.0.conv_pwl"].top_examples(3)[0].path
+        '/data/val/n01440764/ILSVRC2012_val_00000293.JPEG'
+    """
+    if isinstance(layers, str):
+        layers = [layers]
+    layer_names = list(dict.fromkeys(layers))
+    if not layer_names:
+        raise FeatvizError("no layers given; pass at least one layer name (list them with `featviz layers MODEL`)")
+    for name in layer_names:
+        if not isinstance(name, str):
+            raise FeatvizError(f"layer names must be strings, not {name!r}")
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    k = _check_positive_int(k, "k")
+    bins = _check_positive_int(bins, "bins", minimum=2)
+    if bins % 2:
+        raise FeatvizError(f"bins must be even (the histogram grows by merging bin pairs), not {bins}; try {bins + 1}")
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1)
+    workers = _check_positive_int(workers, "workers", minimum=0)
+    channels = int(getattr(model, "channels", 3))
+    if not isinstance(folder, ImageFolder):
+        height, width = getattr(model, "input_size", (224, 224))
+        if height != width:
+            raise FeatvizError(
+                f"the model's input is {height}x{width}; pass ImageFolder(path, size=...) with the square size to use"
+            )
+        folder = ImageFolder(folder, size=int(height), channels=channels)
+    if folder.channels != channels:
+        raise FeatvizError(
+            f"the folder reads {folder.channels}-channel images but the model takes {channels}; "
+            f"use ImageFolder(..., channels={channels})"
+        )
+    network = getattr(model, "network", model)
+    modules = {name: _resolve_layer(model, network, name) for name in layer_names if name != OUTPUT}
+    cache_path = None
+    if cache_dir is not None:
+        key = _cache_key(model, folder, layer_names, k, bins)
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        cache_path = ensure_writable_dir(cache_dir) / f"activations-{digest[:24]}.pt"
+        cached = _load_cache(cache_path, key)
+        if cached is not None and all(name in cached for name in layer_names):
+            return {name: cached[name] for name in layer_names}
+    result = _run_pass(
+        model, network, folder, layer_names, modules, batch_size, k, bins, workers, progress,
+        torch.device(device) if device is not None else _model_device(model),
+    )
+    if cache_path is not None:
+        with atomic_path(cache_path) as temporary:
+            torch.save({"key": key, "layers": {name: stats.state() for name, stats in result.items()}}, temporary)
+    return result
+
+
+def _run_pass(
+    model: nn.Module,
+    network: nn.Module,
+    folder: ImageFolder,
+    layer_names: list[str],
+    modules: dict[str, nn.Module],
+    batch_size: int,
+    k: int,
+    bins: int,
+    workers: int,
+    progress: bool,
+    device: torch.device,
+) -> dict[str, UnitStats]:
+    from tqdm.auto import tqdm
+
+    accumulators = {name: _LayerAccumulator(name, k, bins) for name in layer_names}
+    reductions: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, int]]] = {}
+    pending: set[str] = set()
+    stop_early = OUTPUT not in accumulators
+
+    def hook_for(name: str):
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            if name not in pending:
+                return
+            pending.discard(name)
+            reductions[name] = _reduce(first_tensor(output))
+            if stop_early and not pending:
+                raise _StopPass
+
+        return hook
+
+    dtype = _model_dtype(model)
+    all_paths: list[str] = []
+    handles = []
+    was_training = network.training
+    bar = tqdm(total=len(folder), unit="image", desc="dataset pass", disable=not progress)
+    try:
+        for name, module in modules.items():
+            handles.append(module.register_forward_hook(hook_for(name)))
+        network.eval()
+        # closing(): the decoding threads stop at once if the pass raises, not when the generator is collected.
+        with torch.inference_mode(), contextlib.closing(folder.batches(batch_size, workers=workers)) as batches:
+            for paths, images in batches:
+                pending.clear()
+                pending.update(modules)
+                reductions.clear()
+                output = None
+                try:
+                    output = model(images.to(device=device, dtype=dtype, non_blocking=True))
+                except _StopPass:
+                    pass
+                if pending:
+                    missing = ", ".join(sorted(pending))
+                    raise FeatvizError(
+                        f"layer(s) {missing} did not run in the forward pass; pick layers the model's forward calls"
+                    )
+                if OUTPUT in accumulators:
+                    reductions[OUTPUT] = _reduce(first_tensor(output))
+                first_image = len(all_paths)
+                all_paths.extend(str(path) for path in paths)
+                for name, accumulator in accumulators.items():
+                    accumulator.update(*reductions[name], first_image=first_image)
+                bar.update(len(paths))
+    finally:
+        bar.close()
+        for handle in handles:
+            handle.remove()
+        network.train(was_training)
+    if not all_paths:
+        raise FeatvizError(
+            f"none of the {len(folder)} images under '{folder.root}' could be read; pass a folder of valid images"
+        )
+    return {name: layer.finish(all_paths, folder.size, folder.channels) for name, layer in accumulators.items()}
+
+
+def crop_around(
+    image_path: str | os.PathLike,
+    position: tuple[int, int],
+    map_size: tuple[int, int],
+    size: int,
+    crop_fraction: float = 0.5,
+    channels: int = 3,
+) -> Image.Image:
+    """The ``size x size`` crop of an image around the spot that ``position`` on an activation map looks at.
+
+    The map covers the centred square that `ImageFolder` fed the model, so map cell ``(y, x)`` of a
+    ``(height, width)`` map is centred at ``((y + 0.5) / height, (x + 0.5) / width)`` of that square. The crop
+    is a square of side ``crop_fraction`` times the square's side, cut from the full-resolution original
+    (upright), centred on that spot and shifted to stay inside the image, then resized to ``size``.
+
+    Example:
+        >>> best = stats["blocks.4.0.conv_pwl"].top_examples(3)[0]
+        >>> crop_around(best.path, best.position, best.map_size, size=128, crop_fraction=0.4).save("crop.png")
+    """
+    size = _check_positive_int(size, "crop size")
+    if isinstance(crop_fraction, bool) or not isinstance(crop_fraction, (int, float)) or not 0 < crop_fraction <= 1:
+        raise FeatvizError(
+            f"crop_fraction must be in (0, 1] (the share of the image side to keep), not {crop_fraction!r}"
+        )
+    height, width = (int(value) for value in map_size)
+    y, x = (int(value) for value in position)
+    if height < 1 or width < 1 or not (0 <= y < height and 0 <= x < width):
+        raise FeatvizError(
+            f"position {(y, x)} is outside an activation map of size {(height, width)}; "
+            f"valid: y in 0..{height - 1}, x in 0..{width - 1}"
+        )
+    mode = PIL_MODES.get(channels)
+    if mode is None:
+        raise FeatvizError(f"channels must be one of {', '.join(map(str, PIL_MODES))}, not {channels!r}")
+    try:
+        image = open_oriented(image_path, mode)
+    except Exception as error:  # noqa: BLE001 - report any decoder failure as one line
+        raise FeatvizError(
+            f"cannot read image '{image_path}' ({type(error).__name__}: {error}); check that the file is a valid image"
+        ) from None
+    left, top, side = centre_square(*image.size)
+    centre_y = top + (y + 0.5) / height * side
+    centre_x = left + (x + 0.5) / width * side
+    crop_side = crop_fraction * side
+    box_left = min(max(centre_x - crop_side / 2, 0.0), image.width - crop_side)
+    box_top = min(max(centre_y - crop_side / 2, 0.0), image.height - crop_side)
+    return image.resize(
+        (size, size),
+        Image.Resampling.BICUBIC,
+        box=(box_left, box_top, box_left + crop_side, box_top + crop_side),
+        reducing_gap=3.0,
+    )

@@ -1,0 +1,228 @@
+"""A folder of images read lazily, in batches of bounded size, preprocessed the way the dataset pass needs.
+
+Preprocessing of every image: EXIF orientation applied, the centred square of side ``min(width, height)``
+resized to ``size x size`` (so the shorter side becomes ``size`` and the longer side is centre-cropped) in one
+antialiased resampling step, values scaled to ``[0, 1]``. `crop_around` inverts exactly this mapping to cut the
+part of the original image that a position on an activation map looks at.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator, NamedTuple, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from featviz.errors import FeatvizError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+class UnreadableImageWarning(UserWarning):
+    """Warned once per file that `ImageFolder` skips because it cannot be decoded."""
+
+
+class FileStamp(NamedTuple):
+    """A file's path relative to the folder root (POSIX form), its size in bytes and mtime in nanoseconds."""
+
+    relative_path: str
+    size: int
+    mtime_ns: int
+
+
+def _pil_mode(channels: int) -> str:
+    if channels not in PIL_MODES:
+        valid = ", ".join(str(count) for count in PIL_MODES)
+        raise FeatvizError(f"images can be read with {valid} channels, not {channels}; pick one of those")
+    return PIL_MODES[channels]
+
+
+def open_oriented(path: str | os.PathLike, mode: str, draft_size: int | None = None) -> Image.Image:
+    """Decode the image at ``path`` upright (EXIF orientation applied) in PIL ``mode``.
+
+    ``draft_size`` lets JPEG decoding skip detail that a later downscale to that size would drop (the decoded
+    image keeps both sides at least ``draft_size``). Decoding errors propagate (OSError, ValueError, ...).
+
+    Example:
+        >>> open_oriented("photo.jpg", "RGB").size
+        (640, 480)
+    """
+    with Image.open(path) as image:
+        if draft_size is not None and mode in ("RGB", "L"):
+            image.draft(mode, (draft_size, draft_size))
+        upright = ImageOps.exif_transpose(image)
+        # .convert always returns a new, fully decoded image, independent of the closed file.
+        return upright.convert(mode)
+
+
+def centre_square(width: int, height: int) -> tuple[float, float, float]:
+    """``(left, top, side)`` of the centred square that `load_image` resizes to the model's input.
+
+    Example:
+        >>> centre_square(640, 480)
+        (80.0, 0.0, 480.0)
+    """
+    side = float(min(width, height))
+    return (width - side) / 2.0, (height - side) / 2.0, side
+
+
+def load_image(path: str | os.PathLike, size: int, channels: int = 3) -> np.ndarray:
+    """One image as a ``(size, size, channels)`` uint8 array: upright, shorter side resized to ``size``, centre-cropped.
+
+    Raises whatever PIL raises for an unreadable file; `ImageFolder` turns that into a warning and a skip.
+
+    Example:
+        >>> load_image("photo.jpg", 64).shape
+        (64, 64, 3)
+    """
+    mode = _pil_mode(channels)
+    image = open_oriented(path, mode, draft_size=size)
+    left, top, side = centre_square(*image.size)
+    resized = image.resize(
+        (size, size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side), reducing_gap=3.0
+    )
+    array = np.asarray(resized, dtype=np.uint8)
+    return array[:, :, None] if array.ndim == 2 else array
+
+
+def _load_or_reason(path: Path, size: int, channels: int) -> tuple[np.ndarray | None, str]:
+    try:
+        return load_image(path, size, channels), ""
+    except Exception as error:  # noqa: BLE001 - any decoder failure means "skip this file"
+        return None, f"{type(error).__name__}: {error}"
+
+
+class ImageFolder:
+    """Every image file under ``root`` (nested folders included), read lazily in deterministic order.
+
+    Files are found once, at construction: those whose extension (any case) is in ``extensions``, skipping
+    hidden files and folders (names starting with ``.``), sorted by their path relative to ``root``. Images
+    are decoded only while iterating `batches`, which keeps at most two batches in memory however large the
+    folder is. A file that cannot be decoded is skipped with one `UnreadableImageWarning` naming it (once per
+    file for the life of the folder object); iteration never raises for a bad file.
+
+    Example:
+        >>> folder = ImageFolder("val_images", size=224)
+        >>> for paths, images in folder.batches(32):
+        ...     images.shape  # (len(paths), 3, 224, 224), float32 in [0, 1]
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        size: int,
+        extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        channels: int = 3,
+    ) -> None:
+        self.root = Path(root).expanduser().resolve()
+        if not self.root.is_dir():
+            what = "is not a folder" if self.root.exists() else "does not exist"
+            raise FeatvizError(f"image folder '{self.root}' {what}; pass a folder that holds images")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise FeatvizError(f"image size must be a positive int (pixels), not {size!r}")
+        if isinstance(extensions, str):
+            extensions = (extensions,)
+        normalized = tuple(
+            ("" if extension.startswith(".") else ".") + extension.lower() for extension in extensions if extension
+        )
+        if not normalized:
+            raise FeatvizError("extensions is empty; pass file endings such as ('.jpg', '.png')")
+        self.size = size
+        self.channels = channels
+        self.mode = _pil_mode(channels)
+        self.extensions = normalized
+        self.stamps = self._scan()
+        if not self.stamps:
+            raise FeatvizError(
+                f"no images ending in {', '.join(self.extensions)} under '{self.root}'; "
+                "pass a folder of images or other extensions="
+            )
+        self.paths = [self.root / stamp.relative_path for stamp in self.stamps]
+        self.skipped: set[Path] = set()
+
+    def _scan(self) -> list[FileStamp]:
+        stamps = []
+        for folder, folder_names, file_names in os.walk(self.root):
+            folder_names[:] = sorted(name for name in folder_names if not name.startswith("."))
+            for name in file_names:
+                if name.startswith(".") or not name.lower().endswith(self.extensions):
+                    continue
+                path = Path(folder, name)
+                try:
+                    status = path.stat()
+                except OSError:  # a dangling symlink or a file removed while scanning
+                    continue
+                stamps.append(FileStamp(path.relative_to(self.root).as_posix(), status.st_size, status.st_mtime_ns))
+        stamps.sort(key=lambda stamp: stamp.relative_path)
+        return stamps
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __repr__(self) -> str:
+        return f"ImageFolder('{self.root}', size={self.size}, channels={self.channels}, images={len(self)})"
+
+    def batches(self, batch_size: int, workers: int = 0) -> Iterator[tuple[list[Path], torch.Tensor]]:
+        """Yield ``(paths, images)``: up to ``batch_size`` readable images as a float32 ``(B, C, size, size)`` tensor.
+
+        Unreadable files are left out of ``paths`` and ``images`` (a batch whose files all fail is not
+        yielded). ``workers > 0`` decodes in that many threads, preparing the next batch while the caller
+        works on the current one; memory stays bounded by two batches either way.
+
+        Example:
+            >>> for paths, images in ImageFolder("images", 64).batches(16, workers=2):
+            ...     print(len(paths), images.shape)
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise FeatvizError(f"batch_size must be a positive int, not {batch_size!r}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise FeatvizError(f"workers must be an int >= 0 (0 decodes in this thread), not {workers!r}")
+        chunks = (self.paths[start:start + batch_size] for start in range(0, len(self.paths), batch_size))
+        if workers == 0:
+            for chunk in chunks:
+                batch = self._assemble(chunk, [_load_or_reason(path, self.size, self.channels) for path in chunk])
+                if batch is not None:
+                    yield batch
+            return
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="featviz-images")
+        try:
+            pending: tuple[list[Path], list[Future]] | None = None
+            for chunk in chunks:
+                futures = [pool.submit(_load_or_reason, path, self.size, self.channels) for path in chunk]
+                if pending is not None:
+                    batch = self._assemble(pending[0], [future.result() for future in pending[1]])
+                    if batch is not None:
+                        yield batch
+                pending = (chunk, futures)
+            if pending is not None:
+                batch = self._assemble(pending[0], [future.result() for future in pending[1]])
+                if batch is not None:
+                    yield batch
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _assemble(
+        self, chunk: list[Path], loaded: list[tuple[np.ndarray | None, str]]
+    ) -> tuple[list[Path], torch.Tensor] | None:
+        good_paths = []
+        arrays = []
+        for path, (array, reason) in zip(chunk, loaded):
+            if array is None:
+                if path not in self.skipped:
+                    self.skipped.add(path)
+                    message = f"skipping unreadable image '{path}' ({reason})"
+                    warnings.warn(message, UnreadableImageWarning, stacklevel=3)
+                continue
+            good_paths.append(path)
+            arrays.append(array)
+        if not arrays:
+            return None
+        pixels = torch.from_numpy(np.stack(arrays))  # (B, H, W, C) uint8
+        images = torch.empty((len(arrays), self.channels, self.size, self.size), dtype=torch.float32)
+        images.copy_(pixels.permute(0, 3, 1, 2)).div_(255.0)
+        return good_paths, images

@@ -1,0 +1,559 @@
+"""A static gallery site: plain HTML, CSS and JS files that work from disk (file://) or any web server.
+
+No external URL, CDN or build step. File layout (paths relative to the site folder; ``LAYER`` is
+`layer_slug` of the layer name, ``UNIT`` the unit number)::
+
+    index.html                        the layers, their unit counts and a few preview thumbnails
+    layers/LAYER.html                 a grid of the layer's unit thumbnails (lazy-loaded), linking to unit pages
+    units/LAYER/UNIT.html             one unit: visualizations, diversity set, dataset examples, histogram, metadata
+    images/LAYER/UNIT/positive.png    the unit's visualizations, written by the renderer (see `unit_paths`)
+    images/LAYER/UNIT/negative.png
+    images/LAYER/UNIT/diversity-I.png I = 0, 1, 2, 3
+    images/LAYER/UNIT/thumbnail.png   a small copy of the positive image, made by `write_site`
+    images/LAYER/UNIT/example-I.jpg   dataset example I as the model saw it, and
+    images/LAYER/UNIT/crop-I.jpg      its crop around the spot where the unit fires most (`write_unit_examples`)
+    assets/style.css, assets/site.js  copied from featviz/gallery/assets
+    manifest.json                     the records the pages are made from (`featviz.gallery.manifest`)
+
+Every name written into HTML is escaped (``html.escape(..., quote=True)``) and every URL is percent-encoded,
+so layer names like ``<script>`` or quotes are shown, never interpreted. Unit pages answer the keys
+ArrowLeft / ``k`` (previous unit), ArrowRight / ``j`` (next unit), ``u`` / Escape (up to the layer page); layer
+pages answer the same keys for the previous / next layer and the index. Every file is written atomically.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import importlib.resources
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import quote
+
+from PIL import Image
+
+from featviz.dataset.activations import UnitStats
+from featviz.dataset.folder import load_image
+from featviz.errors import FeatvizError
+from featviz.gallery.manifest import Manifest, record_key
+from featviz.io import atomic_path, ensure_writable_dir, write_bytes
+
+DIVERSITY = 4
+ASSETS = ("style.css", "site.js")
+KNOWN_KEYS = ("objective", "steps", "seed", "activation", "render_seconds")
+STRUCTURE_KEYS = frozenset({"layer", "unit", "images", "dataset_examples", "histogram"})
+_UNSAFE = re.compile(r"[^a-z0-9._-]")
+
+
+def layer_slug(layer: str) -> str:
+    """The file-system-safe name of a layer's folder and page: the name itself when it is lower-case
+    ``[a-z0-9._-]``, else a cleaned name plus 8 hex digits of its hash (so different layers never collide,
+    even on case-insensitive file systems).
+
+    Example:
+        >>> layer_slug("blocks.4.0.conv_pwl"), layer_slug("<script>")
+        ('blocks.4.0.conv_pwl', '_script_-5b63e5b2')
+    """
+    cleaned = _UNSAFE.sub("_", layer.lower())[:80].strip(".")
+    if cleaned != layer:
+        cleaned = f"{cleaned or 'layer'}-{hashlib.sha256(layer.encode()).hexdigest()[:8]}"
+    return cleaned
+
+
+@dataclass(frozen=True)
+class UnitPaths:
+    """Where one unit's files live, relative to the site folder (POSIX paths).
+
+    Example:
+        >>> paths = unit_paths("conv1", 7)
+        >>> paths.positive, paths.page
+        ('images/conv1/7/positive.png', 'units/conv1/7.html')
+    """
+
+    folder: str
+    page: str
+    positive: str
+    negative: str
+    diversity: tuple[str, ...]
+    thumbnail: str
+
+    def example(self, index: int) -> str:
+        """The path of dataset example ``index`` (the image as the model saw it)."""
+        return f"{self.folder}/example-{index}.jpg"
+
+    def crop(self, index: int) -> str:
+        """The path of the crop of dataset example ``index``."""
+        return f"{self.folder}/crop-{index}.jpg"
+
+
+def unit_paths(layer: str, unit: int, diversity: int = DIVERSITY) -> UnitPaths:
+    """The site-relative paths of a unit's page and image files (see the module docstring for the layout).
+
+    Example:
+        >>> paths = unit_paths("blocks.4.0.conv_pwl", 3)
+        >>> result.save(site_dir / paths.positive)
+    """
+    slug = layer_slug(layer)
+    folder = f"images/{slug}/{int(unit)}"
+    return UnitPaths(
+        folder=folder,
+        page=f"units/{slug}/{int(unit)}.html",
+        positive=f"{folder}/positive.png",
+        negative=f"{folder}/negative.png",
+        diversity=tuple(f"{folder}/diversity-{index}.png" for index in range(diversity)),
+        thumbnail=f"{folder}/thumbnail.png",
+    )
+
+
+def layer_page(layer: str) -> str:
+    """The site-relative path of a layer's page.
+
+    Example:
+        >>> layer_page("conv1")
+        'layers/conv1.html'
+    """
+    return f"layers/{layer_slug(layer)}.html"
+
+
+def _save_jpeg(image: Image.Image, path: Path) -> None:
+    if image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    with atomic_path(path) as temporary:
+        image.save(temporary, format="JPEG", quality=90)
+
+
+def write_unit_examples(
+    site_dir: str | os.PathLike,
+    stats: UnitStats,
+    unit: int,
+    *,
+    example_size: int = 224,
+    crop_size: int = 128,
+    crop_fraction: float = 0.5,
+    count: int | None = None,
+) -> dict[str, Any]:
+    """Write a unit's dataset examples (image as the model saw it, and the crop around its hottest spot) into the
+    site, and return the record fields that describe them: ``{"dataset_examples": [...], "histogram": {...}}``.
+
+    A source image that can no longer be read is left out with a warning. ``count`` limits the examples
+    (default: all of the top k).
+
+    Example:
+        >>> record = {"layer": "conv1", "unit": 3, "images": {...}}
+        >>> record.update(write_unit_examples("site", stats["conv1"], 3))
+        >>> manifest.add(record)
+    """
+    site_dir = Path(site_dir)
+    paths = unit_paths(stats.layer, unit)
+    examples = []
+    for index, example in enumerate(stats.top_examples(unit)[:count]):
+        try:
+            pixels = load_image(example.path, example_size, stats.channels)
+            whole = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+            crop = example.crop(crop_size, crop_fraction, stats.channels)
+        except Exception as error:  # noqa: BLE001 - a vanished or damaged source loses one example, not the gallery
+            reason = f"{type(error).__name__}: {error}"
+            warnings.warn(f"leaving out dataset example '{example.path}' ({reason})", stacklevel=2)
+            continue
+        _save_jpeg(whole, site_dir / paths.example(index))
+        _save_jpeg(crop, site_dir / paths.crop(index))
+        examples.append({
+            "image": paths.example(index), "crop": paths.crop(index), "value": example.value, "source": example.path,
+            "position": list(example.position), "map_size": list(example.map_size),
+        })
+    counts, edges = stats.histogram(unit)
+    return {"dataset_examples": examples, "histogram": {"counts": counts, "edges": edges, "images": stats.image_count}}
+
+
+def _text(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _href(prefix: str, path: str) -> str:
+    return html.escape(prefix + quote(path, safe="/"), quote=True)
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+class _SiteFiles:
+    """Checks that the image paths records name exist inside the site; remembers the ones that do not."""
+
+    def __init__(self, site_dir: Path) -> None:
+        self.site_dir = site_dir
+        self.missing: list[str] = []
+
+    def get(self, path: Any) -> str | None:
+        if not isinstance(path, str) or not path:
+            return None
+        relative = PurePosixPath(path.replace("\\", "/"))
+        if relative.is_absolute() or ".." in relative.parts or not (self.site_dir / relative).is_file():
+            self.missing.append(path)
+            return None
+        return relative.as_posix()
+
+
+def _thumbnail(site_dir: Path, source: str, target: str, size: int) -> str | None:
+    """Make ``target`` a small copy of ``source`` unless it is already newer; None when the source is unreadable."""
+    source_path, target_path = site_dir / source, site_dir / target
+    try:
+        if target_path.exists() and target_path.stat().st_mtime_ns >= source_path.stat().st_mtime_ns:
+            return target
+        with Image.open(source_path) as image:
+            image.draft("RGB", (size, size))
+            small = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
+        small.thumbnail((size, size), Image.Resampling.LANCZOS)
+        with atomic_path(target_path) as temporary:
+            small.save(temporary, format="PNG", optimize=True)
+        return target
+    except Exception as error:  # noqa: BLE001 - one unreadable picture must not stop the site
+        warnings.warn(f"cannot make a thumbnail of '{source_path}' ({type(error).__name__}: {error})", stacklevel=3)
+        return None
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    data = text.encode("utf-8")
+    try:
+        if path.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    write_bytes(path, data)
+
+
+Link = tuple[str, str]  # (label, site-relative path)
+UNIT_KEYS = (
+    "<kbd>&larr;</kbd>/<kbd>k</kbd> previous, <kbd>&rarr;</kbd>/<kbd>j</kbd> next, <kbd>u</kbd>/<kbd>Esc</kbd> layer"
+)
+LAYER_KEYS = (
+    "<kbd>&larr;</kbd>/<kbd>k</kbd> previous layer, <kbd>&rarr;</kbd>/<kbd>j</kbd> next layer, "
+    "<kbd>u</kbd>/<kbd>Esc</kbd> index"
+)
+
+
+def _page(
+    title: str, depth: int, kind: str, crumbs: Sequence[tuple[str, str | None]], body: str, nav: str = ""
+) -> str:
+    prefix = "../" * depth
+    trail = " <span class=\"sep\">/</span> ".join(
+        f"<a href=\"{_href(prefix, link)}\">{_text(label)}</a>" if link is not None else f"<span>{_text(label)}</span>"
+        for label, link in crumbs
+    )
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        f"<title>{_text(title)}</title>\n<link rel=\"icon\" href=\"data:,\">\n"
+        f"<link rel=\"stylesheet\" href=\"{_href(prefix, 'assets/style.css')}\">\n"
+        f"<script src=\"{_href(prefix, 'assets/site.js')}\" defer></script>\n</head>\n"
+        f"<body class=\"{kind}\">\n<header><nav class=\"crumbs\">{trail}</nav>{nav}</header>\n"
+        f"<main>\n{body}\n</main>\n<footer>Made with featviz.</footer>\n</body>\n</html>\n"
+    )
+
+
+def _pager(prefix: str, previous: Link | None, up: Link, following: Link | None, keys: str) -> str:
+    """The visible previous / up / next links; site.js follows them on key presses (``data-nav``)."""
+
+    def link(role: str, target: Link | None, text: str) -> str:
+        if target is None:
+            return f"<span class=\"disabled\">{text.format('')}</span>"
+        label, path = target
+        relation = f" rel=\"{role}\"" if role != "up" else ""
+        return f"<a data-nav=\"{role}\"{relation} href=\"{_href(prefix, path)}\">{text.format(_text(label))}</a>"
+
+    return (
+        f"<nav class=\"pager\">{link('prev', previous, '&larr; {}')} {link('up', up, '{}')} "
+        f"{link('next', following, '{} &rarr;')}<span class=\"keys\">{keys}</span></nav>"
+    )
+
+
+def _histogram_svg(histogram: Any) -> str:
+    """An inline SVG bar chart of a record's histogram, empty bins at both ends trimmed; "" without data."""
+    if not isinstance(histogram, Mapping):
+        return ""
+    counts, edges = histogram.get("counts"), histogram.get("edges")
+    if not isinstance(counts, list) or not isinstance(edges, list) or len(edges) != len(counts) + 1:
+        return ""
+    if not all(isinstance(number, (int, float)) for number in counts + edges):
+        return ""
+    filled = [index for index, count in enumerate(counts) if count > 0]
+    if not filled:
+        return ""
+    first, last = filled[0], filled[-1]
+    counts, edges = counts[first:last + 1], edges[first:last + 2]
+    width, height, axis = 480.0, 120.0, 16.0
+    bar = width / len(counts)
+    peak = max(counts)
+    bars = []
+    for index, count in enumerate(counts):
+        bar_height = (height - axis) * count / peak
+        span = f"{_number(float(edges[index]))} to {_number(float(edges[index + 1]))}"
+        bars.append(
+            f"<rect x=\"{index * bar:.2f}\" y=\"{height - axis - bar_height:.2f}\" width=\"{max(bar - 1, 0.5):.2f}\" "
+            f"height=\"{bar_height:.2f}\"><title>{_text(span)}: {int(count)} images</title></rect>"
+        )
+    total = histogram.get("images", sum(counts))
+    label = f"histogram of the per-image mean activation over {_number(total)} images"
+    baseline = f"{height - axis:.0f}"
+    return (
+        f"<svg class=\"histogram\" viewBox=\"0 0 {width:.0f} {height:.0f}\" role=\"img\" aria-label=\"{_text(label)}\">"
+        f"{''.join(bars)}<line x1=\"0\" y1=\"{baseline}\" x2=\"{width:.0f}\" y2=\"{baseline}\"/>"
+        f"<text x=\"0\" y=\"{height - 3:.0f}\">{_text(_number(float(edges[0])))}</text>"
+        f"<text x=\"{width:.0f}\" y=\"{height - 3:.0f}\" text-anchor=\"end\">{_text(_number(float(edges[-1])))}</text>"
+        "</svg>"
+    )
+
+
+def _figure(prefix: str, path: str | None, alt: str, caption: str, css: str) -> str:
+    picture = (
+        f"<img src=\"{_href(prefix, path)}\" alt=\"{_text(alt)}\">" if path is not None
+        else "<div class=\"missing\">no image</div>"
+    )
+    return f"<figure class=\"{css}\">{picture}<figcaption>{_text(caption)}</figcaption></figure>"
+
+
+def _mapping(record: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = record.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(record: Mapping[str, Any], key: str) -> list[Any]:
+    value = record.get(key)
+    return value if isinstance(value, list) else []
+
+
+def _example_cards(prefix: str, examples: list[Any], files: _SiteFiles) -> list[str]:
+    cards = []
+    for index, example in enumerate(examples):
+        if not isinstance(example, Mapping):
+            continue
+        # Only the file name: the site may be published, the absolute source path stays in the manifest.
+        source = PurePosixPath(str(example.get("source", f"example {index}")).replace("\\", "/")).name
+        value = example.get("value")
+        caption = f"max {_text(_number(value))}" if isinstance(value, (int, float)) else ""
+        whole, crop = files.get(example.get("image")), files.get(example.get("crop"))
+        pictures = "".join(
+            f"<img src=\"{_href(prefix, path)}\" alt=\"{_text(what + source)}\" title=\"{_text(source)}\" "
+            "loading=\"lazy\">"
+            for path, what in ((whole, "dataset image "), (crop, "crop of "))
+            if path is not None
+        )
+        cards.append(
+            f"<figure class=\"example\"><div class=\"pair\">{pictures}</div><figcaption>{caption}</figcaption></figure>"
+        )
+    return cards
+
+
+def _metadata_table(record: Mapping[str, Any]) -> str:
+    rows = [(key, record[key]) for key in KNOWN_KEYS if key in record]
+    rows += sorted(
+        (key, value) for key, value in record.items()
+        if key not in STRUCTURE_KEYS and key not in KNOWN_KEYS and isinstance(value, (str, int, float, bool))
+    )
+    labels = {"activation": "activation reached", "render_seconds": "render time (s)"}
+    cells = "".join(
+        f"<tr><th>{_text(labels.get(key, key.replace('_', ' ')))}</th><td>{_text(_number(value))}</td></tr>"
+        for key, value in rows
+    )
+    return f"<table class=\"meta\">{cells}</table>"
+
+
+def _unit_body(prefix: str, layer: str, unit: int, record: Mapping[str, Any], files: _SiteFiles) -> str:
+    images = _mapping(record, "images")
+    name = f"layer {layer} unit {unit}"
+    parts = [f"<h1>{_text(layer)} <span class=\"unit\">unit {unit}</span></h1>"]
+    large = [
+        _figure(prefix, files.get(images[kind]), f"{kind} visualization of {name}", kind, "large")
+        for kind in ("positive", "negative") if images.get(kind)
+    ]
+    if large:
+        parts.append(f"<section class=\"visualizations\">{''.join(large)}</section>")
+    diversity = _list(images, "diversity")
+    if diversity:
+        figures = "".join(
+            _figure(prefix, files.get(path), f"diversity image {index} of {name}", f"#{index}", "diverse")
+            for index, path in enumerate(diversity)
+        )
+        parts.append(f"<section><h2>Diversity</h2><div class=\"row\">{figures}</div></section>")
+    cards = _example_cards(prefix, _list(record, "dataset_examples"), files)
+    histogram = _histogram_svg(record.get("histogram"))
+    if cards or histogram:
+        grid = f"<div class=\"examples\">{''.join(cards)}</div>" if cards else ""
+        chart = f"<h3>Per-image mean activation</h3>{histogram}" if histogram else ""
+        parts.append(f"<section><h2>Dataset examples</h2>{grid}{chart}</section>")
+    else:
+        parts.append(
+            "<section><h2>Dataset examples</h2><p class=\"note\">No dataset examples for this unit "
+            "(render with a folder of images to add them).</p></section>"
+        )
+    parts.append(f"<section><h2>Details</h2>{_metadata_table(record)}</section>")
+    return "\n".join(parts)
+
+
+def _records_by_layer(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[int, Mapping[str, Any]]]:
+    layers: dict[str, dict[int, Mapping[str, Any]]] = {}
+    for index, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise FeatvizError(
+                f"manifest record {index} is a {type(record).__name__}; records are dicts with 'layer' and 'unit'"
+            )
+        layer, unit = record_key(record, f"manifest record {index}")
+        layers.setdefault(layer, {})[unit] = record
+    return {layer: dict(sorted(units.items())) for layer, units in layers.items()}
+
+
+def _neighbours(items: Sequence[Any], position: int) -> tuple[Any | None, Any | None]:
+    previous = items[position - 1] if position > 0 else None
+    following = items[position + 1] if position + 1 < len(items) else None
+    return previous, following
+
+
+class _SiteWriter:
+    """Writes the pages of one site; keeps what every page needs (thumbnails, title, sizes)."""
+
+    def __init__(self, site_dir: Path, model_name: str, title: str, thumbnail_size: int, previews: int) -> None:
+        self.site_dir = site_dir
+        self.model_name = model_name
+        self.title = title
+        self.thumbnail_size = thumbnail_size
+        self.previews = previews
+        self.files = _SiteFiles(site_dir)
+        self.thumbnails: dict[tuple[str, int], str | None] = {}
+
+    def make_thumbnails(self, layers: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> None:
+        for layer, units in layers.items():
+            for unit, record in units.items():
+                images = _mapping(record, "images")
+                diversity = _list(images, "diversity")
+                source = self.files.get(images.get("positive")) or self.files.get(diversity[0] if diversity else None)
+                target = unit_paths(layer, unit).thumbnail
+                made = _thumbnail(self.site_dir, source, target, self.thumbnail_size) if source else None
+                self.thumbnails[layer, unit] = made
+        self.files.missing.clear()  # the unit pages report each missing file once
+
+    def thumb(self, prefix: str, layer: str, unit: int) -> str:
+        size = self.thumbnail_size
+        path = self.thumbnails[layer, unit]
+        if path is None:
+            return f"<span class=\"missing thumb\" style=\"width:{size}px;height:{size}px\">{unit}</span>"
+        return (
+            f"<img class=\"thumb\" src=\"{_href(prefix, path)}\" width=\"{size}\" height=\"{size}\" loading=\"lazy\" "
+            f"alt=\"{_text(f'layer {layer} unit {unit}')}\">"
+        )
+
+    def unit_page(self, layer: str, units: Mapping[int, Mapping[str, Any]], unit: int, position: int) -> None:
+        unit_list = list(units)
+        previous, following = _neighbours(unit_list, position)
+        def link(other: int | None) -> Link | None:
+            return None if other is None else (f"unit {other}", unit_paths(layer, other).page)
+
+        nav = _pager("../../", link(previous), (layer, layer_page(layer)), link(following), UNIT_KEYS)
+        crumbs = [(self.model_name, "index.html"), (layer, layer_page(layer)), (f"unit {unit}", None)]
+        body = _unit_body("../../", layer, unit, units[unit], self.files)
+        page = _page(f"{layer} unit {unit} - {self.title}", 2, "unit-page", crumbs, body, nav)
+        _write_if_changed(self.site_dir / unit_paths(layer, unit).page, page)
+
+    def layer_page(self, layers: Sequence[str], position: int, units: Sequence[int], count: str) -> None:
+        layer = layers[position]
+        previous, following = _neighbours(layers, position)
+        def link(other: str | None) -> Link | None:
+            return None if other is None else (other, layer_page(other))
+
+        nav = _pager("../", link(previous), ("index", "index.html"), link(following), LAYER_KEYS)
+        cards = "".join(
+            f"<a class=\"unit-card\" href=\"{_href('../', unit_paths(layer, unit).page)}\">"
+            f"{self.thumb('../', layer, unit)}<span>{unit}</span></a>"
+            for unit in units
+        )
+        body = f"<h1>{_text(layer)}</h1><p class=\"count\">{_text(count)}</p><div class=\"grid\">{cards}</div>"
+        crumbs = [(self.model_name, "index.html"), (layer, None)]
+        page = _page(f"{layer} - {self.title}", 1, "layer-page", crumbs, body, nav)
+        _write_if_changed(self.site_dir / layer_page(layer), page)
+
+    def index_card(self, layer: str, units: Sequence[int], count: str) -> str:
+        preview = "".join(
+            f"<a href=\"{_href('', unit_paths(layer, unit).page)}\">{self.thumb('', layer, unit)}</a>"
+            for unit in units[: self.previews]
+        )
+        return (
+            f"<li class=\"layer-card\"><h2><a href=\"{_href('', layer_page(layer))}\">{_text(layer)}</a></h2>"
+            f"<p class=\"count\">{_text(count)}</p><div class=\"previews\">{preview}</div></li>"
+        )
+
+    def index_page(self, cards: list[str]) -> Path:
+        listing = (
+            f"<ul class=\"layers\">{''.join(cards)}</ul>" if cards else "<p class=\"note\">No finished units yet.</p>"
+        )
+        page = _page(self.title, 0, "index-page", [(self.model_name, None)], f"<h1>{_text(self.title)}</h1>\n{listing}")
+        path = self.site_dir / "index.html"
+        _write_if_changed(path, page)
+        return path
+
+
+def _copy_assets(site_dir: Path) -> None:
+    assets = importlib.resources.files("featviz.gallery").joinpath("assets")
+    for asset in ASSETS:
+        data = assets.joinpath(asset).read_bytes()
+        target = site_dir / "assets" / asset
+        if not target.exists() or target.read_bytes() != data:
+            write_bytes(target, data)
+
+
+def write_site(
+    site_dir: str | os.PathLike,
+    manifest_records: Iterable[Mapping[str, Any]] | Manifest,
+    model_name: str,
+    *,
+    title: str | None = None,
+    layer_units: Mapping[str, int] | None = None,
+    thumbnail_size: int = 96,
+    previews: int = 8,
+) -> Path:
+    """Write the gallery's pages for ``manifest_records`` into ``site_dir`` and return the path of index.html.
+
+    Layers appear in the order of their first record, units in numeric order (a later record of the same unit
+    wins). ``layer_units`` gives each layer's total unit count, shown as "12 of 192 units" while a render is
+    under way. Thumbnails are made from each unit's positive image (or its first diversity image) when missing
+    or older. Image paths in the records must be relative to ``site_dir`` and inside it; the ones that do not
+    exist are left out of the pages with one warning. Unchanged pages are not rewritten.
+
+    Example:
+        >>> write_site("site", Manifest("site/manifest.json"), "efficientnet_lite0")
+        PosixPath('site/index.html')
+    """
+    site_dir = ensure_writable_dir(site_dir)
+    if isinstance(manifest_records, Manifest):
+        manifest_records = manifest_records.records()
+    if isinstance(thumbnail_size, bool) or not isinstance(thumbnail_size, int) or thumbnail_size < 8:
+        raise FeatvizError(f"thumbnail_size must be an int >= 8 (pixels), not {thumbnail_size!r}")
+    if isinstance(previews, bool) or not isinstance(previews, int) or previews < 0:
+        raise FeatvizError(f"previews must be an int >= 0, not {previews!r}")
+    layers = _records_by_layer(manifest_records)
+    _copy_assets(site_dir)
+    title = title or f"{model_name}: feature visualizations"
+    writer = _SiteWriter(site_dir, model_name, title, thumbnail_size, previews)
+    writer.make_thumbnails(layers)
+    layer_names = list(layers)
+    cards = []
+    for layer_position, (layer, units) in enumerate(layers.items()):
+        for unit_position, unit in enumerate(units):
+            writer.unit_page(layer, units, unit, unit_position)
+        total = (layer_units or {}).get(layer)
+        done = len(units)
+        count = f"{done} of {total} units" if total else f"{done} unit{'' if done == 1 else 's'}"
+        writer.layer_page(layer_names, layer_position, list(units), count)
+        cards.append(writer.index_card(layer, list(units), count))
+    index_path = writer.index_page(cards)
+    missing = writer.files.missing
+    if missing:
+        warnings.warn(
+            f"{len(missing)} image file(s) named in the records are missing or outside '{site_dir}' and were "
+            f"left out of the pages (e.g. {', '.join(missing[:3])})",
+            stacklevel=2,
+        )
+    return index_path
