@@ -11,8 +11,9 @@ from featviz.dataset.activations import (
     Histogram, TopExample, UnitStats, collect_activations, crop_around, weights_fingerprint,
 )
 from featviz.dataset.folder import IMAGE_EXTENSIONS, FileStamp, ImageFolder, UnreadableImageWarning, load_image
+from featviz.dataset.shipped import shipped_photo_paths, shipped_photos
 
 __all__ = [
     "IMAGE_EXTENSIONS", "FileStamp", "Histogram", "ImageFolder", "TopExample", "UnitStats", "UnreadableImageWarning",
-    "collect_activations", "crop_around", "load_image", "weights_fingerprint",
+    "collect_activations", "crop_around", "load_image", "shipped_photo_paths", "shipped_photos", "weights_fingerprint",
 ]
