@@ -130,6 +130,8 @@ def render(
     batch: int | None = None,
     redirect_relu_steps: int = 16,
     progress: bool = True,
+    autocast: torch.dtype | None = None,
+    channels_last: bool = False,
 ) -> RenderResult:
     """Optimize images so that `objective` is as high as possible and return them.
 
@@ -140,6 +142,9 @@ def render(
     a callable taking the parameters (default Adam at the parameterization's `default_lr`, 0.05 for
     Fourier). Element i of a batch uses seed `seed + i`. Dead ReLUs get redirected gradients for the first
     `redirect_relu_steps` steps. A non-finite objective stops the render with an error naming the step.
+    `autocast=torch.bfloat16` runs the network in bfloat16 autocast (the image, its parameters and the
+    optimizer stay float32); `channels_last=True` switches the model and its inputs to channels-last memory
+    (see benchmarks/RESULTS.md for when each pays off).
 
     Example:
         >>> model = featviz.load_model("efficientnet_lite0")
@@ -211,6 +216,9 @@ def render(
     snapshots: dict[int, torch.Tensor] = {}
     history = torch.empty(steps, count, device=device)
     needs_image = IMAGE in target.layers
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    precision = torch.autocast(device.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
     started = time.perf_counter()
     bar = tqdm(total=steps, disable=not progress, desc=_progress_label(goals), unit="step", leave=False)
     try:
@@ -223,9 +231,15 @@ def render(
                     if has_alpha:
                         background = source.uniform(model.channels, 0.0, 1.0).view(count, model.channels, 1, 1)
                         visible = param_module.composite(images, background.to(images.dtype))
-                    activations = capture.run(augment(visible, source))
+                    views_batch = augment(visible, source)
+                    if channels_last:
+                        views_batch = views_batch.contiguous(memory_format=torch.channels_last)
+                    with precision:
+                        activations = capture.run(views_batch)
                     if needs_image:
                         activations[IMAGE] = images.repeat(views, 1, 1, 1) if views > 1 else images
+                    if autocast is not None:
+                        activations = {name: value.float() for name, value in activations.items()}
                     values = target(activations).view(views, count).mean(0)
                 loss = -values.sum()
                 if not torch.isfinite(loss):
