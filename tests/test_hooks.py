@@ -5,23 +5,13 @@ from torch import nn
 
 from featviz.errors import FeatvizError
 from featviz.hooks import OUTPUT, ActivationCapture, RedirectedReLU, format_layer_table, layer_table
-
-
-class Recorder(nn.Module):
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-        self.calls = 0
-
-    def forward(self, x):
-        self.calls += 1
-        return self.inner(x)
+from tests.helpers import CallCounter
 
 
 def small_net() -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), Recorder(nn.Conv2d(8, 8, 3, padding=1)), nn.ReLU(), Recorder(nn.Conv2d(8, 4, 1))
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), CallCounter(nn.Conv2d(8, 8, 3, padding=1)), nn.ReLU(), CallCounter(nn.Conv2d(8, 4, 1))
     )
 
 
