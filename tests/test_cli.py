@@ -2,7 +2,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from PIL import Image
 
 from featviz.cli import main

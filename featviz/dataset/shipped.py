@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from featviz.errors import FeatvizError
 
 # Natural photographs only: scikit-image's data folder also holds charts, text and synthetic patterns.
@@ -46,7 +49,7 @@ def shipped_photo_paths() -> list[Path]:
     return paths
 
 
-def shipped_photos(size: int, channels: int = 3) -> "torch.Tensor":
+def shipped_photos(size: int, channels: int = 3) -> torch.Tensor:
     """The shipped photos as one tensor (N, channels, size, size) in [0, 1]: shorter side resized to `size`,
     centre-cropped (see `featviz.dataset.load_image`).
 
@@ -54,9 +57,6 @@ def shipped_photos(size: int, channels: int = 3) -> "torch.Tensor":
         >>> shipped_photos(64).shape
         torch.Size([15, 3, 64, 64])
     """
-    import numpy as np
-    import torch
-
     from featviz.dataset.folder import load_image
 
     arrays = np.stack([load_image(path, size, channels) for path in shipped_photo_paths()])

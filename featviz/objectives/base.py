@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from featviz.errors import FeatvizError, suggestion
-from featviz.hooks.capture import IMAGE, OUTPUT
+from featviz.hooks.capture import IMAGE
 from featviz.hooks.capture import RESERVED as RESERVED_LAYERS
 from featviz.hooks.layout import channel_count, channels_first, spatial_size
 

@@ -74,15 +74,24 @@ def _image_index(batch: int, images: int) -> Tensor:
 class Diversity(_BatchObjective):
     """Negated mean style similarity of each element to the others; built by ``diversity()``.
 
+    With ``group=G`` the batch's images form consecutive groups of G (images ``0..G-1``, ``G..2G-1``, ...)
+    and each element is compared with the other images of its own group only, so one render holds many
+    independent diversity sets.
+
     Example:
         >>> Diversity("blocks.3").name
         'diversity(blocks.3)'
+        >>> Diversity("blocks.3", images=8, group=4).name
+        'diversity(blocks.3, group=4)'
     """
 
-    def __init__(self, layer: str, images: int | None = None) -> None:
+    def __init__(self, layer: str, images: int | None = None, group: int | None = None) -> None:
         layer = check_layer_name(layer)
-        super().__init__((layer,), f"diversity({layer})", images)
+        group = _check_group(group)
+        name = f"diversity({layer})" if group is None else f"diversity({layer}, group={group})"
+        super().__init__((layer,), name, images)
         self.layer = layer
+        self.group = group
 
     @staticmethod
     def _averaging(batch: int, images: int) -> Tensor:
@@ -95,24 +104,56 @@ class Diversity(_BatchObjective):
         features = activation.flatten(2)
         gram = features @ features.transpose(1, 2)
         styles = F.normalize(gram.flatten(1), dim=1)
+        if self.group is not None:
+            return self._grouped(styles)
         similarity = styles @ styles.t()
         averaging = self._constant(activation.shape[0], similarity, self._averaging)
         return -(similarity * averaging).sum(1)
 
+    def _grouped(self, styles: Tensor) -> Tensor:
+        """Mean similarity to the other images of the same group, in O(batch) instead of O(batch^2): the sum
+        of similarities to those images is the dot product with the sum of their styles."""
+        batch = styles.shape[0]
+        images = self._image_count(batch)
+        group = self.group
+        if images % group:
+            raise FeatvizError(
+                f"{self.name} needs a whole number of groups of {group} images, but the batch holds {images} "
+                f"images; render a multiple of {group} images"
+            )
+        views = batch // images
+        grid = styles.view(views, images // group, group, -1)
+        per_image = grid.sum(0)
+        others = per_image.sum(1, keepdim=True) - per_image
+        similarity = (grid * others).sum(-1)
+        return -(similarity / max(views * (group - 1), 1)).reshape(-1)
 
-def diversity(layer: str, *, images: int | None = None) -> Objective:
+
+def _check_group(group: int | None) -> int | None:
+    if group is None:
+        return None
+    size = check_index("group", group)
+    if size == 0:
+        raise FeatvizError("group must be at least 1 (the number of images in each diversity set), got 0")
+    return size
+
+
+def diversity(layer: str, *, images: int | None = None, group: int | None = None) -> Objective:
     """Reward batch elements for differing in style at ``layer`` (lucid's ``diversity``), to be ADDED.
 
     Each element's Gram matrix (channel x channel correlations of its activations) is compared by cosine
     similarity with every other element's; the value of an element is the NEGATED mean of those
     similarities, in [-1, 0] for post-ReLU layers: higher means more diverse, so write
     ``channel(...) + 100 * diversity(...)``. With K views per image pass ``images=B`` so that views of the
-    same image are not pushed apart. A batch of one image scores 0.
+    same image are not pushed apart. A batch of one image scores 0. ``group=G`` splits the images into
+    consecutive sets of G that are compared within the set only (several diversity sets in one render;
+    set ``s`` then scores exactly as a render of its G images alone).
 
     Example:
         >>> goal = channel("blocks.4.0.conv_pwl", 12) + 100 * diversity("blocks.3", images=4)
+        >>> sets = stack([channel("blocks.3", c) for c in (0, 0, 1, 1)]) + 100 * diversity("blocks.3", images=4, group=2)
     """
-    return Diversity(layer, images)
+    return Diversity(layer, images, group)
 
 
 class Alignment(_BatchObjective):

@@ -7,8 +7,8 @@ import torch
 from torch import Tensor
 
 from featviz.errors import FeatvizError
+from featviz.hooks.capture import OUTPUT
 from featviz.objectives.base import (
-    OUTPUT,
     Activations,
     Constant,
     Objective,

@@ -7,22 +7,21 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, Union
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from featviz import objectives as objectives_module
 from featviz import param as param_module
 from featviz import transforms as transforms_module
 from featviz.errors import FeatvizError
 from featviz.hooks import IMAGE, ActivationCapture, RedirectedReLU
 from featviz.models import Model, load_model
 from featviz.objectives import Objective
+from featviz.objectives.binding import ObjectiveLike, bind_objective, parse_objectives
 from featviz.render.image import grid, save_png, save_pngs, to_numpy, to_pil
 
-ObjectiveLike = Union[Objective, str]
 OptimizerFactory = Callable[[Iterable[torch.Tensor]], torch.optim.Optimizer]
 
 
@@ -90,31 +89,6 @@ def _file_stem(text: str) -> str:
     return stem.strip("-")[:100] or "objective"
 
 
-def _as_objectives(objective: ObjectiveLike | Sequence[ObjectiveLike]) -> list[Objective]:
-    items = [objective] if isinstance(objective, (str, Objective)) else list(objective)
-    parsed: list[Objective] = []
-    for item in items:
-        parsed.extend(objectives_module.parse(item) if isinstance(item, str) else [item])
-    if not parsed:
-        raise FeatvizError("no objective given; pass e.g. 'blocks.4.0.conv_pwl:3' or objectives.channel(...)")
-    return parsed
-
-
-def _size_pair(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, int):
-        return (size, size)
-    height, width = size
-    return (int(height), int(width))
-
-
-def _shapes(model: Model, layers: frozenset[str], images: torch.Tensor) -> dict[str, torch.Size]:
-    with torch.no_grad(), ActivationCapture(model, layers) as capture:
-        activations = capture.run(images)
-    shapes = {name: value.shape for name, value in activations.items()}
-    shapes[IMAGE] = images.shape
-    return shapes
-
-
 def render(
     model: Model | str,
     objective: ObjectiveLike | Sequence[ObjectiveLike],
@@ -157,10 +131,9 @@ def render(
     device = torch.device(device) if device is not None else model.device
     if model.device != device:
         model.to(device)
-    goals = _as_objectives(objective)
+    goals = parse_objectives(objective)
     if len(goals) > 1 and batch not in (None, len(goals)):
         raise FeatvizError(f"{len(goals)} objectives render one per image, so batch must be {len(goals)} (got {batch})")
-    target = objectives_module.stack(goals) if len(goals) > 1 else goals[0]
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
 
     if isinstance(param, nn.Module):
@@ -168,7 +141,7 @@ def render(
     else:
         count = len(goals) if len(goals) > 1 else (batch or 1)
         image_param = param_module.create(
-            param or "fft", _size_pair(size) if size is not None else model.input_size,
+            param or "fft", size if size is not None else model.input_size,
             batch=count, channels=model.channels, seed=seed, device=device,
         )
     with torch.no_grad():
@@ -183,25 +156,11 @@ def render(
             f"create it with channels={model.channels}"
         )
 
-    image_size = tuple(first_images.shape[-2:])
-    output_size = image_size
-    probe = first_images[:1, : model.channels].to(device)
-    try:
-        shapes = _shapes(model, target.layers, probe)
-    except FeatvizError:
-        raise
-    except Exception:
-        # Models with a fixed input size (ViTs) cannot take other sizes: the transforms resample to it.
-        output_size = tuple(model.input_size)
-        shapes = _shapes(model, target.layers, torch.nn.functional.interpolate(probe, size=output_size, mode="bilinear"))
-    target.bind(model, shapes)
-
-    if transforms is None or isinstance(transforms, str):
-        augment = transforms_module.create(transforms or "standard", output_size=output_size)
-    elif isinstance(transforms, transforms_module.Compose):
-        augment = transforms
-    else:
-        augment = transforms_module.Compose(list(transforms), output_size=output_size)
+    # Binding checks layers, channels and labels; models that take one input size only (ViTs) are bound at
+    # that size, and the transforms then resample every view to it.
+    bound = bind_objective(model, goals, size=tuple(first_images.shape[-2:]))
+    target = bound.target
+    augment = transforms_module.resolve(transforms, output_size=bound.size)
     views = int(getattr(augment, "views", 1))
     source = transforms_module.RandomSource([seed + index for index in range(count)], device=device)
 

@@ -12,12 +12,13 @@ Example:
 """
 from featviz.transforms.affine import (AffineTransform, Jitter, Pad, RandomRotate, RandomScale, Resize, jitter, pad,
                                        random_rotate, random_scale, resample, resize)
-from featviz.transforms.compose import PRESETS, Compose, create, maco, none, robust, standard
+from featviz.transforms.compose import PRESETS, Compose, create, maco, none, resolve, robust, standard
 from featviz.transforms.crops import RandomCrops, random_crops
 from featviz.transforms.noise import Noise, noise
 from featviz.transforms.random import RandomSource
 
 __all__ = [
+    "resolve",
     "RandomSource", "Compose", "AffineTransform",
     "pad", "jitter", "random_scale", "random_rotate", "random_crops", "noise", "resize", "resample",
     "Pad", "Jitter", "RandomScale", "RandomRotate", "RandomCrops", "Noise", "Resize",

@@ -164,3 +164,18 @@ def create(name: str, output_size: int | Sequence[int] | None = None) -> Compose
         raise FeatvizError(f"unknown transforms preset {name!r}; valid: {', '.join(sorted(PRESETS))}"
                            f"{suggestion(str(name), PRESETS)}")
     return PRESETS[name](output_size)
+
+
+def resolve(transforms: "str | Compose | Sequence | None", output_size: int | Sequence[int] | None = None) -> Compose:
+    """A Compose from what users pass as ``transforms``: None (the "standard" preset), a preset name, a
+    Compose (used as it is), or a list of transforms (composed with ``output_size``).
+
+    Example:
+        >>> resolve([pad(4), jitter(4)], output_size=(128, 128)).output_size
+        (128, 128)
+    """
+    if transforms is None or isinstance(transforms, str):
+        return create(transforms or "standard", output_size=output_size)
+    if isinstance(transforms, Compose):
+        return transforms
+    return Compose(list(transforms), output_size=output_size)

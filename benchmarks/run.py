@@ -1,0 +1,218 @@
+"""The speed and quality benchmark: featviz, lucent and horama on EfficientNet-Lite0, in one run.
+
+Every render runs in its own subprocess (so peak memory is that render's), the peers inside their own
+virtual environment (made on first use by peers/env.py). The images of every run are scored in this
+process with featviz.metrics, the same yardstick for all. Writes a Markdown report (default
+benchmarks/RESULTS.md) and prints it.
+
+    python benchmarks/run.py                 # the full run (512 steps; about 40 minutes on 2 CPU cores)
+    python benchmarks/run.py --steps 64      # a quick look
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "peers"))
+from env import ensure_peer_env  # noqa: E402
+
+LAYERS = {"early": ("blocks.2.0.conv_pwl", 7), "middle": ("blocks.4.0.conv_pwl", 3), "late": ("blocks.6.0.conv_pwl", 11)}
+BATCH_LAYER = "blocks.4.0.conv_pwl"
+
+
+def run_one(tool: str, config: dict, workdir: Path, peer_python: Path | None) -> dict:
+    """Render `config` with `tool` in a subprocess and return its JSON figures (plus the npz path)."""
+    out = workdir / f"{tool}-{len(os.listdir(workdir))}.npz"
+    config = {**config, "out": str(out)}
+    python = str(peer_python) if tool != "featviz" else sys.executable
+    script = HERE / ("featviz_runner.py" if tool == "featviz" else f"peers/{tool}_runner.py")
+    started = time.perf_counter()
+    completed = subprocess.run([python, str(script), json.dumps(config)], capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{tool} failed on {config}:\n{completed.stderr[-3000:]}")
+    figures = json.loads(completed.stdout.strip().splitlines()[-1])
+    figures["wall_s"] = time.perf_counter() - started
+    figures["tool"] = tool
+    return figures
+
+
+def score(figures: dict, model) -> dict:
+    """Add the quality metrics of a run's images: activation under held-out transforms, spectrum."""
+    from featviz import metrics
+
+    with np.load(figures["out"]) as data:
+        images = torch.from_numpy(data["images"])
+    view = figures["upsample_to"] or figures["size"]
+    if images.shape[-1] != view:
+        images = F.interpolate(images, size=(view, view), mode="bilinear", align_corners=False)
+    goals = [f"{figures['layer']}:{channel}" for channel in figures["channels"]]
+    report = metrics.activation_reached(model, goals, images, samples=16, seed=1234)
+    spectral = metrics.spectrum(images)
+    figures["held_out_mean"] = float(report.held_out_mean.mean())
+    figures["held_out_vs_natural"] = float(report.held_out_mean_vs_natural.mean())
+    figures["rendered_vs_natural"] = float(report.rendered_vs_natural.mean())
+    figures["high_frequency_share"] = spectral.mean_high_frequency_share
+    figures["spectrum_slope"] = spectral.mean_slope
+    return figures
+
+
+def units_per_minute(figures: dict) -> float:
+    return 60_000.0 * figures["images"] / (figures["steps"] * figures["ms_per_step_median"])
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = ""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        flags = ", ".join(flag for flag in ("avx512f", "avx512_bf16", "amx_bf16") if f" {flag}" in text)
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{cpu} ({flags}), {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+
+
+def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    lines = ["| " + " | ".join(title for title, _ in columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = []
+        for _, key in columns:
+            value = row.get(key, "")
+            cells.append(f"{value:.3g}" if isinstance(value, float) else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+COLUMNS = [
+    ("setting", "setting"), ("tool", "tool"), ("ms/step", "ms_per_step_median"), ("× lucent", "speed_vs_lucent"),
+    ("units/min", "units_per_minute"), ("peak MB", "peak_rss_mb"), ("activation", "objective_mean"),
+    ("held-out / natural", "held_out_vs_natural"), ("high-freq share", "high_frequency_share"),
+    ("spectrum slope", "spectrum_slope"),
+]
+
+
+def finish(rows: list[dict], setting: str) -> list[dict]:
+    lucent = next((row for row in rows if row["tool"] == "lucent"), None)
+    for row in rows:
+        row["setting"] = setting
+        row["units_per_minute"] = units_per_minute(row)
+        row["objective_mean"] = float(np.mean(row["objective"]))
+        if lucent is not None:
+            row["speed_vs_lucent"] = row["ms_per_step_median"] / lucent["ms_per_step_median"]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=512)
+    parser.add_argument("--scaling-steps", type=int, default=12, help="steps per point of the scaling tables")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: single,batch,levers,scaling")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    import featviz
+
+    model = featviz.load_model("efficientnet_lite0")
+    peer_python = ensure_peer_env()
+    workdir = Path(tempfile.mkdtemp(prefix="featviz-bench-"))
+    base = {"steps": args.steps, "seed": 0, "threads": args.threads}
+    sections: list[str] = []
+    started = time.perf_counter()
+
+    if "single" not in skip:
+        rows_all = []
+        for depth, (layer, channel) in LAYERS.items():
+            for size, upsample in ((128, 224), (224, None)):
+                if size == 224 and depth != "middle":
+                    continue
+                config = {**base, "layer": layer, "channels": [channel], "size": size, "upsample_to": upsample}
+                setting = f"{depth} {layer}:{channel}, {size} px" + (f" → {upsample}" if upsample else "")
+                rows = [score(run_one(tool, config, workdir, peer_python), model) for tool in ("lucent", "featviz", "horama")]
+                rows_all += finish(rows, setting)
+                print(table(rows, COLUMNS), flush=True)
+        sections.append("## One image per render\n\n" + table(rows_all, COLUMNS))
+
+    if "batch" not in skip:
+        config = {**base, "layer": BATCH_LAYER, "channels": list(range(16)), "size": 128, "upsample_to": 224}
+        rows = [score(run_one(tool, config, workdir, peer_python), model) for tool in ("lucent", "featviz")]
+        rows = finish(rows, f"16 units of {BATCH_LAYER}, 128 px → 224, one batch")
+        lucent, ours = rows
+        ratio = ours["units_per_minute"] / lucent["units_per_minute"]
+        memory = ours["peak_rss_mb"] / lucent["peak_rss_mb"]
+        sections.append(
+            "## A batch of 16 units of one layer\n\n" + table(rows, COLUMNS)
+            + f"\n\nfeatviz renders **{ratio:.2f}×** lucent's units per minute with {memory:.2f}× its peak memory."
+        )
+        print(sections[-1], flush=True)
+
+    if "levers" not in skip:
+        lever_steps = max(16, args.steps // 8)
+        rows = []
+        for label, extra in (
+            ("fp32", {}), ("channels_last", {"channels_last": True}), ("bf16 autocast", {"autocast": "bfloat16"}),
+            ("channels_last + bf16", {"channels_last": True, "autocast": "bfloat16"}),
+        ):
+            for size, upsample, channels in ((128, 224, [3]), (224, None, [3]), (128, 224, list(range(16)))):
+                config = {**base, **extra, "steps": lever_steps, "layer": BATCH_LAYER, "channels": channels, "size": size, "upsample_to": upsample}
+                row = score(run_one("featviz", config, workdir, peer_python), model)
+                row["lever"] = label
+                row["setting"] = f"{len(channels)} × {size} px" + (f" → {upsample}" if upsample else "")
+                row["units_per_minute"] = units_per_minute(row)
+                row["objective_mean"] = float(np.mean(row["objective"]))
+                rows.append(row)
+        columns = [("lever", "lever"), ("setting", "setting"), ("ms/step", "ms_per_step_median"), ("peak MB", "peak_rss_mb"),
+                   ("activation", "objective_mean"), ("held-out / natural", "held_out_vs_natural")]
+        sections.append(f"## Levers (featviz, {lever_steps} steps, {BATCH_LAYER})\n\n" + table(rows, columns))
+        print(sections[-1], flush=True)
+
+    if "scaling" not in skip:
+        rows = []
+        for size, batch in [(s, 1) for s in (128, 224, 384, 512)] + [(128, b) for b in (4, 16, 64)]:
+            config = {**base, "steps": args.scaling_steps, "layer": BATCH_LAYER, "channels": [c % 112 for c in range(batch)], "size": size, "upsample_to": None}
+            row = run_one("featviz", config, workdir, peer_python)
+            rows.append({"size": size, "batch": batch, "ms_per_step_median": row["ms_per_step_median"],
+                         "ms_per_image_step": row["ms_per_step_median"] / batch, "peak_rss_mb": row["peak_rss_mb"]})
+        columns = [("size", "size"), ("batch", "batch"), ("ms/step", "ms_per_step_median"), ("ms/image/step", "ms_per_image_step"), ("peak MB", "peak_rss_mb")]
+        sections.append(f"## Scaling (featviz, {BATCH_LAYER}, no upsampling, median of {args.scaling_steps} steps)\n\n" + table(rows, columns))
+        print(sections[-1], flush=True)
+
+    header = (
+        "# Benchmark results\n\n"
+        f"Written by `python benchmarks/run.py --steps {args.steps}` on {time.strftime('%Y-%m-%d')}, "
+        f"in {(time.perf_counter() - started) / 60:.0f} minutes.\n\nMachine: {machine()}.\n\n"
+        "Model: EfficientNet-Lite0 with its real ImageNet weights. Every render runs in its own process; ms/step is the "
+        "median step time, peak MB the process's peak resident memory, activation the channel's mean on the final image "
+        "(at the network's input size), held-out / natural the mean over 16 held-out random transforms divided by the best "
+        "of the shipped natural photos (docs/metrics.md). lucent 0.1.8 and horama run with their own defaults "
+        "(benchmarks/peers/README.md); × lucent is the ratio of ms/step (lower is faster).\n"
+    )
+    report = header + "\n" + "\n\n".join(sections) + "\n"
+    Path(args.out).write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
