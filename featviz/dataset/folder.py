@@ -97,11 +97,30 @@ def _load_or_reason(path: Path, size: int, channels: int) -> tuple[np.ndarray | 
         return None, f"{type(error).__name__}: {error}"
 
 
+def _existing_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """``paths`` resolved, duplicates dropped, order kept; FeatvizError for an empty list or a missing file."""
+    try:
+        resolved = list(dict.fromkeys(Path(path).expanduser().resolve() for path in paths))
+    except TypeError:
+        raise FeatvizError(
+            f"images must be a folder path or a list of image file paths, not {type(paths).__name__}"
+        ) from None
+    if not resolved:
+        raise FeatvizError("the list of image files is empty; pass at least one image file or a folder")
+    for path in resolved:
+        if not path.is_file():
+            what = "is not a file" if path.exists() else "does not exist"
+            raise FeatvizError(f"image file '{path}' {what}; pass existing image files or a folder")
+    return resolved
+
+
 class ImageFolder:
     """Every image file under ``root`` (nested folders included), read lazily in deterministic order.
 
     Files are found once, at construction: those whose extension (any case) is in ``extensions``, skipping
-    hidden files and folders (names starting with ``.``), sorted by their path relative to ``root``. Images
+    hidden files and folders (names starting with ``.``), sorted by their path relative to ``root``. ``root``
+    may instead be a list of image files, read in the given order (duplicates dropped, ``extensions`` not
+    applied); ``root`` is then the folder that contains them all. Images
     are decoded only while iterating `batches`, which keeps at most two batches in memory however large the
     folder is. A file that cannot be decoded is skipped with one `UnreadableImageWarning` naming it (once per
     file for the life of the folder object); iteration never raises for a bad file.
@@ -110,19 +129,24 @@ class ImageFolder:
         >>> folder = ImageFolder("val_images", size=224)
         >>> for paths, images in folder.batches(32):
         ...     images.shape  # (len(paths), 3, 224, 224), float32 in [0, 1]
+        >>> ImageFolder(shipped_photo_paths(), size=224)  # an explicit list of files
     """
 
     def __init__(
         self,
-        root: str | os.PathLike,
+        root: str | os.PathLike | Sequence[str | os.PathLike],
         size: int,
         extensions: Sequence[str] = IMAGE_EXTENSIONS,
         channels: int = 3,
     ) -> None:
-        self.root = Path(root).expanduser().resolve()
-        if not self.root.is_dir():
-            what = "is not a folder" if self.root.exists() else "does not exist"
-            raise FeatvizError(f"image folder '{self.root}' {what}; pass a folder that holds images")
+        files = None if isinstance(root, (str, os.PathLike)) else _existing_files(root)
+        if files is not None:
+            self.root = Path(os.path.commonpath([str(path.parent) for path in files]))
+        else:
+            self.root = Path(root).expanduser().resolve()
+            if not self.root.is_dir():
+                what = "is not a folder" if self.root.exists() else "does not exist"
+                raise FeatvizError(f"image folder '{self.root}' {what}; pass a folder that holds images")
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise FeatvizError(f"image size must be a positive int (pixels), not {size!r}")
         if isinstance(extensions, str):
@@ -136,7 +160,7 @@ class ImageFolder:
         self.channels = channels
         self.mode = _pil_mode(channels)
         self.extensions = normalized
-        self.stamps = self._scan()
+        self.stamps = self._scan() if files is None else [self._stamp(path) for path in files]
         if not self.stamps:
             raise FeatvizError(
                 f"no images ending in {', '.join(self.extensions)} under '{self.root}'; "
@@ -144,6 +168,10 @@ class ImageFolder:
             )
         self.paths = [self.root / stamp.relative_path for stamp in self.stamps]
         self.skipped: set[Path] = set()
+
+    def _stamp(self, path: Path) -> FileStamp:
+        status = path.stat()
+        return FileStamp(path.relative_to(self.root).as_posix(), status.st_size, status.st_mtime_ns)
 
     def _scan(self) -> list[FileStamp]:
         stamps = []

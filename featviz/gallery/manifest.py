@@ -154,7 +154,7 @@ class Manifest:
         """
         site_dir = Path(site_dir)
         path = site_dir / shard_name(rank)
-        return cls(path, read_also=[site_dir / MANIFEST_NAME, *_shard_paths(site_dir)])
+        return cls(path, read_also=[site_dir / MANIFEST_NAME, *shard_paths(site_dir)])
 
     @classmethod
     def merge(cls, site_dir: str | os.PathLike) -> "Manifest":
@@ -169,7 +169,7 @@ class Manifest:
         """
         site_dir = Path(site_dir)
         merged = cls(site_dir / MANIFEST_NAME)
-        shards = _shard_paths(site_dir)
+        shards = shard_paths(site_dir)
         for shard in shards:
             info, records = _read_records(shard)
             for key, value in info.items():
@@ -224,7 +224,14 @@ class Manifest:
         return write_text(self.path, json.dumps(document, separators=(",", ":"), allow_nan=False) + "\n")
 
 
-def _shard_paths(site_dir: Path) -> list[Path]:
+def shard_paths(site_dir: str | os.PathLike) -> list[Path]:
+    """The ``manifest-rank*.json`` shards in ``site_dir``, in rank order.
+
+    Example:
+        >>> [path.name for path in shard_paths("site")]
+        ['manifest-rank0.json', 'manifest-rank1.json']
+    """
+    site_dir = Path(site_dir)
     if not site_dir.is_dir():
         return []
     found = []

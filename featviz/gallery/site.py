@@ -12,6 +12,7 @@ No external URL, CDN or build step. File layout (paths relative to the site fold
     images/LAYER/UNIT/thumbnail.png   a small copy of the positive image, made by `write_site`
     images/LAYER/UNIT/example-I.jpg   dataset example I as the model saw it, and
     images/LAYER/UNIT/crop-I.jpg      its crop around the spot where the unit fires most (`write_unit_examples`)
+    images/dataset/NAME-HASH.jpg      dataset images shared by all units (`write_unit_examples(shared_images=True)`)
     assets/style.css, assets/site.js  copied from featviz/gallery/assets
     manifest.json                     the records the pages are made from (`featviz.gallery.manifest`)
 
@@ -118,6 +119,25 @@ def layer_page(layer: str) -> str:
     return f"layers/{layer_slug(layer)}.html"
 
 
+def shared_image_path(source: str | os.PathLike, size: int) -> str:
+    """The site-relative path of a dataset image shared by every unit that ranks it (``size`` pixels square):
+    ``images/dataset/NAME-HASH.jpg``, the hash covering the source's path, size in bytes, mtime and ``size``.
+
+    Example:
+        >>> shared_image_path("/data/val/dog.jpg", 224)
+        'images/dataset/dog-3f0a9c1be2.jpg'
+    """
+    source = Path(source)
+    try:
+        status = source.stat()
+        stamp = f"{status.st_size}:{status.st_mtime_ns}"
+    except OSError:
+        stamp = "missing"
+    digest = hashlib.sha256(f"{source.as_posix()}|{stamp}|{int(size)}".encode()).hexdigest()[:10]
+    stem = _UNSAFE.sub("_", source.stem.lower())[:40].strip(".") or "image"
+    return f"images/dataset/{stem}-{digest}.jpg"
+
+
 def _save_jpeg(image: Image.Image, path: Path) -> None:
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
@@ -134,12 +154,14 @@ def write_unit_examples(
     crop_size: int = 128,
     crop_fraction: float = 0.5,
     count: int | None = None,
+    shared_images: bool = False,
 ) -> dict[str, Any]:
     """Write a unit's dataset examples (image as the model saw it, and the crop around its hottest spot) into the
     site, and return the record fields that describe them: ``{"dataset_examples": [...], "histogram": {...}}``.
 
     A source image that can no longer be read is left out with a warning. ``count`` limits the examples
-    (default: all of the top k).
+    (default: all of the top k). ``shared_images=True`` writes each whole dataset image once for the whole
+    site (`shared_image_path`) instead of once per unit; the crops stay per unit.
 
     Example:
         >>> record = {"layer": "conv1", "unit": 3, "images": {...}}
@@ -150,18 +172,22 @@ def write_unit_examples(
     paths = unit_paths(stats.layer, unit)
     examples = []
     for index, example in enumerate(stats.top_examples(unit)[:count]):
+        whole_path = shared_image_path(example.path, example_size) if shared_images else paths.example(index)
         try:
-            pixels = load_image(example.path, example_size, stats.channels)
-            whole = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+            whole = None
+            if not (shared_images and (site_dir / whole_path).is_file()):
+                pixels = load_image(example.path, example_size, stats.channels)
+                whole = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
             crop = example.crop(crop_size, crop_fraction, stats.channels)
         except Exception as error:  # noqa: BLE001 - a vanished or damaged source loses one example, not the gallery
             reason = f"{type(error).__name__}: {error}"
             warnings.warn(f"leaving out dataset example '{example.path}' ({reason})", stacklevel=2)
             continue
-        _save_jpeg(whole, site_dir / paths.example(index))
+        if whole is not None:
+            _save_jpeg(whole, site_dir / whole_path)
         _save_jpeg(crop, site_dir / paths.crop(index))
         examples.append({
-            "image": paths.example(index), "crop": paths.crop(index), "value": example.value, "source": example.path,
+            "image": whole_path, "crop": paths.crop(index), "value": example.value, "source": example.path,
             "position": list(example.position), "map_size": list(example.map_size),
         })
     counts, edges = stats.histogram(unit)

@@ -1,0 +1,69 @@
+"""`featviz gallery MODEL --layers L1,L2 --out SITE`: render many units into a browsable static site."""
+from __future__ import annotations
+
+import argparse
+
+from featviz.cli.common import add_model_arguments, resolve_device
+from featviz.errors import FeatvizError
+from featviz.gallery.build import DEFAULT_DIVERSITY_WEIGHT, build_gallery, parse_units
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `featviz gallery` and its options on the `featviz` parser."""
+    parser = subparsers.add_parser(
+        "gallery",
+        help="render a Microscope-style gallery of many units into a static site",
+        description="Per unit: positive and negative visualizations, a diversity set of 4, and with --images the "
+        "top dataset examples and an activation histogram. Re-running resumes; under "
+        "`torchrun --nproc-per-node N --no-python featviz gallery ...` the units are shared among N processes.",
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--layers", required=True, help="comma-separated layer names (see `featviz layers MODEL`)")
+    parser.add_argument("--units", default=None, help="units of every layer: 0-63, 0,5,9 or 0-3,8 (default: all)")
+    parser.add_argument("--images", default=None,
+                        help="a folder of images for dataset examples, or 'shipped' for the photos inside "
+                        "scikit-image/scikit-learn")
+    parser.add_argument("--steps", type=int, default=512, help="optimization steps per image (default 512)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="rendered image size in pixels (default: the model's input size)")
+    parser.add_argument("--seed", type=int, default=0, help="seed; unit u's positive image uses seed + u (default 0)")
+    parser.add_argument("--out", default="gallery", help="the site folder (default gallery)")
+    parser.add_argument("--batch", type=int, default=16,
+                        help="units rendered together in one forward pass (default 16)")
+    parser.add_argument("--diversity-weight", type=float, default=DEFAULT_DIVERSITY_WEIGHT,
+                        help=f"diversity term relative to the unit's activation (default {DEFAULT_DIVERSITY_WEIGHT:g})")
+    parser.add_argument("--diversity-size", type=int, default=None,
+                        help="size of the diversity images in pixels (default: --size)")
+    parser.add_argument("--examples", type=int, default=6, help="dataset examples per unit (default 6)")
+    parser.add_argument("--thumbnail-size", type=int, default=64, help="thumbnail size in pixels (default 64)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the options, build the gallery and print its summary (rank 0 only under torchrun)."""
+    for flag, value, minimum in (("--steps", args.steps, 1), ("--batch", args.batch, 1), ("--seed", args.seed, 0),
+                                 ("--examples", args.examples, 1), ("--thumbnail-size", args.thumbnail_size, 8)):
+        if value < minimum:
+            raise FeatvizError(f"{flag} must be at least {minimum}, got {value}")
+    for flag, value in (("--size", args.size), ("--diversity-size", args.diversity_size)):
+        if value is not None and value < 8:
+            raise FeatvizError(f"{flag} must be at least 8 pixels, got {value}")
+    if args.diversity_weight < 0:
+        raise FeatvizError(f"--diversity-weight must be 0 or more, got {args.diversity_weight:g}")
+    if args.units is not None:
+        try:
+            parse_units(args.units)
+        except FeatvizError as error:
+            raise FeatvizError(f"--units: {error}") from None
+    device = resolve_device(args.device)
+    summary = build_gallery(
+        args.model, args.layers, units=args.units, images=args.images, steps=args.steps, size=args.size,
+        seed=args.seed, out=args.out, batch=args.batch, device=device, progress=not args.no_progress,
+        weights=args.weights, diversity_weight=args.diversity_weight, diversity_size=args.diversity_size,
+        examples=args.examples,
+        thumbnail_size=args.thumbnail_size,
+    )
+    if summary.index is not None:
+        print(summary)
+    return 0

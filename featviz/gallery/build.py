@@ -1,0 +1,588 @@
+"""Build a gallery: render every unit of some layers (positive, negative, a diversity set of 4) in batches, add
+its dataset examples, and write the static site. Resumable, and shardable over processes with torchrun.
+
+Seeds: the units of a layer are cut into fixed batches of ``batch`` consecutive requested units. A batch whose
+first unit is ``u0`` renders its positive images with seed ``seed + u0`` (element ``j`` uses ``seed + u0 + j``,
+so consecutive units get ``seed + unit``), its negative images with the same seeds, and its diversity sets with
+seed ``seed + 4 * u0`` (set ``j`` uses ``seed + 4 * (u0 + j)`` plus 0..3). Every record names its seeds, and
+each image equals a single render of its own objective with that seed. Batches never depend on the number of
+processes, so a build sharded over N processes makes the same images as one process.
+
+Safety: a batch's records are saved to the manifest only after all its files are written; every file is
+written under a temporary name and renamed. A build killed at any moment resumes where it stopped.
+"""
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from featviz import objectives
+from featviz.dataset import ImageFolder, UnitStats, collect_activations, shipped_photo_paths, weights_fingerprint
+from featviz.errors import FeatvizError
+from featviz.gallery.manifest import MANIFEST_NAME, Manifest, shard_paths
+from featviz.gallery.site import DIVERSITY, unit_paths, write_site, write_unit_examples
+from featviz.hooks import IMAGE, OUTPUT, ActivationCapture, channels_first
+from featviz.io import ensure_writable_dir, write_text
+from featviz.models import Model, load_model
+from featviz.objectives import Objective
+from featviz.objectives.base import Constant, layout_shape, read
+from featviz.render import render, save_png
+
+CACHE_FOLDER = ".featviz-cache"
+SHIPPED = "shipped"
+DEFAULT_DIVERSITY_WEIGHT = 2.0
+BARRIER_TIMEOUT = datetime.timedelta(hours=24)  # the barrier waits for the slowest rank's whole shard
+_UNIT_PART = re.compile(r"(\d+)(?:-(\d+))?")
+_STALE_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+SITE_FOLDERS = ("images", "units", "layers", "assets", CACHE_FOLDER)
+
+
+@dataclass
+class GallerySummary:
+    """What `build_gallery` did: units rendered now and skipped as already done (over all processes), the
+    wall time, and the site's index.html (None on processes other than rank 0 of a sharded build).
+
+    Example:
+        >>> summary = build_gallery(model, ["blocks.4.0.conv_pwl"], units="0-7", steps=64, out="site")
+        >>> print(summary)
+        rendered 8 units, skipped 0 already done, in 41.2 s; open site/index.html
+    """
+
+    site_dir: Path
+    index: Path | None
+    rendered: int
+    skipped: int
+    total: int
+    seconds: float
+    world_size: int = 1
+    layers: dict[str, int] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        processes = f" on {self.world_size} processes" if self.world_size > 1 else ""
+        where = f"; open {self.index}" if self.index is not None else ""
+        return (
+            f"rendered {self.rendered} unit{'' if self.rendered == 1 else 's'}, skipped {self.skipped} already done, "
+            f"in {_duration(self.seconds)}{processes}{where}"
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {seconds:02d}s" if hours else f"{minutes}m {seconds:02d}s"
+
+
+def parse_units(text: str) -> list[int]:
+    """Unit numbers from ``"0-63"``, ``"0,5,9"`` or a mix like ``"0-3,8,10-12"`` (sorted, duplicates dropped).
+
+    Example:
+        >>> parse_units("0-3,8,2")
+        [0, 1, 2, 3, 8]
+    """
+    if not isinstance(text, str):
+        raise FeatvizError(f"units must be a string like '0-63' or '0,5,9', not {type(text).__name__}")
+    found: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        match = _UNIT_PART.fullmatch(part)
+        if match is None:
+            raise FeatvizError(f"malformed units '{text}': expected ranges and numbers like 0-63, 0,5,9 or 0-3,8")
+        first = int(match[1])
+        last = int(match[2]) if match[2] is not None else first
+        if last < first:
+            raise FeatvizError(f"malformed units '{text}': range {first}-{last} runs backwards; write {last}-{first}")
+        found.update(range(first, last + 1))
+    return sorted(found)
+
+
+def _unit_request(units: str | Sequence[int] | None) -> list[int] | None:
+    if units is None:
+        return None
+    if isinstance(units, str):
+        return parse_units(units)
+    numbers = []
+    for unit in units:
+        if isinstance(unit, bool) or not isinstance(unit, int) or unit < 0:
+            raise FeatvizError(f"units must be ints >= 0 (or a string like '0-63'), not {unit!r}")
+        numbers.append(int(unit))
+    if not numbers:
+        raise FeatvizError("units is empty; give unit numbers like '0-63', or None for every unit of each layer")
+    return sorted(set(numbers))
+
+
+def _layer_list(layers: str | Sequence[str]) -> list[str]:
+    names = layers.split(",") if isinstance(layers, str) else list(layers)
+    cleaned = []
+    for name in names:
+        if not isinstance(name, str):
+            raise FeatvizError(f"layer names must be strings like 'blocks.4.0.conv_pwl', not {name!r}")
+        name = name.strip()
+        if name and name not in cleaned:
+            cleaned.append(name)
+    if not cleaned:
+        raise FeatvizError("no layers given; pass layer names like blocks.2.0.conv_pwl,blocks.4.0.conv_pwl")
+    return cleaned
+
+
+def _check_int(value: Any, what: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise FeatvizError(f"{what} must be an int >= {minimum}, not {value!r}")
+    return value
+
+
+class _PerImageConstant(Objective):
+    """A fixed value per image of the batch, repeated over its views: weights other objectives per image.
+
+    Example:
+        >>> weights = _PerImageConstant("conv1", [2.0, 2.0, 0.5, 0.5])
+        >>> goal = weights * objectives.diversity("conv1", images=4, group=2)  # set 0 weighted 2, set 1 weighted 0.5
+    """
+
+    elementwise = False  # the value depends on the element's position in the batch
+
+    def __init__(self, layer: str, values: Sequence[float]) -> None:
+        super().__init__((layer,), "weights")
+        self.layer = layer
+        self.values = Constant(torch.tensor(list(values), dtype=torch.float64))
+        self.count = len(values)
+
+    def __call__(self, acts: Any) -> torch.Tensor:
+        activation = read(acts, self.layer)
+        return self.values.like(activation).repeat(activation.shape[0] // self.count)
+
+
+class _Processes:
+    """This process's rank among the build's processes; initializes torch.distributed under torchrun."""
+
+    def __init__(self, device: torch.device) -> None:
+        import torch.distributed as distributed
+
+        self.distributed = distributed
+        self.created = False
+        world = _environment_int("WORLD_SIZE", 1)
+        if distributed.is_available() and distributed.is_initialized():
+            self.rank, self.world = distributed.get_rank(), distributed.get_world_size()
+        elif world > 1:
+            if not distributed.is_available():
+                raise FeatvizError("WORLD_SIZE > 1 but this PyTorch has no torch.distributed; run one process")
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            distributed.init_process_group(backend, timeout=BARRIER_TIMEOUT)
+            self.created = True
+            self.rank, self.world = distributed.get_rank(), distributed.get_world_size()
+        else:
+            self.rank, self.world = 0, 1
+        self.device = device
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            if self.distributed.get_backend() == "nccl":
+                self.distributed.barrier(device_ids=[self.device.index or 0])
+            else:
+                self.distributed.barrier()
+
+    def total(self, values: Sequence[int]) -> list[int]:
+        """``values`` summed over all processes."""
+        if self.world == 1:
+            return list(values)
+        on = self.device if self.distributed.get_backend() == "nccl" else torch.device("cpu")
+        tensor = torch.tensor(list(values), dtype=torch.int64, device=on)
+        self.distributed.all_reduce(tensor)
+        return tensor.tolist()
+
+    def close(self) -> None:
+        if self.created:
+            self.distributed.destroy_process_group()
+
+
+def _environment_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise FeatvizError(
+            f"environment variable {name}={text!r} is not an integer; torchrun sets it, or unset it"
+        ) from None
+
+
+def _resolve_device(device: str | torch.device | None, model: Any) -> torch.device:
+    """The device of this process: ``cuda`` without an index means cuda:LOCAL_RANK (0 outside torchrun)."""
+    if device is None:
+        device = model.device if isinstance(model, Model) else "cpu"
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise FeatvizError(f"unknown device '{device}'; use cpu, cuda, cuda:N or mps") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise FeatvizError(f"device '{device}' is not available (no CUDA GPU found); use device cpu")
+        index = resolved.index if resolved.index is not None else _environment_int("LOCAL_RANK", 0)
+        if index >= torch.cuda.device_count():
+            last = torch.cuda.device_count() - 1
+            raise FeatvizError(f"device cuda:{index} does not exist; valid: cuda:0-cuda:{last}")
+        resolved = torch.device("cuda", index)
+        torch.cuda.set_device(resolved)
+    return resolved
+
+
+def _image_source(images: Any) -> tuple[Any, str] | None:
+    """What ImageFolder reads for ``images`` (None, "shipped", a folder, or a list of files) and a description."""
+    if images is None:
+        return None
+    if isinstance(images, str) and images.strip() == SHIPPED:
+        return shipped_photo_paths(), SHIPPED
+    if isinstance(images, (str, os.PathLike)):
+        folder = Path(images).expanduser().resolve()
+        return folder, str(folder)
+    try:
+        files = [Path(path).expanduser().resolve() for path in images]
+    except TypeError:
+        raise FeatvizError(
+            f"images must be a folder, a list of image files or '{SHIPPED}', not {type(images).__name__}"
+        ) from None
+    return files, f"{len(files)} files: " + ", ".join(sorted(path.name for path in files))[:200]
+
+
+def _layer_channels(model: Model, layers: list[str], size: tuple[int, int]) -> dict[str, int]:
+    """Each layer's channel count from one dry forward at the render size; FeatvizError naming close layers."""
+    for name in layers:
+        if name == IMAGE:
+            raise FeatvizError(f"'{IMAGE}' is the input image, not a layer; pick layers of the network")
+        if name != OUTPUT:
+            model.get_layer(name)
+
+    def run(height: int, width: int) -> dict[str, torch.Tensor]:
+        probe = torch.full((1, model.channels, height, width), 0.5, device=model.device, dtype=model.dtype)
+        with torch.no_grad(), ActivationCapture(model, layers) as capture:
+            return capture.run(probe)
+
+    try:
+        activations = run(*size)
+    except FeatvizError:
+        raise
+    except Exception:
+        # Models with a fixed input size (ViTs) see every image resampled to it, as in `render`.
+        activations = run(*model.input_size)
+    return {name: layout_shape(name, activations[name].shape)[0] for name in layers}
+
+
+def _remove_stale_temporaries(site_dir: Path) -> None:
+    """Delete the temporary files (``.NAME.XXXXXXXX.tmp``, see `featviz.io.atomic_path`) that a process killed
+    mid-write left in the site's own files and folders; nothing else in ``site_dir`` is touched."""
+    candidates = list(site_dir.glob(".*.tmp"))
+    for folder in SITE_FOLDERS:
+        if (site_dir / folder).is_dir():
+            candidates += (site_dir / folder).rglob(".*.tmp")
+    for path in candidates:
+        if _STALE_TEMPORARY.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+
+
+def _check_settings(site_dir: Path, settings: dict[str, Any]) -> None:
+    """FeatvizError when a manifest in ``site_dir`` was made with other settings (a resume must not mix them)."""
+    for path in [site_dir / MANIFEST_NAME, *shard_paths(site_dir)]:
+        if not path.exists():
+            continue
+        previous = Manifest(path).info.get("settings")
+        if not isinstance(previous, dict):
+            continue
+        changed = [key for key in settings if key in previous and previous[key] != settings[key]]
+        if changed:
+            was = ", ".join(f"{key}={previous[key]!r}" for key in changed)
+            now = ", ".join(f"{key}={settings[key]!r}" for key in changed)
+            raise FeatvizError(
+                f"the gallery in '{site_dir}' was built with {was} (now {now}); use the same settings to resume it, "
+                "or choose another output folder"
+            )
+
+
+@dataclass
+class _Batch:
+    layer: str
+    units: list[int]
+
+
+def _plan(layer_units: dict[str, list[int]], batch: int, manifest: Manifest) -> tuple[list[_Batch], int]:
+    """Fixed batches of ``batch`` requested units per layer, keeping only the units not done; and the skip count."""
+    batches, skipped = [], 0
+    for layer, units in layer_units.items():
+        for start in range(0, len(units), batch):
+            chunk = units[start:start + batch]
+            pending = [unit for unit in chunk if not manifest.is_done(layer, unit)]
+            skipped += len(chunk) - len(pending)
+            if pending:
+                batches.append(_Batch(layer, pending))
+    return batches, skipped
+
+
+@dataclass
+class _Settings:
+    steps: int
+    size: tuple[int, int]
+    diversity_size: tuple[int, int]
+    seed: int
+    diversity_weight: float
+    examples: int
+    example_size: int
+    crop_size: int
+
+
+def _render_batch(
+    model: Model, work: _Batch, settings: _Settings, site_dir: Path, stats: UnitStats | None,
+) -> list[dict[str, Any]]:
+    """Render one batch of units of one layer and write its files; return one manifest record per unit."""
+    layer, units = work.layer, work.units
+    count = len(units)
+    seed = settings.seed + units[0]
+    diversity_seed = settings.seed + DIVERSITY * units[0]
+    common = {"steps": settings.steps, "device": model.device, "progress": False}
+    goals = [objectives.channel(layer, unit) for unit in units]
+    positive = render(model, goals, seed=seed, size=settings.size, **common)
+    negative = render(model, [-goal for goal in goals], seed=seed, size=settings.size, **common)
+
+    reached = positive.history[-1].tolist()
+    weights = [settings.diversity_weight * max(value, 0.0) for value in reached]
+    per_image = [goal for goal in goals for _ in range(DIVERSITY)]
+    image_weights = _PerImageConstant(layer, [weight for weight in weights for _ in range(DIVERSITY)])
+    sets = objectives.diversity(layer, images=DIVERSITY * count, group=DIVERSITY)
+    diverse = render(
+        model, objectives.stack(per_image) + image_weights * sets, seed=diversity_seed, size=settings.diversity_size,
+        batch=DIVERSITY * count, **common,
+    )
+    seconds = (positive.seconds + negative.seconds + diverse.seconds) / count
+
+    peaks = None
+    if stats is not None:
+        with torch.no_grad(), ActivationCapture(model, [layer]) as capture:
+            activation = channels_first(capture.run(positive.images.to(model.device, model.dtype))[layer])
+        rows = torch.arange(count, device=activation.device)
+        peaks = activation[rows, torch.tensor(units, device=activation.device)].flatten(1).amax(1).tolist()
+
+    records = []
+    for index, unit in enumerate(units):
+        paths = unit_paths(layer, unit)
+        save_png(positive.images[index], site_dir / paths.positive, positive.metadata(index))
+        save_png(negative.images[index], site_dir / paths.negative, negative.metadata(index))
+        set_seed = diversity_seed + DIVERSITY * index
+        set_objective = f"{goals[index].name} + {weights[index]:.6g}*diversity({layer}, images={DIVERSITY})"
+        for image_index, path in enumerate(paths.diversity):
+            metadata = {
+                "featviz:objective": set_objective, "featviz:steps": str(settings.steps),
+                "featviz:seed": str(set_seed + image_index),
+            }
+            save_png(diverse.images[DIVERSITY * index + image_index], site_dir / path, metadata)
+        record: dict[str, Any] = {
+            "layer": layer, "unit": unit, "objective": goals[index].name, "steps": settings.steps,
+            "seed": seed + index, "activation": reached[index],
+            "render_seconds": seconds, "negative_activation": -float(negative.history[-1, index]),
+            "diversity_seed": set_seed, "diversity_weight": weights[index],
+            "size": f"{settings.size[0]}x{settings.size[1]}",
+            "diversity_size": f"{settings.diversity_size[0]}x{settings.diversity_size[1]}",
+            "images": {"positive": paths.positive, "negative": paths.negative, "diversity": list(paths.diversity)},
+        }
+        if stats is not None and peaks is not None:
+            best = float(stats.top_values[unit, 0]) if stats.top_values.shape[1] else math.nan
+            record["activation_max"] = peaks[index]
+            record["dataset_max"] = best
+            record["relative_to_dataset_max"] = peaks[index] / best if best > 0 else None
+            record.update(write_unit_examples(
+                site_dir, stats, unit, example_size=settings.example_size, crop_size=settings.crop_size,
+                count=settings.examples, shared_images=True,
+            ))
+        records.append(record)
+    return records
+
+
+def _dataset_stats(
+    model: Model, source: Any, layers: list[str], site_dir: Path, processes: _Processes, progress: bool
+) -> dict[str, UnitStats]:
+    """One pass over the images (rank 0 first, the other ranks then read its cache)."""
+    height, width = model.input_size
+    if height != width:
+        raise FeatvizError(f"dataset examples need a square model input, but {model.name} takes {height}x{width}")
+    folder = ImageFolder(source, size=height, channels=model.channels)
+    cache = site_dir / CACHE_FOLDER
+    stats = None
+    if processes.rank == 0:
+        ensure_writable_dir(cache)
+        if not (cache / ".gitignore").exists():
+            write_text(cache / ".gitignore", "*\n")
+        stats = collect_activations(model, folder, layers, cache_dir=cache, progress=progress)
+    processes.barrier()
+    if stats is None:
+        stats = collect_activations(model, folder, layers, cache_dir=cache)
+    return stats
+
+
+def _ordered_records(records: list[dict[str, Any]], layers: list[str]) -> list[dict[str, Any]]:
+    """Records of the requested layers first, in request order, then any others; units in numeric order."""
+    rank = {layer: index for index, layer in enumerate(layers)}
+    return sorted(records, key=lambda record: (rank.get(record["layer"], len(rank)), record["unit"]))
+
+
+def _done_count(site_dir: Path, layer_units: dict[str, list[int]]) -> int:
+    """Requested units recorded in the manifest or any rank's shard (for rank 0's progress bar)."""
+    manifest = Manifest(site_dir / MANIFEST_NAME, read_also=shard_paths(site_dir))
+    return sum(manifest.is_done(layer, unit) for layer, units in layer_units.items() for unit in units)
+
+
+def build_gallery(
+    model: Model | nn.Module | str,
+    layers: str | Sequence[str],
+    units: str | Sequence[int] | None = None,
+    images: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    steps: int = 512,
+    size: int | None = None,
+    seed: int = 0,
+    out: str | os.PathLike = "gallery",
+    batch: int = 16,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    *,
+    weights: str | os.PathLike | None = None,
+    diversity_weight: float = DEFAULT_DIVERSITY_WEIGHT,
+    diversity_size: int | None = None,
+    examples: int = 6,
+    example_size: int = 224,
+    crop_size: int = 112,
+    thumbnail_size: int = 64,
+    title: str | None = None,
+) -> GallerySummary:
+    """Render a Microscope-style gallery of ``units`` of each of ``layers`` into the static site ``out``.
+
+    Per unit: the positive and the negative visualization of its channel (``size`` pixels, default the
+    model's input size), a diversity set of 4 (``diversity_size`` pixels, default ``size``; the channel plus
+    ``diversity_weight`` x the unit's positive activation x the diversity among the 4), and, with
+    ``images`` (a folder, a list of files, or ``"shipped"`` for the photos inside scikit-image and
+    scikit-learn), its ``examples`` top dataset images with the crop where it fires most and its activation
+    histogram. ``units`` is None (every channel), a string like ``"0-63"`` or ``"0,5,9"``, or a list.
+    ``batch`` units render in one forward pass. Finished units are listed in ``out/manifest.json``; running
+    again skips them. Under torchrun (WORLD_SIZE > 1) each process renders its share of the batches and
+    rank 0 merges the manifests and writes the site; ``device="cuda"`` means cuda:LOCAL_RANK.
+
+    Example:
+        >>> summary = build_gallery("efficientnet_lite0", ["blocks.2.0.conv_pwl", "blocks.4.0.conv_pwl"],
+        ...                         units="0-15", images="shipped", steps=512, size=128, out="gallery")
+        >>> summary.index
+        PosixPath('gallery/index.html')
+    """
+    started = time.perf_counter()
+    layer_names = _layer_list(layers)
+    requested = _unit_request(units)
+    steps = _check_int(steps, "steps", 1)
+    batch = _check_int(batch, "batch", 1)
+    seed = _check_int(seed, "seed", 0)
+    examples = _check_int(examples, "examples", 1)
+    example_size = _check_int(example_size, "example_size", 8)
+    crop_size = _check_int(crop_size, "crop_size", 8)
+    thumbnail_size = _check_int(thumbnail_size, "thumbnail_size", 8)
+    if size is not None:
+        size = _check_int(size, "size", 8)
+    if diversity_size is not None:
+        diversity_size = _check_int(diversity_size, "diversity_size", 8)
+    weight_is_number = isinstance(diversity_weight, (int, float)) and not isinstance(diversity_weight, bool)
+    if not weight_is_number or not diversity_weight >= 0:
+        raise FeatvizError(f"diversity_weight must be a number >= 0 (0 turns diversity off), not {diversity_weight!r}")
+    site_dir = ensure_writable_dir(out)
+    source = _image_source(images)
+
+    resolved_device = _resolve_device(device, model)
+    processes = _Processes(resolved_device)
+    try:
+        if isinstance(model, str) or not isinstance(model, Model):
+            model = load_model(model, weights=weights, device=resolved_device)
+        else:
+            if weights is not None:
+                model = load_model(model, weights=weights)
+            model = model.to(resolved_device)
+        render_size = (size, size) if size is not None else tuple(model.input_size)
+        set_size = (diversity_size, diversity_size) if diversity_size is not None else render_size
+        channels = _layer_channels(model, layer_names, render_size)
+        layer_units: dict[str, list[int]] = {}
+        for layer in layer_names:
+            wanted = list(range(channels[layer])) if requested is None else requested
+            if wanted and wanted[-1] >= channels[layer]:
+                raise FeatvizError(
+                    f"unit {wanted[-1]} is out of range for layer '{layer}' with {channels[layer]} channels; "
+                    f"valid: 0-{channels[layer] - 1}"
+                )
+            layer_units[layer] = wanted
+        settings = _Settings(
+            steps, render_size, set_size, seed, float(diversity_weight), examples, example_size, crop_size
+        )
+        recorded = {
+            "model": model.name, "weights": weights_fingerprint(model)[:16], "steps": steps,
+            "size": list(render_size), "diversity_size": list(set_size), "seed": seed,
+            "diversity_weight": float(diversity_weight), "images": source[1] if source else None,
+            "examples": examples if source else None,
+        }
+        _check_settings(site_dir, recorded)
+
+        if processes.world == 1:
+            manifest = Manifest(site_dir / MANIFEST_NAME, read_also=shard_paths(site_dir))
+        else:
+            manifest = Manifest.shard(site_dir, processes.rank)
+        info = {"model": model.name, "settings": recorded}
+        known = manifest.info.get("layers") if isinstance(manifest.info.get("layers"), dict) else {}
+        info["layers"] = {**known, **channels}
+        total = sum(len(units) for units in layer_units.values())
+        plan, skipped = _plan(layer_units, batch, manifest)
+        mine = plan[processes.rank::processes.world]
+        if processes.rank == 0:
+            _remove_stale_temporaries(site_dir)
+        processes.barrier()  # every rank has read the manifests before anyone writes
+
+        stats = None
+        if source is not None and plan:
+            stats = _dataset_stats(model, source[0], layer_names, site_dir, processes, progress)
+
+        show = progress and processes.rank == 0
+        bar = tqdm(total=total, initial=skipped, unit="unit", desc=f"gallery of {model.name}", disable=not show)
+        rendered = 0
+        try:
+            for work in mine:
+                for record in _render_batch(model, work, settings, site_dir, stats[work.layer] if stats else None):
+                    manifest.add(record)
+                manifest.info.update(info)
+                manifest.save()
+                rendered += len(work.units)
+                if processes.world == 1:
+                    bar.update(len(work.units))
+                elif show:
+                    bar.update(_done_count(site_dir, layer_units) - bar.n)
+            rendered = processes.total([rendered])[0]
+            processes.barrier()  # every shard is saved
+            bar.update(total - bar.n)
+        finally:
+            bar.close()
+
+        index = None
+        if processes.rank == 0:
+            merged = Manifest.merge(site_dir)
+            earlier = merged.info.get("layers") if isinstance(merged.info.get("layers"), dict) else {}
+            merged.info.update(info)
+            merged.info["layers"] = {**earlier, **info["layers"]}
+            merged.save()
+            index = write_site(
+                site_dir, _ordered_records(merged.records(), layer_names), model.name, title=title,
+                layer_units=merged.info["layers"], thumbnail_size=thumbnail_size,
+            )
+        processes.barrier()
+        return GallerySummary(
+            site_dir=site_dir, index=index, rendered=rendered, skipped=skipped, total=total,
+            seconds=time.perf_counter() - started, world_size=processes.world, layers=channels,
+        )
+    finally:
+        processes.close()
