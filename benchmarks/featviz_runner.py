@@ -9,6 +9,7 @@ means the network sees the image at its own size.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from importlib.metadata import version
@@ -25,7 +26,9 @@ FEATVIZ_DEFAULTS = {"param": "fft", "transforms": "standard", "autocast": None, 
 
 def main(argv: list[str]) -> None:
     setup_start = time.perf_counter()
-    config = {**FEATVIZ_DEFAULTS, **common.read_config(argv)}
+    raw = json.loads(argv[0]) if argv else {}
+    options = {key: raw.pop(key, default) for key, default in FEATVIZ_DEFAULTS.items()}
+    config = {**common.read_config([json.dumps(raw)]), **options}
     common.limit_threads(config["threads"])
     import featviz
     from featviz import transforms
@@ -49,10 +52,10 @@ def main(argv: list[str]) -> None:
     reference = common.load_efficientnet_lite0()
     objective_values = common.channel_means_of_images(reference, config["layer"], channels, result.images, config["upsample_to"])
     common.save_result(config["out"], images, objective_values, clock.step_seconds, result.history.numpy(), config)
-    options = ", ".join(f"{key}={config[key]}" for key in FEATVIZ_DEFAULTS)
+    options = ", ".join(f"{key}={value}" for key, value in options.items())
     common.print_summary(
         common.summary(
-            "featviz", version("featviz"), config, clock, optimizer_steps=config["steps"], images=images,
+            "featviz", version("featviz"), config, clock, renders=1, images=images,
             objective=objective_values, setup_seconds=setup_seconds, setup_rss_mb=setup_rss,
             render_rss_mb=render_rss, notes=f"one batch of {len(channels)}; {options}",
         )

@@ -28,13 +28,16 @@ class _RedirectedClamp(torch.autograd.Function):
         below, above = ctx.saved_tensors
         outside = below | above
         ordinary = grad.masked_fill(outside, 0.0)
+        if grad.dim() == 0:
+            dead = ~ordinary.bool()
+        else:
+            dead = ~ordinary.flatten(1).any(dim=1)
+            if not bool(dead.any()):
+                return ordinary, None, None
+            dead = dead.view(-1, *([1] * (grad.dim() - 1)))
         # The loss is minimized: a negative gradient raises x, a positive one lowers it.
         pushes_inside = (below & (grad < 0)) | (above & (grad > 0))
         redirected = grad.masked_fill(outside & ~pushes_inside, 0.0)
-        if grad.dim() == 0:
-            return (ordinary if bool(ordinary.any()) else redirected), None, None
-        dead = ordinary.flatten(1).abs().amax(dim=1) == 0
-        dead = dead.view(-1, *([1] * (grad.dim() - 1)))
         return torch.where(dead, redirected, ordinary), None, None
 
 

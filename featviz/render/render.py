@@ -18,6 +18,7 @@ from featviz import transforms as transforms_module
 from featviz.errors import FeatvizError
 from featviz.hooks import IMAGE, ActivationCapture, RedirectedReLU
 from featviz.models import Model, load_model
+from featviz.models.fold import fold_batchnorm as fold_batchnorm_layers
 from featviz.objectives import Objective
 from featviz.objectives.binding import ObjectiveLike, bind_objective, parse_objectives
 from featviz.render.image import grid, save_png, save_pngs, to_numpy, to_pil
@@ -105,7 +106,8 @@ def render(
     redirect_relu_steps: int = 16,
     progress: bool = True,
     autocast: torch.dtype | None = None,
-    channels_last: bool = False,
+    channels_last: bool = True,
+    fold_batchnorm: bool = True,
 ) -> RenderResult:
     """Optimize images so that `objective` is as high as possible and return them.
 
@@ -117,8 +119,9 @@ def render(
     Fourier). Element i of a batch uses seed `seed + i`. Dead ReLUs get redirected gradients for the first
     `redirect_relu_steps` steps. A non-finite objective stops the render with an error naming the step.
     `autocast=torch.bfloat16` runs the network in bfloat16 autocast (the image, its parameters and the
-    optimizer stay float32); `channels_last=True` switches the model and its inputs to channels-last memory
-    (see benchmarks/RESULTS.md for when each pays off).
+    optimizer stay float32); `channels_last` (default) switches the network and its inputs to channels-last memory
+    (see benchmarks/RESULTS.md for when each pays off). `fold_batchnorm` renders through a copy of the
+    network whose frozen BatchNorm layers are folded into the convolutions before them (same values, faster).
 
     Example:
         >>> model = featviz.load_model("efficientnet_lite0")
@@ -160,6 +163,7 @@ def render(
     # that size, and the transforms then resample every view to it.
     bound = bind_objective(model, goals, size=tuple(first_images.shape[-2:]))
     target = bound.target
+    network = fold_batchnorm_layers(model, keep=target.layers) if fold_batchnorm else model
     augment = transforms_module.resolve(transforms, output_size=bound.size)
     views = int(getattr(augment, "views", 1))
     source = transforms_module.RandomSource([seed + index for index in range(count)], device=device)
@@ -176,12 +180,12 @@ def render(
     history = torch.empty(steps, count, device=device)
     needs_image = IMAGE in target.layers
     if channels_last:
-        model.to(memory_format=torch.channels_last)
+        network.to(memory_format=torch.channels_last)
     precision = torch.autocast(device.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
     started = time.perf_counter()
     bar = tqdm(total=steps, disable=not progress, desc=_progress_label(goals), unit="step", leave=False)
     try:
-        with ActivationCapture(model, target.layers) as capture:
+        with ActivationCapture(network, target.layers) as capture:
             for step in range(steps):
                 redirect = RedirectedReLU() if step < redirect_relu_steps else contextlib.nullcontext()
                 with redirect:
