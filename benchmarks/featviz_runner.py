@@ -1,8 +1,8 @@
 """featviz's side of the benchmark: render one config and print one JSON line of figures.
 
 Same config and output as the peer runners (see peers/README.md), plus featviz's own keys:
-`param` ("fft"), `transforms` ("standard"), `autocast` (null or "bfloat16"), `channels_last` (bool),
-`redirect_relu_steps` (16). `upsample_to` becomes the output size of featviz's fused transform pass; null
+`param` ("fft"), `transforms` ("standard"), `autocast` (null or "bfloat16"), `channels_last` (true),
+`fold_batchnorm` (true), `redirect_relu_steps` (16): featviz.render's defaults. `upsample_to` becomes the output size of featviz's fused transform pass; null
 means the network sees the image at its own size.
 
     python benchmarks/featviz_runner.py '{"layer": "blocks.4.0.conv_pwl", "channels": [3], "steps": 64, "size": 128}'
@@ -21,7 +21,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 import common  # noqa: E402  (the peers' shared config, timing and output code)
 
-FEATVIZ_DEFAULTS = {"param": "fft", "transforms": "standard", "autocast": None, "channels_last": False, "redirect_relu_steps": 16}
+FEATVIZ_DEFAULTS = {
+    "param": "fft", "transforms": "standard", "autocast": None, "channels_last": True, "fold_batchnorm": True,
+    "redirect_relu_steps": 16,
+}
 
 
 def main(argv: list[str]) -> None:
@@ -45,7 +48,7 @@ def main(argv: list[str]) -> None:
         result = featviz.render(
             model, goals, param=config["param"], transforms=augment, steps=config["steps"], size=config["size"],
             seed=config["seed"], progress=False, autocast=autocast, channels_last=config["channels_last"],
-            redirect_relu_steps=config["redirect_relu_steps"],
+            fold_batchnorm=config["fold_batchnorm"], redirect_relu_steps=config["redirect_relu_steps"],
         )
     render_rss = common.peak_rss_mb()
     images = result.images.numpy().astype(np.float32)

@@ -150,7 +150,12 @@ def main() -> None:
                     continue
                 config = {**base, "layer": layer, "channels": [channel], "size": size, "upsample_to": upsample}
                 setting = f"{depth} {layer}:{channel}, {size} px" + (f" → {upsample}" if upsample else "")
-                rows = [score(run_one(tool, config, workdir, peer_python), model) for tool in ("lucent", "featviz", "horama")]
+                tools = ("lucent", "featviz", "horama") if upsample else ("lucent", "featviz")
+                rows = [score(run_one(tool, config, workdir, peer_python), model) for tool in tools]
+                if upsample:  # featviz also as it runs by default: the image as it is, no upsampling
+                    native = score(run_one("featviz", {**config, "upsample_to": None}, workdir, peer_python), model)
+                    native["tool"] = "featviz, no upsampling"
+                    rows.append(native)
                 rows_all += finish(rows, setting)
                 print(table(rows, COLUMNS), flush=True)
         sections.append("## One image per render\n\n" + table(rows_all, COLUMNS))
@@ -158,22 +163,26 @@ def main() -> None:
     if "batch" not in skip:
         config = {**base, "layer": BATCH_LAYER, "channels": list(range(16)), "size": 128, "upsample_to": 224}
         rows = [score(run_one(tool, config, workdir, peer_python), model) for tool in ("lucent", "featviz")]
-        rows = finish(rows, f"16 units of {BATCH_LAYER}, 128 px → 224, one batch")
-        lucent, ours = rows
-        ratio = ours["units_per_minute"] / lucent["units_per_minute"]
-        memory = ours["peak_rss_mb"] / lucent["peak_rss_mb"]
-        sections.append(
-            "## A batch of 16 units of one layer\n\n" + table(rows, COLUMNS)
-            + f"\n\nfeatviz renders **{ratio:.2f}×** lucent's units per minute with {memory:.2f}× its peak memory."
-        )
+        native = score(run_one("featviz", {**config, "upsample_to": None}, workdir, peer_python), model)
+        native["tool"] = "featviz, no upsampling"
+        rows = finish(rows + [native], f"16 units of {BATCH_LAYER}, 128 px, one batch")
+        lucent = rows[0]
+        lines = [
+            f"- {row['tool']}: **{row['units_per_minute'] / lucent['units_per_minute']:.2f}×** lucent's units per minute, "
+            f"{row['peak_rss_mb'] / lucent['peak_rss_mb']:.2f}× its peak memory"
+            for row in rows[1:]
+        ]
+        sections.append("## A batch of 16 units of one layer\n\n" + table(rows, COLUMNS) + "\n\n" + "\n".join(lines))
         print(sections[-1], flush=True)
 
     if "levers" not in skip:
         lever_steps = max(16, args.steps // 8)
         rows = []
         for label, extra in (
-            ("fp32", {}), ("channels_last", {"channels_last": True}), ("bf16 autocast", {"autocast": "bfloat16"}),
-            ("channels_last + bf16", {"channels_last": True, "autocast": "bfloat16"}),
+            ("plain fp32", {"fold_batchnorm": False, "channels_last": False}),
+            ("+ folded BatchNorm", {"channels_last": False}),
+            ("+ channels_last (default)", {}),
+            ("+ bf16 autocast", {"autocast": "bfloat16"}),
         ):
             for size, upsample, channels in ((128, 224, [3]), (224, None, [3]), (128, 224, list(range(16)))):
                 config = {**base, **extra, "steps": lever_steps, "layer": BATCH_LAYER, "channels": channels, "size": size, "upsample_to": upsample}

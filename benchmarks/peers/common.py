@@ -246,12 +246,21 @@ class StepClock:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MiB (``ru_maxrss`` is in KiB on Linux).
+    """This process's peak resident memory so far, in MiB.
+
+    Linux's ``VmHWM`` starts afresh at exec; ``ru_maxrss`` (the fallback elsewhere) would also count the
+    parent's memory that a forked benchmark subprocess briefly shared before it exec'd.
 
     Example:
         >>> peak_rss_mb() > 0
         True
     """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
