@@ -124,13 +124,56 @@ def finish(rows: list[dict], setting: str) -> list[dict]:
     return rows
 
 
+DEFAULT_CANDIDATES = (
+    ("fft, Adam 0.05, standard (lucid's)", dict(param="fft", lr=0.05, transforms="standard")),
+    ("fft, Adam 0.1, standard", dict(param="fft", lr=0.1, transforms="standard")),
+    ("fft, Adam 0.05, robust", dict(param="fft", lr=0.05, transforms="robust")),
+    ("maco, Adam 0.1, maco", dict(param="maco", lr=0.1, transforms="maco")),
+    ("pixel, Adam 0.05, standard", dict(param="pixel", lr=0.05, transforms="standard")),
+    ("cppn, Adam 0.005, standard", dict(param="cppn", lr=0.005, transforms="standard")),
+)
+
+
+def defaults_section(model, steps: int) -> str:
+    """Quality per second of candidate defaults: 4 units (early to late) rendered at the model's input size,
+    scored at several step counts from the render's own snapshots."""
+    import featviz
+    from featviz import metrics
+
+    goals = [f"{layer}:{channel}" for layer, channel in LAYERS.values()] + ["blocks.3.0.conv_pwl:17"]
+    checkpoints = [count for count in (64, 128, 256, 512, 1024) if count <= steps]
+    rows = []
+    for label, options in DEFAULT_CANDIDATES:
+        lr = options["lr"]
+        started = time.perf_counter()
+        result = featviz.render(
+            model, goals, param=options["param"], transforms=options["transforms"], steps=steps, seed=0,
+            thresholds=checkpoints, optimizer=lambda parameters: torch.optim.Adam(parameters, lr=lr), progress=False,
+        )
+        seconds_per_step = (time.perf_counter() - started) / steps
+        for count in checkpoints:
+            images = result.snapshots[count]
+            report = metrics.activation_reached(model, goals, images, samples=16, seed=1234)
+            rows.append({
+                "candidate": label, "steps": count, "seconds": seconds_per_step * count,
+                "held_out_vs_natural": float(report.held_out_mean_vs_natural.mean()),
+                "high_frequency_share": metrics.spectrum(images).mean_high_frequency_share,
+            })
+    columns = [("candidate", "candidate"), ("steps", "steps"), ("seconds (4 units)", "seconds"),
+               ("held-out / natural", "held_out_vs_natural"), ("high-freq share", "high_frequency_share")]
+    return (
+        f"## Choosing the defaults (4 units {', '.join(goals)}, one batch, {model.input_size[0]} px)\n\n"
+        + table(rows, columns)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=512)
     parser.add_argument("--scaling-steps", type=int, default=12, help="steps per point of the scaling tables")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
-    parser.add_argument("--skip", default="", help="comma-separated sections to skip: single,batch,levers,scaling")
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: single,batch,levers,defaults,scaling")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     import featviz
@@ -195,6 +238,10 @@ def main() -> None:
         columns = [("lever", "lever"), ("setting", "setting"), ("ms/step", "ms_per_step_median"), ("peak MB", "peak_rss_mb"),
                    ("activation", "objective_mean"), ("held-out / natural", "held_out_vs_natural")]
         sections.append(f"## Levers (featviz, {lever_steps} steps, {BATCH_LAYER})\n\n" + table(rows, columns))
+        print(sections[-1], flush=True)
+
+    if "defaults" not in skip:
+        sections.append(defaults_section(model, args.steps))
         print(sections[-1], flush=True)
 
     if "scaling" not in skip:

@@ -55,6 +55,7 @@ MISTAKES = [
     (["render", "efficientnet_lite0", "blocks.4.0.conv_pwl:1", "--steps", "0"], "--steps"),
     (["render", "efficientnet_lite0", "blocks.4.0.conv_pwl:1", "--param", "wavelet"], "invalid choice"),
     (["render", "efficientnet_lite0", "blocks.4.0.conv_pwl:1", "--device", "cuda:7"], "--device cpu"),
+    (["render", "efficientnet_lite0", "blocks.4.0.conv_pwl:1", "--precision", "fp16"], "--precision bf16"),
 ]
 
 

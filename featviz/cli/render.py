@@ -15,6 +15,7 @@ from featviz.models import load_model
 from featviz.render import render
 
 OPTIMIZERS = ("adam", "clampsgd")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--transforms", default="standard", choices=transforms.PRESETS, help="augmentations (default standard)")
     parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS, help="adam (default) or clampsgd")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the parameterization's)")
+    parser.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS), help="network precision: fp32 (default), bf16 or fp16 autocast")
     parser.add_argument("--out", default="featviz.png", help="a .png (one image, or a grid of several) or a folder (default featviz.png)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(run=run)
@@ -60,11 +62,13 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() == ".png" and out.is_dir():
         raise FeatvizError(f"--out '{out}' is a folder; give a file name ending in .png or a folder without .png")
     device = resolve_device(args.device)
+    if args.precision == "fp16" and device.type != "cuda":
+        raise FeatvizError("--precision fp16 needs a CUDA device; on the CPU use --precision bf16 or fp32")
     model = load_model(args.model, weights=args.weights, device=device)
     result = render(
         model, goals, param=args.param, transforms=args.transforms,
         optimizer=_optimizer_factory(args.optimizer, args.lr, args.seed), steps=args.steps, seed=args.seed,
-        device=device, size=args.size, progress=not args.no_progress,
+        device=device, size=args.size, progress=not args.no_progress, autocast=PRECISIONS[args.precision],
     )
     for path in result.save(out):
         print(path)
