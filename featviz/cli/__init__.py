@@ -43,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("featviz: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `featviz layers MODEL | head`: the reader left, which is not an error
+        sys.stdout = None
+        return 0
 
 
 if __name__ == "__main__":
