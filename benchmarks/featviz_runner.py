@@ -52,8 +52,8 @@ def main(argv: list[str]) -> None:
         )
     render_rss = common.peak_rss_mb()
     images = result.images.numpy().astype(np.float32)
-    reference = common.load_efficientnet_lite0()
-    objective_values = common.channel_means_of_images(reference, config["layer"], channels, result.images, config["upsample_to"])
+    # The model is the one common.load_efficientnet_lite0() builds for the peers; render leaves its values unchanged.
+    objective_values = common.channel_means_of_images(model, config["layer"], channels, result.images, config["upsample_to"])
     common.save_result(config["out"], images, objective_values, clock.step_seconds, result.history.numpy(), config)
     options = ", ".join(f"{key}={value}" for key, value in options.items())
     common.print_summary(
