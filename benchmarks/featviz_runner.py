@@ -1,7 +1,7 @@
 """featviz's side of the benchmark: render one config and print one JSON line of figures.
 
 Same config and output as the peer runners (see peers/README.md), plus featviz's own keys:
-`param` ("fft"), `transforms` ("standard"), `autocast` (null or "bfloat16"), `channels_last` (true),
+`param` ("fft"), `transforms` ("standard"), `autocast` (null, "bfloat16" or "float16"), `channels_last` (null: on for the CPU, off for a GPU),
 `fold_batchnorm` (true), `redirect_relu_steps` (16): featviz.render's defaults. `upsample_to` becomes the output size of featviz's fused transform pass; null
 means the network sees the image at its own size.
 
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 import common  # noqa: E402  (the peers' shared config, timing and output code)
 
 FEATVIZ_DEFAULTS = {
-    "param": "fft", "transforms": "standard", "autocast": None, "channels_last": True, "fold_batchnorm": True,
+    "param": "fft", "transforms": "standard", "autocast": None, "channels_last": None, "fold_batchnorm": True,
     "redirect_relu_steps": 16,
 }
 
@@ -36,7 +36,8 @@ def main(argv: list[str]) -> None:
     import featviz
     from featviz import transforms
 
-    model = featviz.load_model("efficientnet_lite0")
+    device = config["device"]
+    model = featviz.load_model("efficientnet_lite0").to(device)
     channels = config["channels"]
     goals = [f"{config['layer']}:{channel}" for channel in channels]
     output_size = (config["upsample_to"],) * 2 if config["upsample_to"] else None
@@ -44,10 +45,10 @@ def main(argv: list[str]) -> None:
     autocast = getattr(torch, config["autocast"]) if config["autocast"] else None
     setup_seconds = time.perf_counter() - setup_start
     setup_rss = common.peak_rss_mb()
-    with common.StepClock() as clock:
+    with common.StepClock(synchronize=device.startswith("cuda")) as clock:
         result = featviz.render(
             model, goals, param=config["param"], transforms=augment, steps=config["steps"], size=config["size"],
-            seed=config["seed"], progress=False, autocast=autocast, channels_last=config["channels_last"],
+            seed=config["seed"], device=device, progress=False, autocast=autocast, channels_last=config["channels_last"],
             fold_batchnorm=config["fold_batchnorm"], redirect_relu_steps=config["redirect_relu_steps"],
         )
     render_rss = common.peak_rss_mb()

@@ -7,6 +7,12 @@ benchmarks/RESULTS.md) and prints it.
 
     python benchmarks/run.py                 # the full run (512 steps; about 40 minutes on 2 CPU cores)
     python benchmarks/run.py --steps 64      # a quick look
+    python benchmarks/run.py --device cuda --out benchmarks/RESULTS-cuda.md   # on a GPU
+
+On a GPU every tool renders on it (lucent always does when it sees one), each step is timed after the GPU
+finished it, and peak memory is the GPU's (torch's allocator); the scoring stays on the CPU.
+`--peer-python` runs the peers with a Python that already has lucent, kornia and horama instead of
+making benchmarks/.venv-peers (a machine without a package index).
 """
 from __future__ import annotations
 
@@ -38,28 +44,35 @@ def run_one(tool: str, config: dict, workdir: Path, peer_python: Path | None) ->
     config = {**config, "out": str(out)}
     python = str(peer_python) if tool != "featviz" else sys.executable
     script = HERE / ("featviz_runner.py" if tool == "featviz" else f"peers/{tool}_runner.py")
+    environment = dict(os.environ)
+    if config["device"] == "cpu":  # lucent takes any GPU it sees; a CPU run hides them from every tool alike
+        environment["CUDA_VISIBLE_DEVICES"] = ""
     started = time.perf_counter()
-    completed = subprocess.run([python, str(script), json.dumps(config)], capture_output=True, text=True)
+    completed = subprocess.run([python, str(script), json.dumps(config)], capture_output=True, text=True, env=environment)
     if completed.returncode != 0:
         raise RuntimeError(f"{tool} failed on {config}:\n{completed.stderr[-3000:]}")
     figures = json.loads(completed.stdout.strip().splitlines()[-1])
     figures["wall_s"] = time.perf_counter() - started
+    figures["peak_mb"] = figures["peak_gpu_mb"] if figures.get("peak_gpu_mb") is not None else figures["peak_rss_mb"]
     figures["tool"] = tool
     return figures
 
 
 def score(figures: dict, model) -> dict:
-    """Add the quality metrics of a run's images: activation under held-out transforms, spectrum."""
+    """Add the quality metrics of a run's images: activation under held-out transforms (at the size the
+    network saw during the render) and the spectrum of the image as rendered and saved (an image upsampled
+    before its spectrum is taken has no energy above its own Nyquist frequency: the upsampler's spectrum,
+    not the render's)."""
     from featviz import metrics
 
     with np.load(figures["out"]) as data:
         images = torch.from_numpy(data["images"])
+    spectral = metrics.spectrum(images)
     view = figures["upsample_to"] or figures["size"]
     if images.shape[-1] != view:
         images = F.interpolate(images, size=(view, view), mode="bilinear", align_corners=False)
     goals = [f"{figures['layer']}:{channel}" for channel in figures["channels"]]
     report = metrics.activation_reached(model, goals, images, samples=16, seed=1234)
-    spectral = metrics.spectrum(images)
     figures["held_out_mean"] = float(report.held_out_mean.mean())
     figures["held_out_vs_natural"] = float(report.held_out_mean_vs_natural.mean())
     figures["rendered_vs_natural"] = float(report.rendered_vs_natural.mean())
@@ -72,7 +85,7 @@ def units_per_minute(figures: dict) -> float:
     return 60_000.0 * figures["images"] / (figures["steps"] * figures["ms_per_step_median"])
 
 
-def machine() -> str:
+def machine(device: str = "cpu") -> str:
     cpu = platform.processor() or "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -88,8 +101,12 @@ def machine() -> str:
     except OSError:
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    gpu = ""
+    if device.startswith("cuda"):
+        properties = torch.cuda.get_device_properties(torch.device(device))
+        gpu = f"GPU {properties.name} ({properties.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}); "
     return (
-        f"{cpu} ({flags}), {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}, "
+        f"{gpu}{cpu} ({flags}), {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
 
@@ -107,7 +124,7 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
 
 COLUMNS = [
     ("setting", "setting"), ("tool", "tool"), ("ms/step", "ms_per_step_median"), ("× lucent", "speed_vs_lucent"),
-    ("units/min", "units_per_minute"), ("peak MB", "peak_rss_mb"), ("activation", "objective_mean"),
+    ("units/min", "units_per_minute"), ("peak MB", "peak_mb"), ("activation", "objective_mean"),
     ("held-out / natural", "held_out_vs_natural"), ("high-freq share", "high_frequency_share"),
     ("spectrum slope", "spectrum_slope"),
 ]
@@ -134,7 +151,7 @@ DEFAULT_CANDIDATES = (
 )
 
 
-def defaults_section(model, steps: int) -> str:
+def defaults_section(model, steps: int, device: str = "cpu") -> str:
     """Quality per second of candidate defaults: 4 units (early to late) rendered at the model's input size,
     scored at several step counts from the render's own snapshots."""
     import featviz
@@ -147,10 +164,11 @@ def defaults_section(model, steps: int) -> str:
         lr = options["lr"]
         started = time.perf_counter()
         result = featviz.render(
-            model, goals, param=options["param"], transforms=options["transforms"], steps=steps, seed=0,
+            model, goals, param=options["param"], transforms=options["transforms"], steps=steps, seed=0, device=device,
             thresholds=checkpoints, optimizer=lambda parameters: torch.optim.Adam(parameters, lr=lr), progress=False,
         )
-        seconds_per_step = (time.perf_counter() - started) / steps
+        seconds_per_step = (time.perf_counter() - started) / steps  # render returns CPU images: the GPU is done
+        model.to("cpu")
         for count in checkpoints:
             images = result.snapshots[count]
             report = metrics.activation_reached(model, goals, images, samples=16, seed=1234)
@@ -174,16 +192,41 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: single,batch,levers,defaults,scaling")
+    parser.add_argument("--device", default="cpu", help="where every tool renders: cpu (default) or cuda")
+    parser.add_argument("--peer-python", default=None, help="a Python with lucent, kornia and horama (default: make benchmarks/.venv-peers)")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     import featviz
 
     model = featviz.load_model("efficientnet_lite0")
-    peer_python = ensure_peer_env()
+    peer_python = Path(args.peer_python) if args.peer_python else ensure_peer_env()
     workdir = Path(tempfile.mkdtemp(prefix="featviz-bench-"))
-    base = {"steps": args.steps, "seed": 0, "threads": args.threads}
+    base = {"steps": args.steps, "seed": 0, "threads": args.threads, "device": args.device}
     sections: list[str] = []
     started = time.perf_counter()
+
+    def write_report(sections: list[str]) -> str:
+        """Write what is measured so far (after every section, so a stopped run keeps its tables)."""
+        header = (
+            "# Benchmark results\n\n"
+            f"Written by `python benchmarks/run.py --steps {args.steps}"
+            + (f" --device {args.device}" if args.device != "cpu" else "")
+            + f"` on {time.strftime('%Y-%m-%d')}, "
+            f"in {(time.perf_counter() - started) / 60:.0f} minutes.\n\nMachine: {machine(args.device)}.\n\n"
+            "Model: EfficientNet-Lite0 with its real ImageNet weights. Every render runs in its own process; ms/step is the "
+            "median step time, peak MB "
+            + ("the GPU memory torch's allocator held at its peak" if args.device != "cpu" else "the process's peak resident memory")
+            + ", activation the channel's mean on the final image "
+            "(at the network's input size), held-out / natural the mean over 16 held-out random transforms divided by the best "
+            "of the shipped natural photos (docs/metrics.md), the spectrum that of the image as rendered (before any upsampling). lucent 0.1.8 and horama run with their own defaults "
+            "(benchmarks/peers/README.md); × lucent is the ratio of ms/step (lower is faster).\n"
+        )
+        report = header + "\n" + "\n\n".join(sections) + "\n"
+        out = Path(args.out)
+        temporary = out.with_name(out.name + ".tmp")
+        temporary.write_text(report)
+        os.replace(temporary, out)
+        return report
 
     if "single" not in skip:
         rows_all = []
@@ -202,6 +245,7 @@ def main() -> None:
                 rows_all += finish(rows, setting)
                 print(table(rows, COLUMNS), flush=True)
         sections.append("## One image per render\n\n" + table(rows_all, COLUMNS))
+        write_report(sections)
 
     if "batch" not in skip:
         config = {**base, "layer": BATCH_LAYER, "channels": list(range(16)), "size": 128, "upsample_to": 224}
@@ -212,11 +256,12 @@ def main() -> None:
         lucent = rows[0]
         lines = [
             f"- {row['tool']}: **{row['units_per_minute'] / lucent['units_per_minute']:.2f}×** lucent's units per minute, "
-            f"{row['peak_rss_mb'] / lucent['peak_rss_mb']:.2f}× its peak memory"
+            f"{row['peak_mb'] / lucent['peak_mb']:.2f}× its peak memory"
             for row in rows[1:]
         ]
         sections.append("## A batch of 16 units of one layer\n\n" + table(rows, COLUMNS) + "\n\n" + "\n".join(lines))
         print(sections[-1], flush=True)
+        write_report(sections)
 
     if "levers" not in skip:
         lever_steps = max(16, args.steps // 8)
@@ -224,8 +269,9 @@ def main() -> None:
         for label, extra in (
             ("plain fp32", {"fold_batchnorm": False, "channels_last": False}),
             ("+ folded BatchNorm", {"channels_last": False}),
-            ("+ channels_last (default)", {}),
-            ("+ bf16 autocast", {"autocast": "bfloat16"}),
+            ("+ channels_last", {"channels_last": True}),
+            ("default layout + bf16 autocast", {"autocast": "bfloat16"}),
+            *((("default layout + fp16 autocast", {"autocast": "float16"}),) if args.device != "cpu" else ()),
         ):
             for size, upsample, channels in ((128, 224, [3]), (224, None, [3]), (128, 224, list(range(16)))):
                 config = {**base, **extra, "steps": lever_steps, "layer": BATCH_LAYER, "channels": channels, "size": size, "upsample_to": upsample}
@@ -235,14 +281,16 @@ def main() -> None:
                 row["units_per_minute"] = units_per_minute(row)
                 row["objective_mean"] = float(np.mean(row["objective"]))
                 rows.append(row)
-        columns = [("lever", "lever"), ("setting", "setting"), ("ms/step", "ms_per_step_median"), ("peak MB", "peak_rss_mb"),
+        columns = [("lever", "lever"), ("setting", "setting"), ("ms/step", "ms_per_step_median"), ("peak MB", "peak_mb"),
                    ("activation", "objective_mean"), ("held-out / natural", "held_out_vs_natural")]
         sections.append(f"## Levers (featviz, {lever_steps} steps, {BATCH_LAYER})\n\n" + table(rows, columns))
         print(sections[-1], flush=True)
+        write_report(sections)
 
     if "defaults" not in skip:
-        sections.append(defaults_section(model, args.steps))
+        sections.append(defaults_section(model, args.steps, args.device))
         print(sections[-1], flush=True)
+        write_report(sections)
 
     if "scaling" not in skip:
         rows = []
@@ -250,24 +298,13 @@ def main() -> None:
             config = {**base, "steps": args.scaling_steps, "layer": BATCH_LAYER, "channels": [c % 112 for c in range(batch)], "size": size, "upsample_to": None}
             row = run_one("featviz", config, workdir, peer_python)
             rows.append({"size": size, "batch": batch, "ms_per_step_median": row["ms_per_step_median"],
-                         "ms_per_image_step": row["ms_per_step_median"] / batch, "peak_rss_mb": row["peak_rss_mb"]})
-        columns = [("size", "size"), ("batch", "batch"), ("ms/step", "ms_per_step_median"), ("ms/image/step", "ms_per_image_step"), ("peak MB", "peak_rss_mb")]
+                         "ms_per_image_step": row["ms_per_step_median"] / batch, "peak_mb": row["peak_mb"]})
+        columns = [("size", "size"), ("batch", "batch"), ("ms/step", "ms_per_step_median"), ("ms/image/step", "ms_per_image_step"), ("peak MB", "peak_mb")]
         sections.append(f"## Scaling (featviz, {BATCH_LAYER}, no upsampling, median of {args.scaling_steps} steps)\n\n" + table(rows, columns))
         print(sections[-1], flush=True)
+        write_report(sections)
 
-    header = (
-        "# Benchmark results\n\n"
-        f"Written by `python benchmarks/run.py --steps {args.steps}` on {time.strftime('%Y-%m-%d')}, "
-        f"in {(time.perf_counter() - started) / 60:.0f} minutes.\n\nMachine: {machine()}.\n\n"
-        "Model: EfficientNet-Lite0 with its real ImageNet weights. Every render runs in its own process; ms/step is the "
-        "median step time, peak MB the process's peak resident memory, activation the channel's mean on the final image "
-        "(at the network's input size), held-out / natural the mean over 16 held-out random transforms divided by the best "
-        "of the shipped natural photos (docs/metrics.md). lucent 0.1.8 and horama run with their own defaults "
-        "(benchmarks/peers/README.md); × lucent is the ratio of ms/step (lower is faster).\n"
-    )
-    report = header + "\n" + "\n\n".join(sections) + "\n"
-    Path(args.out).write_text(report)
-    print(report)
+    print(write_report(sections))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "upsample_to": None,
     "seed": 0,
     "threads": 2,
+    "device": "cpu",
     "out": None,
 }
 
@@ -91,6 +92,11 @@ def read_config(argv: Sequence[str]) -> dict[str, Any]:
         raise BenchmarkConfigError(f"upsample_to must be a positive int or null, not {config['upsample_to']!r}")
     if not config["channels"] or not all(isinstance(c, int) and c >= 0 for c in config["channels"]):
         raise BenchmarkConfigError(f"channels must be a non-empty list of ints >= 0, not {config['channels']!r}")
+    device = config["device"]
+    if not isinstance(device, str) or not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
+        raise BenchmarkConfigError(f"device must be \"cpu\" or \"cuda\" (or \"cuda:N\"), not {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchmarkConfigError(f"device {device!r} asked for, but torch sees no GPU; use \"device\": \"cpu\"")
     if not isinstance(config["out"], str) or not config["out"]:
         raise BenchmarkConfigError("out must be the path of the .npz file to write, e.g. \"out\": \"lucent.npz\"")
     return config
@@ -109,8 +115,8 @@ def limit_threads(threads: int) -> None:
         pass  # already set once in this process; the intra-op count is what matters on 2 cores
 
 
-def load_efficientnet_lite0() -> nn.Module:
-    """EfficientNet-Lite0 with its real ImageNet weights, taking [0, 1] images (featviz's loader).
+def load_efficientnet_lite0(device: str = "cpu") -> nn.Module:
+    """EfficientNet-Lite0 with its real ImageNet weights on ``device``, taking [0, 1] images (featviz's loader).
 
     Example:
         >>> load_efficientnet_lite0()(torch.rand(1, 3, 224, 224)).argmax().item() in range(1000)
@@ -118,7 +124,17 @@ def load_efficientnet_lite0() -> nn.Module:
     """
     import featviz
 
-    return featviz.load_model("efficientnet_lite0")
+    return featviz.load_model("efficientnet_lite0").to(device)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device the model's parameters live on.
+
+    Example:
+        >>> model_device(load_efficientnet_lite0())
+        device(type='cpu')
+    """
+    return next(model.parameters()).device
 
 
 def check_layer_and_channels(model: nn.Module, layer: str, channels: Sequence[int], size: int) -> int:
@@ -151,7 +167,7 @@ def activation_shape(model: nn.Module, layer: str, size: int) -> torch.Size:
     )
     try:
         with torch.no_grad():
-            model(torch.zeros(1, 3, size, size))
+            model(torch.zeros(1, 3, size, size, device=model_device(model)))
     finally:
         handle.remove()
     return captured[0].shape
@@ -177,13 +193,13 @@ def channel_means_of_images(
     )
     try:
         with torch.no_grad():
-            model(images)
+            model(images.to(model_device(model)))
     finally:
         handle.remove()
-    activations = captured[0]
+    activations = captured[0].float().cpu()
     index = torch.arange(len(channels))
     values = activations[index, torch.tensor(list(channels))].mean(dim=(-2, -1))
-    return values.float().numpy()
+    return values.numpy()
 
 
 class StepClock:
@@ -191,8 +207,9 @@ class StepClock:
 
     A global optimizer step post-hook measures each ``optimizer.step()`` from the previous step's return
     (the first from entering the context, or from `restart`), so a step covers everything the peer does in
-    its loop: parameterization, transforms, forward, backward and the update. Use as a context manager
-    around the peer's render call(s).
+    its loop: parameterization, transforms, forward, backward and the update. With ``synchronize=True``
+    (a render on a GPU) every stamp first waits for the GPU's queued work, so a step is the time its kernels
+    took rather than the time to queue them. Use as a context manager around the peer's render call(s).
 
     Example:
         >>> with StepClock() as clock:
@@ -200,7 +217,8 @@ class StepClock:
         >>> clock.step_seconds[:3], clock.total_seconds
     """
 
-    def __init__(self) -> None:
+    def __init__(self, synchronize: bool = False) -> None:
+        self.synchronize = synchronize
         self._durations: list[float] = []
         self._previous = 0.0
         self.started = 0.0
@@ -209,24 +227,32 @@ class StepClock:
         self.cpu_finished = 0.0
         self._handle: Any = None
 
+    def _wait(self) -> None:
+        if self.synchronize:
+            torch.cuda.synchronize()
+
     def _stamp(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self._wait()
         now = time.perf_counter()
         self._durations.append(now - self._previous)
         self._previous = now
 
     def __enter__(self) -> "StepClock":
         self._handle = register_optimizer_step_post_hook(self._stamp)
+        self._wait()
         self.cpu_started = time.process_time()
         self.started = self._previous = time.perf_counter()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._wait()
         self.finished = time.perf_counter()
         self.cpu_finished = time.process_time()
         self._handle.remove()
 
     def restart(self) -> None:
         """Begin another render: its first step is timed from now, not from the previous render's last step."""
+        self._wait()
         self._previous = time.perf_counter()
 
     @property
@@ -262,6 +288,18 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def peak_gpu_mb(device: str) -> float | None:
+    """The peak GPU memory torch's allocator held on ``device`` so far, in MiB; None for the CPU.
+
+    Example:
+        >>> peak_gpu_mb("cpu") is None
+        True
+    """
+    if not device.startswith("cuda"):
+        return None
+    return torch.cuda.max_memory_allocated(torch.device(device)) / 2**20
 
 
 def save_result(
@@ -349,6 +387,7 @@ def summary(
         "size": config["size"],
         "upsample_to": config["upsample_to"],
         "threads": torch.get_num_threads(),
+        "device": config["device"],
         "ms_per_step_median": float(np.median(step_ms)),
         "ms_per_step_p10": float(np.percentile(step_ms, 10)),
         "ms_per_step_p90": float(np.percentile(step_ms, 90)),
@@ -361,6 +400,7 @@ def summary(
         "setup_s": setup_seconds,
         "peak_rss_mb_after_setup": setup_rss_mb,
         "peak_rss_mb": render_rss_mb,
+        "peak_gpu_mb": peak_gpu_mb(config["device"]),
         "objective": [float(value) for value in objective],
         "out": config["out"],
         "notes": notes,

@@ -13,7 +13,7 @@ resized to the network's input with roi_align + antialiased bicubic, noise 0.05,
 * ``model_input_size = upsample_to`` or, when it is null, ``size``: the side of the crops the network sees.
 * ``values_range = (0, 1)``: the model here takes ``[0, 1]`` images and normalizes them itself; horama's
   default ``(-2.5, 2.5)`` assumes a network fed already-normalized images.
-* ``device = "cpu"``.
+* ``device``: the config's (``"cpu"`` by default).
 
 The objective is the mean of ``channel`` of ``layer`` over the crops, read by a forward hook (horama takes
 a function of the images). horama renders one image per call, so N channels are N renders one after the
@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import os
 
-# Before torch and tqdm are imported: CPU only, and no progress bar on stderr for every render.
-os.environ["CUDA_VISIBLE_DEVICES"] = ""
-os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported: no progress bar for every render
 
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -83,7 +81,8 @@ def main(argv: list[str]) -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit.script deprecation, via torchvision
     import horama
 
-    model = common.load_efficientnet_lite0()
+    device = config["device"]
+    model = common.load_efficientnet_lite0(device)
     common.check_layer_and_channels(model, config["layer"], config["channels"], config["size"])
     objective = ChannelObjective(model, config["layer"])
     model_input_size = config["upsample_to"] if config["upsample_to"] is not None else config["size"]
@@ -92,7 +91,7 @@ def main(argv: list[str]) -> None:
     setup_rss = common.peak_rss_mb()
     rendered: list[np.ndarray] = []
     histories: list[list[float]] = []
-    with common.StepClock() as clock:
+    with common.StepClock(synchronize=device.startswith("cuda")) as clock:
         for index, channel in enumerate(config["channels"]):
             clock.restart()
             torch.manual_seed(config["seed"] + index)
@@ -104,9 +103,9 @@ def main(argv: list[str]) -> None:
                 image_size=config["size"],
                 model_input_size=model_input_size,
                 values_range=(0.0, 1.0),
-                device="cpu",
+                device=device,
             )
-            rendered.append(image.detach().numpy())
+            rendered.append(image.detach().float().cpu().numpy())
             histories.append(objective.history)
     render_rss = common.peak_rss_mb()
     objective.close()

@@ -15,14 +15,15 @@ input and the config fixes the network's input size:
   normalizing a second time.
 * ``fixed_image_size``: ``upsample_to`` when given; when it is null, 0, which turns off lucent's automatic
   bilinear upsampling to 224 of images smaller than 224 (``if new_size:`` in render_vis is falsy for 0).
+
+lucent puts its image on ``cuda:0`` whenever torch sees a GPU, whatever the model's device: the config's
+``device`` must agree (benchmarks/run.py hides the GPUs, ``CUDA_VISIBLE_DEVICES=""``, for a CPU run).
 """
 from __future__ import annotations
 
 import os
 
-# Before torch is imported: lucent picks cuda whenever it sees one, while the benchmark is CPU only.
-os.environ["CUDA_VISIBLE_DEVICES"] = ""
-os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported
 
 import random  # noqa: E402
 import sys  # noqa: E402
@@ -54,7 +55,13 @@ def main(argv: list[str]) -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit.script deprecation inside kornia 0.4.1
     from lucent.optvis import objectives, param, render, transform
 
-    model = common.load_efficientnet_lite0()
+    device = config["device"]
+    if torch.cuda.is_available() != device.startswith("cuda"):
+        raise common.BenchmarkConfigError(
+            f"lucent renders on the GPU whenever torch sees one; with device {device!r} "
+            + ("hide it with CUDA_VISIBLE_DEVICES=\"\"" if device == "cpu" else "torch must see a GPU")
+        )
+    model = common.load_efficientnet_lite0(device)
     common.check_layer_and_channels(model, config["layer"], config["channels"], config["size"])
     channels = config["channels"]
     layer = lucent_layer_name(config["layer"])
@@ -81,7 +88,7 @@ def main(argv: list[str]) -> None:
 
     setup_seconds = time.perf_counter() - setup_start
     setup_rss = common.peak_rss_mb()
-    with common.StepClock() as clock:
+    with common.StepClock(synchronize=device.startswith("cuda")) as clock:
         frames = render.render_vis(
             model,
             recorded_objective,
