@@ -5,7 +5,7 @@ virtual environment (made on first use by peers/env.py). The images of every run
 process with featviz.metrics, the same yardstick for all. Writes a Markdown report (default
 benchmarks/RESULTS.md) and prints it.
 
-    python benchmarks/run.py                 # the full run (512 steps; about 40 minutes on 2 CPU cores)
+    python benchmarks/run.py                 # the full run (512 steps; about 50 minutes on 2 CPU cores)
     python benchmarks/run.py --steps 64      # a quick look
     python benchmarks/run.py --device cuda --out benchmarks/RESULTS-cuda.md   # on a GPU
 
@@ -191,7 +191,7 @@ def main() -> None:
     parser.add_argument("--scaling-steps", type=int, default=12, help="steps per point of the scaling tables")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
-    parser.add_argument("--skip", default="", help="comma-separated sections to skip: single,batch,levers,defaults,scaling")
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: single,batch,wide,levers,defaults,scaling")
     parser.add_argument("--device", default="cpu", help="where every tool renders: cpu (default) or cuda")
     parser.add_argument("--peer-python", default=None, help="a Python with lucent, kornia and horama (default: make benchmarks/.venv-peers)")
     args = parser.parse_args()
@@ -260,6 +260,20 @@ def main() -> None:
             for row in rows[1:]
         ]
         sections.append("## A batch of 16 units of one layer\n\n" + table(rows, COLUMNS) + "\n\n" + "\n".join(lines))
+        print(sections[-1], flush=True)
+        write_report(sections)
+
+    if "wide" not in skip:  # quality at the network's own size over 4 channels: one channel's spectrum is noisy
+        rows = []
+        for depth in ("middle", "late"):
+            layer = LAYERS[depth][0]
+            config = {**base, "layer": layer, "channels": [0, 1, 2, 3], "size": 224, "upsample_to": None}
+            rows += finish([score(run_one(tool, config, workdir, peer_python), model) for tool in ("lucent", "featviz")],
+                           f"{depth} {layer}:0-3, 224 px, one batch")
+        columns = [("setting", "setting"), ("tool", "tool"), ("activation", "objective_mean"),
+                   ("held-out / natural", "held_out_vs_natural"), ("high-freq share", "high_frequency_share"),
+                   ("spectrum slope", "spectrum_slope")]
+        sections.append("## Quality at 224 px over four channels\n\n" + table(rows, columns))
         print(sections[-1], flush=True)
         write_report(sections)
 

@@ -44,3 +44,9 @@ def test_cli_renders_on_cuda_in_half_precision(capsys, tmp_path):
     assert code == 0, captured.err
     assert captured.out.split() == [str(out_file)]
     assert Image.open(out_file).size == (96, 96)
+
+
+def test_channels_last_stays_off_on_cuda_by_default():
+    model = tiny_model()
+    featviz.render(model, "2:1", steps=1, seed=0, device="cuda", progress=False, fold_batchnorm=False)
+    assert not model.network[0].weight.is_contiguous(memory_format=torch.channels_last)
