@@ -144,6 +144,8 @@ def finish(rows: list[dict], setting: str) -> list[dict]:
 DEFAULT_CANDIDATES = (
     ("fft, Adam 0.05, standard (lucid's)", dict(param="fft", lr=0.05, transforms="standard")),
     ("fft, Adam 0.1, standard", dict(param="fft", lr=0.1, transforms="standard")),
+    ("fft decay 1.15, Adam 0.05, standard", dict(param="fft", lr=0.05, transforms="standard", decay=1.15)),
+    ("fft decay 1.3, Adam 0.05, standard", dict(param="fft", lr=0.05, transforms="standard", decay=1.3)),
     ("fft, Adam 0.05, robust", dict(param="fft", lr=0.05, transforms="robust")),
     ("maco, Adam 0.1, maco", dict(param="maco", lr=0.1, transforms="maco")),
     ("pixel, Adam 0.05, standard", dict(param="pixel", lr=0.05, transforms="standard")),
@@ -156,15 +158,19 @@ def defaults_section(model, steps: int, device: str = "cpu") -> str:
     scored at several step counts from the render's own snapshots."""
     import featviz
     from featviz import metrics
+    from featviz import param as param_module
 
     goals = [f"{layer}:{channel}" for layer, channel in LAYERS.values()] + ["blocks.3.0.conv_pwl:17"]
     checkpoints = [count for count in (64, 128, 256, 512, 1024) if count <= steps]
     rows = []
     for label, options in DEFAULT_CANDIDATES:
         lr = options["lr"]
+        image_param = options["param"]
+        if "decay" in options:  # the spectrum's 1 / f**decay scaling; lucid's (and featviz's default) is 1.0
+            image_param = param_module.create(image_param, model.input_size, batch=len(goals), seed=0, decay=options["decay"])
         started = time.perf_counter()
         result = featviz.render(
-            model, goals, param=options["param"], transforms=options["transforms"], steps=steps, seed=0, device=device,
+            model, goals, param=image_param, transforms=options["transforms"], steps=steps, seed=0, device=device,
             thresholds=checkpoints, optimizer=lambda parameters: torch.optim.Adam(parameters, lr=lr), progress=False,
         )
         seconds_per_step = (time.perf_counter() - started) / steps  # render returns CPU images: the GPU is done
