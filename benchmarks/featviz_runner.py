@@ -37,7 +37,7 @@ def main(argv: list[str]) -> None:
     from featviz import transforms
 
     device = config["device"]
-    model = featviz.load_model("efficientnet_lite0").to(device)
+    model = common.load_efficientnet_lite0(device)
     channels = config["channels"]
     goals = [f"{config['layer']}:{channel}" for channel in channels]
     output_size = (config["upsample_to"],) * 2 if config["upsample_to"] else None
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> None:
     autocast = getattr(torch, config["autocast"]) if config["autocast"] else None
     setup_seconds = time.perf_counter() - setup_start
     setup_rss = common.peak_rss_mb()
-    with common.StepClock(synchronize=device.startswith("cuda")) as clock:
+    with common.StepClock(device) as clock:
         result = featviz.render(
             model, goals, param=config["param"], transforms=augment, steps=config["steps"], size=config["size"],
             seed=config["seed"], device=device, progress=False, autocast=autocast, channels_last=config["channels_last"],
@@ -53,7 +53,7 @@ def main(argv: list[str]) -> None:
         )
     render_rss = common.peak_rss_mb()
     images = result.images.numpy().astype(np.float32)
-    # The model is the one common.load_efficientnet_lite0() builds for the peers; render leaves its values unchanged.
+    # render leaves the model's values unchanged: the same yardstick as the peers'.
     objective_values = common.channel_means_of_images(model, config["layer"], channels, result.images, config["upsample_to"])
     common.save_result(config["out"], images, objective_values, clock.step_seconds, result.history.numpy(), config)
     options = ", ".join(f"{key}={value}" for key, value in options.items())

@@ -207,18 +207,18 @@ class StepClock:
 
     A global optimizer step post-hook measures each ``optimizer.step()`` from the previous step's return
     (the first from entering the context, or from `restart`), so a step covers everything the peer does in
-    its loop: parameterization, transforms, forward, backward and the update. With ``synchronize=True``
-    (a render on a GPU) every stamp first waits for the GPU's queued work, so a step is the time its kernels
-    took rather than the time to queue them. Use as a context manager around the peer's render call(s).
+    its loop: parameterization, transforms, forward, backward and the update. On a GPU ``device`` every stamp
+    first waits for that GPU's queued work, so a step is the time its kernels took rather than the time to
+    queue them. Use as a context manager around the peer's render call(s).
 
     Example:
-        >>> with StepClock() as clock:
+        >>> with StepClock(config["device"]) as clock:
         ...     render()
         >>> clock.step_seconds[:3], clock.total_seconds
     """
 
-    def __init__(self, synchronize: bool = False) -> None:
-        self.synchronize = synchronize
+    def __init__(self, device: str = "cpu") -> None:
+        self.gpu = torch.device(device) if device.startswith("cuda") else None
         self._durations: list[float] = []
         self._previous = 0.0
         self.started = 0.0
@@ -228,8 +228,8 @@ class StepClock:
         self._handle: Any = None
 
     def _wait(self) -> None:
-        if self.synchronize:
-            torch.cuda.synchronize()
+        if self.gpu is not None:
+            torch.cuda.synchronize(self.gpu)
 
     def _stamp(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self._wait()

@@ -91,7 +91,7 @@ def main(argv: list[str]) -> None:
     setup_rss = common.peak_rss_mb()
     rendered: list[np.ndarray] = []
     histories: list[list[float]] = []
-    with common.StepClock(synchronize=device.startswith("cuda")) as clock:
+    with common.StepClock(device) as clock:
         for index, channel in enumerate(config["channels"]):
             clock.restart()
             torch.manual_seed(config["seed"] + index)

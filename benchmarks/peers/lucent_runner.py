@@ -88,7 +88,7 @@ def main(argv: list[str]) -> None:
 
     setup_seconds = time.perf_counter() - setup_start
     setup_rss = common.peak_rss_mb()
-    with common.StepClock(synchronize=device.startswith("cuda")) as clock:
+    with common.StepClock(device) as clock:
         frames = render.render_vis(
             model,
             recorded_objective,
