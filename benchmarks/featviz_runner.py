@@ -2,7 +2,8 @@
 
 Same config and output as the peer runners (see peers/README.md), plus featviz's own keys:
 `param` ("fft"), `transforms` ("standard"), `autocast` (null, "bfloat16" or "float16"), `channels_last` (null: on for the CPU, off for a GPU),
-`fold_batchnorm` (true), `redirect_relu_steps` (16): featviz.render's defaults. `upsample_to` becomes the output size of featviz's fused transform pass; null
+`fold_batchnorm` (true), `redirect_relu_steps` (16): featviz.render's defaults; `decay` (null: the Fourier
+parameterization's own default) sets the spectrum's 1 / f**decay when `param` is "fft". `upsample_to` becomes the output size of featviz's fused transform pass; null
 means the network sees the image at its own size.
 
     python benchmarks/featviz_runner.py '{"layer": "blocks.4.0.conv_pwl", "channels": [3], "steps": 64, "size": 128}'
@@ -23,7 +24,7 @@ import common  # noqa: E402  (the peers' shared config, timing and output code)
 
 FEATVIZ_DEFAULTS = {
     "param": "fft", "transforms": "standard", "autocast": None, "channels_last": None, "fold_batchnorm": True,
-    "redirect_relu_steps": 16,
+    "redirect_relu_steps": 16, "decay": None,
 }
 
 
@@ -34,7 +35,7 @@ def main(argv: list[str]) -> None:
     config = {**common.read_config([json.dumps(raw)]), **options}
     common.limit_threads(config["threads"])
     import featviz
-    from featviz import transforms
+    from featviz import param, transforms
 
     device = config["device"]
     model = common.load_efficientnet_lite0(device)
@@ -42,12 +43,16 @@ def main(argv: list[str]) -> None:
     goals = [f"{config['layer']}:{channel}" for channel in channels]
     output_size = (config["upsample_to"],) * 2 if config["upsample_to"] else None
     augment = transforms.create(config["transforms"], output_size=output_size)
+    image_param = config["param"]
+    if config["decay"] is not None:
+        image_param = param.create(image_param, config["size"], batch=len(channels), seed=config["seed"],
+                                   decay=config["decay"], device=device)
     autocast = getattr(torch, config["autocast"]) if config["autocast"] else None
     setup_seconds = time.perf_counter() - setup_start
     setup_rss = common.peak_rss_mb()
     with common.StepClock(device) as clock:
         result = featviz.render(
-            model, goals, param=config["param"], transforms=augment, steps=config["steps"], size=config["size"],
+            model, goals, param=image_param, transforms=augment, steps=config["steps"], size=config["size"],
             seed=config["seed"], device=device, progress=False, autocast=autocast, channels_last=config["channels_last"],
             fold_batchnorm=config["fold_batchnorm"], redirect_relu_steps=config["redirect_relu_steps"],
         )

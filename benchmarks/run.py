@@ -5,7 +5,7 @@ virtual environment (made on first use by peers/env.py). The images of every run
 process with featviz.metrics, the same yardstick for all. Writes a Markdown report (default
 benchmarks/RESULTS.md) and prints it.
 
-    python benchmarks/run.py                 # the full run (512 steps; about 50 minutes on 2 CPU cores)
+    python benchmarks/run.py                 # the full run (512 steps; about 75 minutes on 2 CPU cores)
     python benchmarks/run.py --steps 64      # a quick look
     python benchmarks/run.py --device cuda --out benchmarks/RESULTS-cuda.md   # on a GPU
 
@@ -78,6 +78,7 @@ def score(figures: dict, model) -> dict:
     figures["rendered_vs_natural"] = float(report.rendered_vs_natural.mean())
     figures["high_frequency_share"] = spectral.mean_high_frequency_share
     figures["spectrum_slope"] = spectral.mean_slope
+    figures["high_frequency_shares"] = [float(share) for share in spectral.high_frequency_share]
     return figures
 
 
@@ -142,10 +143,10 @@ def finish(rows: list[dict], setting: str) -> list[dict]:
 
 
 DEFAULT_CANDIDATES = (
-    ("fft, Adam 0.05, standard (lucid's)", dict(param="fft", lr=0.05, transforms="standard")),
-    ("fft, Adam 0.1, standard", dict(param="fft", lr=0.1, transforms="standard")),
-    ("fft decay 1.15, Adam 0.05, standard", dict(param="fft", lr=0.05, transforms="standard", decay=1.15)),
-    ("fft decay 1.3, Adam 0.05, standard", dict(param="fft", lr=0.05, transforms="standard", decay=1.3)),
+    ("fft decay 1.3, Adam 0.05, standard (featviz's)", dict(param="fft", lr=0.05, transforms="standard")),
+    ("fft decay 1.0, Adam 0.05, standard (lucid's)", dict(param="fft", lr=0.05, transforms="standard", decay=1.0)),
+    ("fft decay 1.6, Adam 0.05, standard", dict(param="fft", lr=0.05, transforms="standard", decay=1.6)),
+    ("fft decay 1.3, Adam 0.1, standard", dict(param="fft", lr=0.1, transforms="standard")),
     ("fft, Adam 0.05, robust", dict(param="fft", lr=0.05, transforms="robust")),
     ("maco, Adam 0.1, maco", dict(param="maco", lr=0.1, transforms="maco")),
     ("pixel, Adam 0.05, standard", dict(param="pixel", lr=0.05, transforms="standard")),
@@ -166,7 +167,7 @@ def defaults_section(model, steps: int, device: str = "cpu") -> str:
     for label, options in DEFAULT_CANDIDATES:
         lr = options["lr"]
         image_param = options["param"]
-        if "decay" in options:  # the spectrum's 1 / f**decay scaling; lucid's (and featviz's default) is 1.0
+        if "decay" in options:  # the spectrum's 1 / f**decay scaling: lucid's is 1.0, featviz's default 1.3
             image_param = param_module.create(image_param, model.input_size, batch=len(goals), seed=0, decay=options["decay"])
         started = time.perf_counter()
         result = featviz.render(
@@ -269,17 +270,26 @@ def main() -> None:
         print(sections[-1], flush=True)
         write_report(sections)
 
-    if "wide" not in skip:  # quality at the network's own size over 4 channels: one channel's spectrum is noisy
-        rows = []
-        for depth in ("middle", "late"):
-            layer = LAYERS[depth][0]
-            config = {**base, "layer": layer, "channels": [0, 1, 2, 3], "size": 224, "upsample_to": None}
-            rows += finish([score(run_one(tool, config, workdir, peer_python), model) for tool in ("lucent", "featviz")],
-                           f"{depth} {layer}:0-3, 224 px, one batch")
+    if "wide" not in skip:  # quality at the network's own size over 8 channels a layer: one channel's spectrum is noisy
+        rows, shares = [], {}
+        for depth, (layer, _) in LAYERS.items():
+            config = {**base, "layer": layer, "channels": list(range(8)), "size": 224, "upsample_to": None}
+            runs = [run_one("lucent", config, workdir, peer_python), run_one("featviz", config, workdir, peer_python)]
+            lucid_spectrum = run_one("featviz", {**config, "decay": 1.0}, workdir, peer_python)
+            lucid_spectrum["tool"] = "featviz, decay 1.0 (lucid's spectrum)"
+            for row in finish([score(figures, model) for figures in runs + [lucid_spectrum]], f"{depth} {layer}:0-7, 224 px, one batch"):
+                rows.append(row)
+                shares.setdefault(row["tool"], []).extend(row["high_frequency_shares"])
         columns = [("setting", "setting"), ("tool", "tool"), ("activation", "objective_mean"),
                    ("held-out / natural", "held_out_vs_natural"), ("high-freq share", "high_frequency_share"),
                    ("spectrum slope", "spectrum_slope")]
-        sections.append("## Quality at 224 px over four channels\n\n" + table(rows, columns))
+        lucent_shares = np.array(shares["lucent"])
+        lines = [
+            f"- {tool}: high-frequency share {np.mean(values):.3f} on average over the {len(values)} channels "
+            f"(lucent {lucent_shares.mean():.3f}), at or below lucent's on {int((np.array(values) <= lucent_shares).sum())} of them"
+            for tool, values in shares.items() if tool != "lucent"
+        ]
+        sections.append("## Quality at 224 px over eight channels a layer\n\n" + table(rows, columns) + "\n\n" + "\n".join(lines))
         print(sections[-1], flush=True)
         write_report(sections)
 
