@@ -175,8 +175,7 @@ def test_save_single_grid_and_folder(tmp_path):
 
 def test_channels_last_is_the_cpu_default_and_can_be_turned_off():
     model = tiny_model()
-    weight = model.network[0].weight
     featviz.render(model, "2:1", steps=1, seed=0, progress=False, fold_batchnorm=False, channels_last=False)
-    assert not weight.is_contiguous(memory_format=torch.channels_last)
+    assert not model.network[0].weight.is_contiguous(memory_format=torch.channels_last)
     featviz.render(model, "2:1", steps=1, seed=0, progress=False, fold_batchnorm=False)
     assert model.network[0].weight.is_contiguous(memory_format=torch.channels_last)
