@@ -1,7 +1,7 @@
 """featviz: see what a unit of any PyTorch vision network responds to.
 
 The package's folders follow a render's data flow: models -> hooks -> objectives -> param -> transforms
--> optim -> render.
+-> optim -> renderer.
 
 Example:
     >>> import featviz
@@ -13,11 +13,11 @@ from featviz import hooks, objectives, optim, param, transforms
 from featviz.errors import FeatvizError
 from featviz.hooks import layer_table
 from featviz.models import Model, list_models, load_model
-from featviz.render import RenderResult, render
+from featviz.renderer import NonFiniteObjectiveError, Renderer, RenderResult, render
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "FeatvizError", "Model", "RenderResult", "hooks", "layer_table", "list_models", "load_model", "objectives",
+    "FeatvizError", "Model", "NonFiniteObjectiveError", "Renderer", "RenderResult", "hooks", "layer_table", "list_models", "load_model", "objectives",
     "optim", "param", "render", "transforms", "__version__",
 ]

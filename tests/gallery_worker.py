@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from helpers import tiny_model
+from featviz_testing import tiny_model
 
 import featviz.gallery.build as build
 
@@ -27,13 +27,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)  # the same arithmetic in every process, so PNG bytes can be compared
     if args.delay:
-        render = build.render
+        render = build.Renderer.render
 
         def slow_render(*positional, **keywords):
             time.sleep(args.delay)
             return render(*positional, **keywords)
 
-        build.render = slow_render
+        build.Renderer.render = slow_render
     summary = build.build_gallery(
         tiny_model(size=32), LAYERS, units=UNITS, images=args.images, out=args.out, progress=False, **SETTINGS
     )

@@ -17,7 +17,7 @@ def test_layers_lists_dot_paths_types_shapes_and_channels(capsys):
     code, out, err = run_cli(capsys, "layers", "efficientnet_lite0")
     assert code == 0, err
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
-    assert rows["blocks.3.0.conv_pwl"][1:] == ["Conv2d", "1x80x14x14", "80"]
+    assert rows["blocks.3.0.conv_pwl"][1:] == ["Conv2d", "1x80x14x14", "nchw", "80"]
     assert rows["conv_head"][-1] == "1280"
 
 

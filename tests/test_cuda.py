@@ -9,7 +9,7 @@ from PIL import Image
 
 import featviz
 from featviz.cli import main
-from tests.helpers import tiny_model
+from featviz_testing import tiny_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -6,6 +6,8 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+
+from featviz.hooks import survey_model
 from PIL import Image
 from torch import nn
 
@@ -148,6 +150,8 @@ def test_images_are_resized_on_the_shorter_side_and_centre_cropped(tmp_path):
 @pytest.mark.parametrize("batch_size", [1, 2, 7])
 def test_top_examples_and_histogram_match_the_known_activations(spot_folder, batch_size):
     model = brightness_model()
+    survey_model(model)  # runs the whole network once per probe size; the pass itself must stop early
+    model.network.tail.calls = 0
     folder = ImageFolder(spot_folder, SIZE)
     stats = collect_activations(model, folder, ["conv", "pool", "tokens"], batch_size=batch_size, k=3, workers=0)
     assert model.network.tail.calls == 0  # the forward pass stopped after the last requested layer
@@ -196,9 +200,11 @@ def test_cache_hit_skips_the_model_and_file_changes_invalidate_it(spot_folder, t
     model = brightness_model()
     folder = ImageFolder(spot_folder, SIZE)
     cache = tmp_path / "cache"
+    survey_model(model)
+    model.network.head.calls = 0
     first = collect_activations(model, folder, ["conv", "pool"], batch_size=4, cache_dir=cache, workers=0)
     calls = model.network.head.calls
-    assert calls == 2
+    assert calls == 2  # two batches of 4 images: the layers were bound from the survey, without a forward
     again = collect_activations(model, ImageFolder(spot_folder, SIZE), ["pool", "conv"], batch_size=4, cache_dir=cache)
     assert model.network.head.calls == calls
     for layer in ("conv", "pool"):

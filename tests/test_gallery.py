@@ -23,7 +23,7 @@ from featviz.gallery import Manifest, unit_paths
 from featviz.gallery.build import build_gallery, parse_units
 from featviz.models import list_models, register_model
 
-from helpers import tiny_model
+from featviz_testing import tiny_model
 
 TESTS = Path(__file__).parent
 WORKER = TESTS / "gallery_worker.py"  # builds layers 0 and 2, units 0-5, in batches of 2

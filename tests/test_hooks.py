@@ -5,7 +5,7 @@ from torch import nn
 
 from featviz.errors import FeatvizError
 from featviz.hooks import OUTPUT, ActivationCapture, RedirectedReLU, format_layer_table, layer_table
-from tests.helpers import CallCounter
+from featviz_testing import CallCounter
 
 
 def small_net() -> nn.Sequential:
@@ -131,5 +131,5 @@ def test_layer_table_lists_shapes_and_channels():
     assert by_name["0"].shape == (1, 8, 8, 8) and by_name["0"].channels == 8
     assert by_name["4"].channels == 4
     text = format_layer_table(rows)
-    assert text.splitlines()[0].split() == ["layer", "type", "output", "shape", "channels"]
+    assert text.splitlines()[0].split() == ["layer", "type", "output", "shape", "layout", "channels"]
     assert "Conv2d" in text

@@ -12,7 +12,7 @@ import featviz
 from featviz import metrics
 from featviz.cli import main
 from featviz.errors import FeatvizError
-from tests.helpers import tiny_model
+from featviz_testing import tiny_model
 
 
 def power_law_noise(exponent: float, size: int = 64, batch: int = 3, seed: int = 0) -> torch.Tensor:
@@ -195,7 +195,7 @@ def test_transferability_ranks_the_class_among_each_judges_logits():
     judge = featviz.load_model(network, input_size=(16, 24), channels=3, labels=labels)
     images = torch.stack([torch.zeros(3, 32, 32), torch.ones(3, 32, 32)])
     (score,) = metrics.transferability(images, "goldfish", [judge])
-    assert network.seen == [(2, 3, 16, 24)]  # resized to the judge's input size
+    assert judge.network.seen == [(2, 3, 16, 24)]  # resized to the judge's input size (the judge holds a copy)
     assert score.judge == judge.name and score.index == [2, 2]
     assert score.rank.tolist() == [2, 0]  # dark: dog (3) and tench (2) beat goldfish (1); bright: goldfish (6) wins
     assert score.top1.tolist() == [False, True] and score.top1_rate == 0.5

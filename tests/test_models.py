@@ -249,7 +249,8 @@ def test_plain_module_detects_channels_and_does_not_normalize():
     images = torch.rand(2, 1, 16, 16)
     with torch.no_grad():
         assert torch.equal(model(images), network(images))
-    assert not network[1].weight.requires_grad and not network.training
+    assert not model.network[1].weight.requires_grad and not model.network.training
+    assert network[1].weight.requires_grad and network.training, "the caller's module stays as it was"
     assert load_model(nn.Linear(4, 2), channels=3).channels == 3
     with pytest.raises(FeatvizError, match="no Conv2d.*pass channels="):
         load_model(nn.Linear(4, 2))
@@ -305,7 +306,8 @@ def test_unknown_names_list_the_closest_and_the_syntax():
         load_model("efficientnet_lite9")
     assert str(error.value).startswith("unknown model 'efficientnet_lite9'; closest: efficientnet_lite")
     assert "efficientnet_lite0" in str(error.value)
-    assert "timm:NAME, torchvision:NAME or open_clip:ARCH/PRETRAINED" in str(error.value)
+    assert str(error.value).endswith(f"or {registry.sources_syntax()}")
+    assert "open_clip:ARCH/PRETRAINED, timm:NAME or torchvision:NAME" in str(error.value)
     with pytest.raises(FeatvizError, match="closest: timm:resnet18, torchvision:resnet18"):
         load_model("resnet18")
     with pytest.raises(FeatvizError, match="unknown model source 'tim:'.*closest: timm:resnet18"):

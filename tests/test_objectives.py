@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from featviz.errors import FeatvizError
-from featviz.hooks.layout import channel_count, channels_first, spatial_size
+from featviz.hooks import Layout, channels_first, map_shape
 from featviz.objectives import (
     Objective,
     alignment,
@@ -37,7 +37,7 @@ def random_acts(batch=4, seed=0):
         LAYER: torch.randn(batch, 8, 3, 5, generator=generator),
         "blocks.2": torch.rand(batch, 6, 4, 4, generator=generator),
         "@image": torch.rand(batch, 3, 6, 6, generator=generator),
-        "@output": torch.randn(batch, 5, generator=generator),
+        "@output": torch.randn(batch, 5, 1, 1, generator=generator),
     }
 
 
@@ -54,60 +54,27 @@ class FakeModel:
         return self.labels.index(label)
 
 
-# ---------------------------------------------------------------- layout
+# ---------------------------------------------------------------- layout (decided in featviz.hooks)
 
 
-def test_nchw_is_returned_as_is():
-    activation = torch.randn(2, 8, 3, 5)
-    assert channels_first(activation) is activation
-    assert channel_count(activation.shape) == 8 and spatial_size(activation.shape) == (3, 5)
-
-
-def test_nhwc_is_detected_and_permuted_without_copy():
-    activation = torch.randn(1, 7, 7, 12)  # Swin-like (B, H, W, C)
-    result = channels_first(activation)
-    assert result.shape == (1, 12, 7, 7)
-    assert torch.equal(result, activation.permute(0, 3, 1, 2))
-    assert result.data_ptr() == activation.data_ptr()
-    assert channel_count(activation.shape) == 12 and spatial_size(activation.shape) == (7, 7)
-    # square NCHW maps are not mistaken for NHWC
-    assert channels_first(torch.randn(1, 12, 7, 7)).shape == (1, 12, 7, 7)
-
-
-def test_declared_nhwc_layout_and_bad_layouts():
-    activation = torch.randn(1, 4, 6, 3)
-    assert torch.equal(channels_first(activation, "nhwc"), activation.permute(0, 3, 1, 2))
-    assert channel_count(activation.shape, "nhwc") == 3
-    with pytest.raises(FeatvizError, match="valid: nchw, nhwc, tokens"):
-        channels_first(activation, "hwc")
-    with pytest.raises(FeatvizError, match="4-D"):
-        channels_first(torch.randn(1, 5, 3), "nhwc")
-    with pytest.raises(FeatvizError, match="channels-first"):
-        channels_first(torch.randn(1, 2, 3, 4, 5))
-
-
-def test_vit_tokens_drop_cls_and_form_a_grid():
+def test_layouts_are_read_as_declared_without_copy():
+    activation = torch.randn(1, 7, 7, 12)
+    result = channels_first(activation, "nhwc")
+    assert result.shape == (1, 12, 7, 7) and result.data_ptr() == activation.data_ptr()
+    assert channels_first(torch.randn(1, 12, 7, 7), "nchw").shape == (1, 12, 7, 7)
     tokens = torch.randn(2, 197, 6)
-    grid = channels_first(tokens)
-    assert grid.shape == (2, 6, 14, 14)
+    grid = channels_first(tokens, Layout("nlc", 1, (14, 14)))
     assert torch.equal(grid[1, 4, 3, 9], tokens[1, 1 + 3 * 14 + 9, 4])
-    assert grid.data_ptr() == tokens[:, 1:].data_ptr()
-    assert channel_count(tokens.shape) == 6 and spatial_size(tokens.shape) == (14, 14)
-
-
-def test_register_tokens_and_tokens_without_square():
-    registers = torch.randn(1, 1 + 4 + 16, 3)  # CLS + 4 registers + 4x4 patches
-    assert torch.equal(channels_first(registers)[0, :, 0, 0], registers[0, 5])
-    row = torch.randn(2, 35, 3)  # 35 - p is no square for p in 0..8
-    assert channels_first(row).shape == (2, 3, 1, 35)
-    assert torch.equal(channels_first(row)[1, 2, 0], row[1, :, 2])
-    assert spatial_size(row.shape) == (1, 35)
-
-
-def test_vectors_become_one_by_one_maps():
-    logits = torch.randn(3, 10)
-    assert channels_first(logits).shape == (3, 10, 1, 1)
-    assert channel_count(logits.shape) == 10 and spatial_size(logits.shape) == (1, 1)
+    sequence_first = tokens.transpose(0, 1)
+    assert torch.equal(channels_first(sequence_first, Layout("lnc", 1, (14, 14))), grid)
+    row = torch.randn(2, 35, 3)
+    assert torch.equal(channels_first(row, "nlc")[1, 2, 0], row[1, :, 2])
+    assert channels_first(torch.randn(3, 10), "nc").shape == (3, 10, 1, 1)
+    assert map_shape((1, 40, 30, 40), "nhwc") == (1, 40, 40, 30)
+    with pytest.raises(FeatvizError, match="valid: nchw, nhwc, nlc"):
+        channels_first(activation, "hwc")
+    with pytest.raises(FeatvizError, match="cannot be read as nhwc"):
+        channels_first(torch.randn(1, 5, 3), "nhwc")
 
 
 # ---------------------------------------------------------------- units
@@ -118,10 +85,6 @@ def test_channel_is_spatial_mean_in_any_layout():
     values = channel(LAYER, 3)(acts)
     assert values.shape == (4,)
     assert torch.allclose(values, acts[LAYER][:, 3].mean((1, 2)))
-    nhwc = {LAYER: torch.randn(2, 5, 5, 9)}
-    assert torch.allclose(channel(LAYER, 2)(nhwc), nhwc[LAYER][..., 2].mean((1, 2)))
-    tokens = {LAYER: torch.randn(2, 17, 4)}
-    assert torch.allclose(channel(LAYER, 1)(tokens), tokens[LAYER][:, 1:, 1].mean(1))
 
 
 def test_neuron_reads_row_y_column_x_on_non_square_map():
@@ -160,13 +123,13 @@ def test_direction_matches_hand_computation():
 
 def test_class_logit_by_index_and_by_label():
     acts = random_acts()
-    assert torch.equal(class_logit(3)(acts), acts["@output"][:, 3])
+    assert torch.equal(class_logit(3)(acts), acts["@output"][:, 3, 0, 0])
     goal = class_logit("tiger cat")
     assert goal.name == "class:tiger cat"
     with pytest.raises(FeatvizError, match="bind"):
         goal(acts)
     goal.bind(FakeModel(), shapes_of(acts))
-    assert torch.equal(goal(acts), acts["@output"][:, 3])
+    assert torch.equal(goal(acts), acts["@output"][:, 3, 0, 0])
 
 
 # ---------------------------------------------------------------- bind errors
@@ -436,11 +399,11 @@ def test_stacked_class_labels_resolve_at_bind_and_gather():
     with pytest.raises(FeatvizError, match="bind"):
         classes(acts)
     classes.bind(FakeModel(), shapes_of(acts))
-    expected = acts["@output"][torch.arange(8), torch.tensor([4, 1, 0, 3]).repeat(2)]
+    expected = acts["@output"][torch.arange(8), torch.tensor([4, 1, 0, 3]).repeat(2), 0, 0]
     assert torch.equal(classes(acts), expected)
     summed = class_logit("hen") + class_logit("goldfish")
     summed.bind(FakeModel(), shapes_of(acts))
-    assert torch.allclose(summed(acts), acts["@output"][:, 4] + acts["@output"][:, 1])
+    assert torch.allclose(summed(acts), acts["@output"][:, 4, 0, 0] + acts["@output"][:, 1, 0, 0])
 
 
 def test_stack_of_mixed_and_batch_objectives():
@@ -484,10 +447,10 @@ def test_parse_forms():
     (whole,) = parse("blocks.2")
     assert torch.allclose(whole(acts), layer("blocks.2")(acts))
     (by_index,) = parse("class:3")
-    assert torch.equal(by_index(acts), acts["@output"][:, 3])
+    assert torch.equal(by_index(acts), acts["@output"][:, 3, 0, 0])
     (by_label,) = parse("class:great white shark")
     by_label.bind(FakeModel(), shapes_of(acts))
-    assert torch.equal(by_label(acts), acts["@output"][:, 2])
+    assert torch.equal(by_label(acts), acts["@output"][:, 2, 0, 0])
     (negated,) = parse("-blocks.4.0.conv_pwl:3")
     assert torch.equal(negated(acts), -acts[LAYER][:, 3].mean((1, 2)))
     assert [goal.name for goal in parse("-blocks.2:0-1")] == ["-blocks.2:0", "-blocks.2:1"]

@@ -1,11 +1,17 @@
 """Tests of featviz.param: image parameterizations, colour decorrelation, alpha compositing, create()."""
 from __future__ import annotations
 
+import importlib.util
+import inspect
 import math
+import pkgutil
+import sys
+import textwrap
 
 import pytest
 import torch
 
+import featviz.param
 from featviz.errors import FeatvizError
 from featviz.param import (
     CPPN,
@@ -13,6 +19,7 @@ from featviz.param import (
     KINDS,
     Fourier,
     Maco,
+    Parameterization,
     Pixel,
     color_sqrt,
     color_sqrt_from_images,
@@ -20,6 +27,8 @@ from featviz.param import (
     create,
     decorrelate,
     maco_magnitude,
+    register_parameterization,
+    registered_kinds,
 )
 from featviz.param.cppn import composite_atan
 
@@ -405,3 +414,100 @@ def test_invalid_arguments_raise_featviz_errors(kind: str, kwargs: dict, message
 def test_invalid_class_options_raise_featviz_errors(cls: type, kwargs: dict, message: str) -> None:
     with pytest.raises(FeatvizError, match=message):
         cls(SIZE, **kwargs)
+
+
+# ---------------------------------------------------------------- registry and package discovery
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let a test register parameterizations: the registry is restored when it ends."""
+    monkeypatch.setattr(featviz.param.base, "_REGISTRY", dict(featviz.param.base._REGISTRY))
+
+
+NEW_MODULE = """
+    import torch
+    from torch import nn
+
+    from featviz.param import Parameterization, register_parameterization
+
+
+    @register_parameterization("checker", aliases=("checkerboard",))
+    class Checker(Parameterization):
+        default_lr = 0.02
+
+        def __init__(self, size, *, cell: int = 4, decorrelate: bool = True, color_sqrt=None, **shared):
+            super().__init__(size, **shared)
+            self.cell = cell
+            self.contrast = nn.Parameter(self.draw(lambda generator: torch.randn(self.out_channels, 1, 1,
+                                                                                 generator=generator)))
+            self.decorrelate_colors(decorrelate, color_sqrt)
+
+        def components(self):
+            rows = torch.arange(self.size[0], device=self.contrast.device) // self.cell
+            columns = torch.arange(self.size[1], device=self.contrast.device) // self.cell
+            pattern = ((rows[:, None] + columns[None, :]) % 2 * 2 - 1).to(self.contrast.dtype)
+            return self.contrast * pattern
+
+
+    __all__ = ["Checker"]
+"""
+
+
+def test_a_parameterization_registered_in_a_new_module_is_reachable_by_create(registry, tmp_path) -> None:
+    (tmp_path / "checker.py").write_text(textwrap.dedent(NEW_MODULE))
+    spec = importlib.util.spec_from_file_location("checker_parameterization", tmp_path / "checker.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    image = create("checker", SIZE, batch=2, channels=4, seed=0, alpha=True, cell=2, dtype=torch.float64)
+    assert type(image) is module.Checker and image.cell == 2 and image.default_lr == 0.02
+    images = image()
+    assert images.shape == (2, 5, *SIZE) and images.dtype == torch.float64
+    assert images.min() >= 0 and images.max() <= 1
+    torch.testing.assert_close(create(" CheckerBoard ", SIZE, seed=3)(), module.Checker(SIZE, seed=3)())
+    assert set(registered_kinds()) == {*KINDS, "checker"} and "checker" not in KINDS
+    with pytest.raises(FeatvizError, match="valid kinds: fft, pixel, cppn, maco, checker.*closest: checker"):
+        create("chekcer", SIZE)
+    with pytest.raises(FeatvizError, match="valid options: cell, decorrelate, color_sqrt; closest: cell"):
+        create("checker", SIZE, cells=2)
+
+
+def test_subclass_signatures_show_the_shared_arguments() -> None:
+    shared = ["size", "batch", "channels", "seed", "alpha", "device", "dtype"]
+    assert list(inspect.signature(Fourier).parameters) == [*shared, "decay", "decorrelate", "color_sqrt", "init_scale"]
+    assert list(inspect.signature(Pixel).parameters) == [*shared, "decorrelate", "color_sqrt", "init_scale"]
+    assert list(inspect.signature(Maco).parameters) == [*shared, "magnitude", "decay", "decorrelate", "color_sqrt"]
+    assert list(inspect.signature(CPPN).parameters) == [*shared, "layers", "width"]
+    assert inspect.signature(Fourier).parameters["decay"].default == 1.3
+
+
+def test_only_decorrelating_parameterizations_mix_colors() -> None:
+    assert CPPN(SIZE, seed=0).mixing is None
+    assert Pixel(SIZE, seed=0, decorrelate=False).mixing is None
+    for cls in (Fourier, Pixel, Maco):
+        assert cls(SIZE, seed=0, alpha=True).mixing.shape == (4, 4)
+    with pytest.raises(TypeError, match="decorrelate"):
+        CPPN(SIZE, decorrelate=True)
+
+
+def test_registration_rejects_taken_names_and_non_parameterizations(registry) -> None:
+    with pytest.raises(FeatvizError, match="'FFT' is already registered"):
+        register_parameterization("FFT")
+    with pytest.raises(FeatvizError, match="'twice' is already registered"):
+        register_parameterization("twice", aliases=("twice",))
+    with pytest.raises(FeatvizError, match="non-empty string"):
+        register_parameterization(" ")
+    with pytest.raises(FeatvizError, match="sequence of names"):
+        register_parameterization("single", aliases="alias")
+    with pytest.raises(FeatvizError, match="Parameterization subclass"):
+        register_parameterization("module")(torch.nn.Identity)
+    assert registered_kinds() == KINDS
+
+
+def test_every_module_of_the_package_is_imported_and_re_exported() -> None:
+    modules = [sys.modules[f"featviz.param.{info.name}"] for info in pkgutil.iter_modules(featviz.param.__path__)]
+    exports = {name: getattr(module, name) for module in modules for name in module.__all__}
+    assert {Fourier, Pixel, CPPN, Maco, Parameterization, create, register_parameterization} <= set(exports.values())
+    assert all(getattr(featviz.param, name) is value for name, value in exports.items())
+    assert sorted(featviz.param.__all__) == sorted([*exports, "KINDS"])
+    assert KINDS[:4] == ("fft", "pixel", "cppn", "maco")

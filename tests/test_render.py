@@ -4,8 +4,8 @@ import torch
 import featviz
 from featviz import objectives
 from featviz.errors import FeatvizError
-from featviz.render import NonFiniteObjectiveError
-from tests.helpers import tiny_model
+from featviz.renderer import NonFiniteObjectiveError
+from featviz_testing import tiny_model
 
 
 def test_render_raises_its_channel_and_returns_history():
@@ -18,11 +18,12 @@ def test_render_raises_its_channel_and_returns_history():
 
 
 def test_forward_stops_after_the_deepest_layer_the_objective_reads():
-    model = tiny_model()
-    later = model.network[4]
-    featviz.render(model, "2:1", steps=3, seed=0, progress=False)
+    renderer = featviz.Renderer(tiny_model())
+    later = renderer.model.network[4]  # the renderer's own copy: the caller's model is never run or changed
+    later.calls = 0
+    renderer.render("2:1", steps=3, seed=0, progress=False)
     assert later.calls == 0
-    featviz.render(model, "class:dog", steps=2, seed=0, progress=False)
+    renderer.render("class:dog", steps=2, seed=0, progress=False)
     assert later.calls > 0
 
 
@@ -175,7 +176,10 @@ def test_save_single_grid_and_folder(tmp_path):
 
 def test_channels_last_is_the_cpu_default_and_can_be_turned_off():
     model = tiny_model()
-    featviz.render(model, "2:1", steps=1, seed=0, progress=False, fold_batchnorm=False, channels_last=False)
-    assert not model.network[0].weight.is_contiguous(memory_format=torch.channels_last)
-    featviz.render(model, "2:1", steps=1, seed=0, progress=False, fold_batchnorm=False)
-    assert model.network[0].weight.is_contiguous(memory_format=torch.channels_last)
+    plain = featviz.Renderer(model, fold_batchnorm=False, channels_last=False)
+    plain.render("2:1", steps=1, seed=0, progress=False)
+    assert not plain.network_for({"2"}).network[0].weight.is_contiguous(memory_format=torch.channels_last)
+    default = featviz.Renderer(model, fold_batchnorm=False)
+    default.render("2:1", steps=1, seed=0, progress=False)
+    assert default.network_for({"2"}).network[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not model.network[0].weight.is_contiguous(memory_format=torch.channels_last), "the caller's model is unchanged"

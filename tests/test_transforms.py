@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import math
+import pkgutil
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torchvision.transforms import v2
 
+import featviz.transforms
 from featviz.errors import FeatvizError
 from featviz.transforms import (PRESETS, Compose, RandomSource, create, jitter, maco, noise, none, pad, random_crops,
-                                random_rotate, random_scale, resize, robust, standard)
+                                random_rotate, random_scale, resize, resolve, robust, standard, takes_source)
 
 
 def smooth_image(batch: int = 2, channels: int = 3, size: int = 48) -> torch.Tensor:
@@ -282,3 +286,79 @@ def test_presets_and_create():
 def test_invalid_arguments_raise_featviz_error(make):
     with pytest.raises(FeatvizError):
         make()
+
+
+# ---------------------------------------------------------------- one-argument callables
+
+@pytest.mark.parametrize("transforms, output_size, flipped", [
+    ([pad(4), lambda images: images.flip(-1), jitter(8)], (24, 20), False),
+    (lambda images: images.flip(-1), (32, 32), True),
+    (v2.RandomHorizontalFlip(p=1.0), (32, 32), True),
+    ([v2.RandomHorizontalFlip(p=1.0), standard()], (28, 28), False),
+], ids=["lambda-in-list", "lone-lambda", "torchvision-v2", "torchvision-v2-before-a-preset"])
+def test_one_argument_callables_pass_through_resolve(transforms, output_size, flipped):
+    augment = resolve(transforms, output_size=output_size)
+    images = torch.rand(2, 3, 32, 32, requires_grad=True)
+    out = augment(images, RandomSource([0, 1]))
+    assert out.shape == (2, 3, *output_size)
+    if flipped:
+        assert torch.equal(out, images.flip(-1))
+    (out * torch.rand_like(out)).sum().backward()
+    assert images.grad is not None and torch.isfinite(images.grad).all() and images.grad.abs().sum() > 0
+
+
+def test_a_one_argument_callable_sees_the_images_where_it_stands_in_the_chain():
+    images = torch.rand(2, 3, 20, 20)
+    chain = Compose([pad(2, fill=0.0), lambda images: images.flip(-1), jitter(4)])
+    source = RandomSource([1, 2])
+    expected = jitter(4)(pad(2, fill=0.0)(images, source).flip(-1), source)
+    torch.testing.assert_close(chain(images, RandomSource([1, 2])), expected, atol=1e-5, rtol=0)
+
+
+def test_a_trailing_callable_that_changes_the_size_still_ends_at_the_output_size(monkeypatch):
+    def crop(images):
+        return images[..., 2:-2, 3:-3]
+
+    images = torch.rand(2, 3, 32, 32, requires_grad=True)
+    calls = count_grid_samples(monkeypatch)
+    out = Compose([jitter(4), crop], output_size=(24, 24))(images, RandomSource([0, 1]))
+    assert out.shape == (2, 3, 24, 24) and calls[0] == 2
+    assert resolve(crop, output_size=(30, 30))(images, RandomSource([0, 1])).shape == (2, 3, 30, 30)
+    assert Compose([random_crops(count=3), crop], (24, 24))(images, RandomSource([0, 1])).shape == (6, 3, 24, 24)
+    out.sum().backward()
+    assert images.grad.abs().sum() > 0
+
+
+class SourcedModule(torch.nn.Module):
+    def forward(self, images, source):
+        return images + source.normal(images.shape[1:], device=images.device)
+
+
+def test_takes_source_reads_the_signature():
+    assert takes_source(lambda images, source: images) and takes_source(jitter(4)) and takes_source(noise(0.1))
+    assert takes_source(standard()) and takes_source(SourcedModule())
+    assert not takes_source(lambda images: images)
+    assert not takes_source(lambda images, source=None: images)           # one required argument: images only
+    assert not takes_source(lambda *inputs: inputs[0])
+    assert not takes_source(torch.sigmoid)                                 # no readable signature: images only
+    assert not takes_source(torch.nn.Sequential(torch.nn.Identity()))
+    for wrong in (lambda: None, lambda images, source, extra: images, lambda images, *, strength: images):
+        with pytest.raises(FeatvizError, match=r"takes \(images\) or \(images, source\)"):
+            Compose([wrong])
+
+
+def test_resolve_rejects_what_is_not_a_transform():
+    with pytest.raises(FeatvizError, match="preset name.*a Compose, a transform or a list of transforms"):
+        resolve(42)
+    with pytest.raises(FeatvizError, match="callables"):
+        resolve([pad(2), "jitter"])
+
+
+def test_every_module_of_the_package_is_imported_and_re_exported():
+    package = featviz.transforms
+    exports = {name: getattr(sys.modules[f"{package.__name__}.{info.name}"], name)
+               for info in pkgutil.iter_modules(package.__path__)
+               for name in sys.modules[f"{package.__name__}.{info.name}"].__all__}
+    assert {"Compose", "resolve", "takes_source", "RandomSource", "jitter", "noise", "PRESETS"} <= set(exports)
+    assert all(getattr(package, name) is value for name, value in exports.items()) and package.noise is noise
+    assert sorted(package.__all__) == sorted(exports)

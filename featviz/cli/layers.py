@@ -3,19 +3,35 @@ from __future__ import annotations
 
 import argparse
 
-from featviz.cli.common import add_model_arguments, resolve_device
+from featviz.cli.common import add_model_arguments
+from featviz.device import resolve_device
 from featviz.hooks import format_layer_table, layer_table
 from featviz.models import load_model
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `featviz layers` and its options on the `featviz` parser.
+
+    Example:
+        >>> build_parser().parse_args(["layers", "efficientnet_lite0"]).run is run
+        True
+    """
     parser = subparsers.add_parser("layers", help="list a model's layers with output shapes and channel counts")
     add_model_arguments(parser)
-    parser.add_argument("--size", type=int, default=None, help="input size for the dry forward pass (default: the model's)")
+    parser.add_argument(
+        "--size", type=int, default=None, help="input size for the dry forward pass (default: the model's)"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Load the model (random weights unless --weights is given) and print its layer table.
+
+    Example:
+        >>> run(build_parser().parse_args(["layers", "efficientnet_lite0"]))
+        layer                 type                    output shape  ...  channels
+        ...
+    """
     # Shapes do not depend on the weights, so listing layers never needs a download.
     model = load_model(args.model, weights=args.weights or "random", device=resolve_device(args.device))
     size = (args.size, args.size) if args.size else None

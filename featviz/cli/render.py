@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 from pathlib import Path
 
 import torch
@@ -12,7 +13,7 @@ from featviz.cli.common import add_model_arguments, resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import ensure_writable_dir
 from featviz.models import load_model
-from featviz.render import render
+from featviz.renderer import render
 
 OPTIMIZERS = ("adam", "clampsgd")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -50,17 +51,20 @@ def _optimizer_factory(name: str, lr: float | None, seed: int):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check every option, render the objectives and print the paths written."""
     if args.steps < 1:
         raise FeatvizError(f"--steps must be at least 1, got {args.steps}")
+    if args.seed < 0:
+        raise FeatvizError(f"--seed must be 0 or more, got {args.seed}")
     if args.size is not None and args.size < 8:
         raise FeatvizError(f"--size must be at least 8 pixels, got {args.size}")
-    if args.lr is not None and args.lr <= 0:
-        raise FeatvizError(f"--lr must be positive, got {args.lr}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise FeatvizError(f"--lr must be a finite number above 0 (e.g. 0.05), got {args.lr}")
     goals = [goal for text in args.objectives for goal in objectives.parse(text)]
     out = Path(args.out)
-    ensure_writable_dir(out.parent if out.suffix.lower() == ".png" else out)
     if out.suffix.lower() == ".png" and out.is_dir():
         raise FeatvizError(f"--out '{out}' is a folder; give a file name ending in .png or a folder without .png")
+    ensure_writable_dir(out.parent if out.suffix.lower() == ".png" else out)
     device = resolve_device(args.device)
     if args.precision == "fp16" and device.type != "cuda":
         raise FeatvizError("--precision fp16 needs a CUDA device; on the CPU use --precision bf16 or fp32")
@@ -68,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     result = render(
         model, goals, param=args.param, transforms=args.transforms,
         optimizer=_optimizer_factory(args.optimizer, args.lr, args.seed), steps=args.steps, seed=args.seed,
-        device=device, size=args.size, progress=not args.no_progress, autocast=PRECISIONS[args.precision],
+        size=args.size, progress=not args.no_progress, autocast=PRECISIONS[args.precision],
     )
     for path in result.save(out):
         print(path)

@@ -33,9 +33,9 @@ from PIL import Image
 from torch import nn
 
 from featviz.dataset.folder import PIL_MODES, ImageFolder, centre_square, open_oriented
-from featviz.errors import FeatvizError, suggestion
-from featviz.hooks.capture import OUTPUT, first_tensor
-from featviz.hooks.layout import channels_first
+from featviz.errors import FeatvizError
+from featviz.hooks import IMAGE, ActivationCapture, Layout, bind_layers
+from featviz.models import Model, load_model
 from featviz.io import atomic_path, ensure_writable_dir
 
 CACHE_FORMAT = 1
@@ -301,50 +301,14 @@ class _LayerAccumulator:
         )
 
 
-class _StopPass(Exception):
-    """Raised by the last hook to fire: the rest of the network is not needed."""
-
-
-def _reduce(activation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, int]]:
-    """Per image and unit: the max over positions, its flat position, the mean over positions; and the map size."""
-    maps = channels_first(activation)
+def _reduce(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """Per image and unit of a ``(B, C, H, W)`` map: the max over positions, its flat position, the mean over
+    positions; and the map size."""
     height, width = int(maps.shape[2]), int(maps.shape[3])
     flat = maps.flatten(2)
     maxima, spots = flat.max(dim=2)
     means = flat.mean(dim=2, dtype=torch.float64)
     return maxima.float().cpu(), spots.cpu(), means.cpu(), (height, width)
-
-
-def _resolve_layer(model: nn.Module, network: nn.Module, name: str) -> nn.Module:
-    get_layer = getattr(model, "get_layer", None)
-    if callable(get_layer):
-        return get_layer(name)
-    if name:
-        try:
-            return network.get_submodule(name)
-        except AttributeError:
-            pass
-    names = [module_name for module_name, _ in network.named_modules() if module_name]
-    raise FeatvizError(f"unknown layer '{name}'{suggestion(name, names)}; pass a dot path from network.named_modules()")
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    device = getattr(model, "device", None)
-    if device is not None:
-        return torch.device(device)
-    for tensor in model.parameters():
-        return tensor.device
-    return torch.device("cpu")
-
-
-def _model_dtype(model: nn.Module) -> torch.dtype:
-    dtype = getattr(model, "dtype", None)
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    for tensor in model.parameters():
-        if tensor.is_floating_point():
-            return tensor.dtype
-    return torch.float32
 
 
 def weights_fingerprint(model: nn.Module, sample_bytes: int = 1 << 16) -> str:
@@ -403,7 +367,7 @@ def _check_positive_int(value: Any, what: str, minimum: int = 1) -> int:
 
 
 def collect_activations(
-    model: nn.Module,
+    model: Model | nn.Module | str,
     folder: ImageFolder | str | os.PathLike,
     layers: Iterable[str],
     batch_size: int = 32,
@@ -417,8 +381,9 @@ def collect_activations(
 ) -> dict[str, UnitStats]:
     """Run ``model`` once over every image of ``folder`` and return each layer's `UnitStats`.
 
-    ``model`` takes images in ``[0, 1]`` and normalizes them itself (a `featviz.Model`); layers are dot paths
-    of ``model.network`` or ``"@output"`` (the network's output, e.g. class logits). ``folder`` is an
+    ``model`` is a featviz `Model`, a name or any ``nn.Module`` (wrapped by `featviz.load_model`, which never
+    changes it); it takes images in ``[0, 1]`` and normalizes them itself. Layers are dot paths
+    of its network or ``"@output"`` (the network's output, e.g. class logits). ``folder`` is an
     `ImageFolder` or a folder path (read at the model's square input size). Images go to ``device``
     (default: the model's) in the model's dtype. ``workers`` threads decode images while the model runs
     (default: up to 4). With ``cache_dir``, the result is saved there under a hash of the model name, its
@@ -446,9 +411,10 @@ def collect_activations(
     if workers is None:
         workers = min(4, os.cpu_count() or 1)
     workers = _check_positive_int(workers, "workers", minimum=0)
-    channels = int(getattr(model, "channels", 3))
+    model = load_model(model, device=device)
+    channels = model.channels
     if not isinstance(folder, ImageFolder):
-        height, width = getattr(model, "input_size", (224, 224))
+        height, width = model.input_size
         if height != width:
             raise FeatvizError(
                 f"the model's input is {height}x{width}; pass ImageFolder(path, size=...) with the square size to use"
@@ -459,8 +425,10 @@ def collect_activations(
             f"the folder reads {folder.channels}-channel images but the model takes {channels}; "
             f"use ImageFolder(..., channels={channels})"
         )
-    network = getattr(model, "network", model)
-    modules = {name: _resolve_layer(model, network, name) for name in layer_names if name != OUTPUT}
+    if IMAGE in layer_names:
+        raise FeatvizError(f"'{IMAGE}' is the input image, not a layer; pick layers of the network")
+    for name in layer_names:
+        model.get_layer(name)  # an unknown name fails now, with the closest names, cached or not
     cache_path = None
     if cache_dir is not None:
         key = _cache_key(model, folder, layer_names, k, bins)
@@ -469,9 +437,10 @@ def collect_activations(
         cached = _load_cache(cache_path, key)
         if cached is not None and all(name in cached for name in layer_names):
             return {name: cached[name] for name in layer_names}
+    binding = bind_layers(model, layer_names, (folder.size, folder.size))
     result = _run_pass(
-        model, network, folder, layer_names, modules, batch_size, k, bins, workers, progress,
-        torch.device(device) if device is not None else _model_device(model),
+        model, folder, layer_names, binding.layouts, batch_size, k, bins, workers, progress,
+        model.device,
     )
     if cache_path is not None:
         with atomic_path(cache_path) as temporary:
@@ -480,11 +449,10 @@ def collect_activations(
 
 
 def _run_pass(
-    model: nn.Module,
-    network: nn.Module,
+    model: Model,
     folder: ImageFolder,
     layer_names: list[str],
-    modules: dict[str, nn.Module],
+    layouts: dict[str, Layout],
     batch_size: int,
     k: int,
     bins: int,
@@ -495,58 +463,21 @@ def _run_pass(
     from tqdm.auto import tqdm
 
     accumulators = {name: _LayerAccumulator(name, k, bins) for name in layer_names}
-    reductions: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, int]]] = {}
-    pending: set[str] = set()
-    stop_early = OUTPUT not in accumulators
-
-    def hook_for(name: str):
-        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-            if name not in pending:
-                return
-            pending.discard(name)
-            reductions[name] = _reduce(first_tensor(output))
-            if stop_early and not pending:
-                raise _StopPass
-
-        return hook
-
-    dtype = _model_dtype(model)
     all_paths: list[str] = []
-    handles = []
-    was_training = network.training
     bar = tqdm(total=len(folder), unit="image", desc="dataset pass", disable=not progress)
     try:
-        for name, module in modules.items():
-            handles.append(module.register_forward_hook(hook_for(name)))
-        network.eval()
         # closing(): the decoding threads stop at once if the pass raises, not when the generator is collected.
-        with torch.inference_mode(), contextlib.closing(folder.batches(batch_size, workers=workers)) as batches:
+        with torch.no_grad(), ActivationCapture(model, layer_names, layouts=layouts) as capture, \
+                contextlib.closing(folder.batches(batch_size, workers=workers)) as batches:
             for paths, images in batches:
-                pending.clear()
-                pending.update(modules)
-                reductions.clear()
-                output = None
-                try:
-                    output = model(images.to(device=device, dtype=dtype, non_blocking=True))
-                except _StopPass:
-                    pass
-                if pending:
-                    missing = ", ".join(sorted(pending))
-                    raise FeatvizError(
-                        f"layer(s) {missing} did not run in the forward pass; pick layers the model's forward calls"
-                    )
-                if OUTPUT in accumulators:
-                    reductions[OUTPUT] = _reduce(first_tensor(output))
+                activations = capture.run(images.to(device=device, dtype=model.dtype, non_blocking=True))
                 first_image = len(all_paths)
                 all_paths.extend(str(path) for path in paths)
                 for name, accumulator in accumulators.items():
-                    accumulator.update(*reductions[name], first_image=first_image)
+                    accumulator.update(*_reduce(activations[name]), first_image=first_image)
                 bar.update(len(paths))
     finally:
         bar.close()
-        for handle in handles:
-            handle.remove()
-        network.train(was_training)
     if not all_paths:
         raise FeatvizError(
             f"none of the {len(folder)} images under '{folder.root}' could be read; pass a folder of valid images"

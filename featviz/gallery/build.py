@@ -31,12 +31,14 @@ from featviz.dataset import ImageFolder, UnitStats, collect_activations, shipped
 from featviz.errors import FeatvizError
 from featviz.gallery.manifest import MANIFEST_NAME, Manifest, shard_paths
 from featviz.gallery.site import DIVERSITY, unit_paths, write_site, write_unit_examples
-from featviz.hooks import IMAGE, OUTPUT, ActivationCapture, channels_first
+from featviz.device import resolve_device
+from featviz.hooks import IMAGE, ActivationCapture, bind_layers
 from featviz.io import ensure_writable_dir, write_text
 from featviz.models import Model, load_model
 from featviz.objectives import Objective
-from featviz.objectives.base import Constant, layout_shape, read
-from featviz.render import render, save_png
+from featviz.objectives.base import Constant
+from featviz.objectives.checks import read
+from featviz.renderer import Renderer, save_png
 
 CACHE_FOLDER = ".featviz-cache"
 SHIPPED = "shipped"
@@ -217,26 +219,6 @@ def _environment_int(name: str, default: int) -> int:
         ) from None
 
 
-def _resolve_device(device: str | torch.device | None, model: Any) -> torch.device:
-    """The device of this process: ``cuda`` without an index means cuda:LOCAL_RANK (0 outside torchrun)."""
-    if device is None:
-        device = model.device if isinstance(model, Model) else "cpu"
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise FeatvizError(f"unknown device '{device}'; use cpu, cuda, cuda:N or mps") from None
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise FeatvizError(f"device '{device}' is not available (no CUDA GPU found); use device cpu")
-        index = resolved.index if resolved.index is not None else _environment_int("LOCAL_RANK", 0)
-        if index >= torch.cuda.device_count():
-            last = torch.cuda.device_count() - 1
-            raise FeatvizError(f"device cuda:{index} does not exist; valid: cuda:0-cuda:{last}")
-        resolved = torch.device("cuda", index)
-        torch.cuda.set_device(resolved)
-    return resolved
-
-
 def _image_source(images: Any) -> tuple[Any, str] | None:
     """What ImageFolder reads for ``images`` (None, "shipped", a folder, or a list of files) and a description."""
     if images is None:
@@ -257,25 +239,10 @@ def _image_source(images: Any) -> tuple[Any, str] | None:
 
 def _layer_channels(model: Model, layers: list[str], size: tuple[int, int]) -> dict[str, int]:
     """Each layer's channel count from one dry forward at the render size; FeatvizError naming close layers."""
-    for name in layers:
-        if name == IMAGE:
-            raise FeatvizError(f"'{IMAGE}' is the input image, not a layer; pick layers of the network")
-        if name != OUTPUT:
-            model.get_layer(name)
-
-    def run(height: int, width: int) -> dict[str, torch.Tensor]:
-        probe = torch.full((1, model.channels, height, width), 0.5, device=model.device, dtype=model.dtype)
-        with torch.no_grad(), ActivationCapture(model, layers) as capture:
-            return capture.run(probe)
-
-    try:
-        activations = run(*size)
-    except FeatvizError:
-        raise
-    except Exception:
-        # Models with a fixed input size (ViTs) see every image resampled to it, as in `render`.
-        activations = run(*model.input_size)
-    return {name: layout_shape(name, activations[name].shape)[0] for name in layers}
+    if IMAGE in layers:
+        raise FeatvizError(f"'{IMAGE}' is the input image, not a layer; pick layers of the network")
+    binding = bind_layers(model, layers, size)
+    return {name: binding.shapes[name][1] for name in layers}
 
 
 def _remove_stale_temporaries(site_dir: Path) -> None:
@@ -340,33 +307,35 @@ class _Settings:
 
 
 def _render_batch(
-    model: Model, work: _Batch, settings: _Settings, site_dir: Path, stats: UnitStats | None,
+    renderer: Renderer, work: _Batch, settings: _Settings, site_dir: Path, stats: UnitStats | None,
 ) -> list[dict[str, Any]]:
     """Render one batch of units of one layer and write its files; return one manifest record per unit."""
+    model = renderer.model
     layer, units = work.layer, work.units
     count = len(units)
     seed = settings.seed + units[0]
     diversity_seed = settings.seed + DIVERSITY * units[0]
-    common = {"steps": settings.steps, "device": model.device, "progress": False}
+    common = {"steps": settings.steps, "progress": False}
     goals = [objectives.channel(layer, unit) for unit in units]
-    positive = render(model, goals, seed=seed, size=settings.size, **common)
-    negative = render(model, [-goal for goal in goals], seed=seed, size=settings.size, **common)
+    positive = renderer.render(goals, seed=seed, size=settings.size, **common)
+    negative = renderer.render([-goal for goal in goals], seed=seed, size=settings.size, **common)
 
     reached = positive.history[-1].tolist()
     weights = [settings.diversity_weight * max(value, 0.0) for value in reached]
     per_image = [goal for goal in goals for _ in range(DIVERSITY)]
     image_weights = _PerImageConstant(layer, [weight for weight in weights for _ in range(DIVERSITY)])
     sets = objectives.diversity(layer, images=DIVERSITY * count, group=DIVERSITY)
-    diverse = render(
-        model, objectives.stack(per_image) + image_weights * sets, seed=diversity_seed, size=settings.diversity_size,
+    diverse = renderer.render(
+        objectives.stack(per_image) + image_weights * sets, seed=diversity_seed, size=settings.diversity_size,
         batch=DIVERSITY * count, **common,
     )
     seconds = (positive.seconds + negative.seconds + diverse.seconds) / count
 
     peaks = None
     if stats is not None:
-        with torch.no_grad(), ActivationCapture(model, [layer]) as capture:
-            activation = channels_first(capture.run(positive.images.to(model.device, model.dtype))[layer])
+        binding = bind_layers(model, [layer], settings.size)
+        with torch.no_grad(), ActivationCapture(model, [layer], layouts=binding.layouts) as capture:
+            activation = capture.run(positive.images.to(model.device, model.dtype))[layer]
         rows = torch.arange(count, device=activation.device)
         peaks = activation[rows, torch.tensor(units, device=activation.device)].flatten(1).amax(1).tolist()
 
@@ -498,15 +467,12 @@ def build_gallery(
     site_dir = ensure_writable_dir(out)
     source = _image_source(images)
 
-    resolved_device = _resolve_device(device, model)
+    default_device = model.device if isinstance(model, Model) else None
+    resolved_device = resolve_device(device, default=default_device, per_process=True)
     processes = _Processes(resolved_device)
     try:
-        if isinstance(model, str) or not isinstance(model, Model):
-            model = load_model(model, weights=weights, device=resolved_device)
-        else:
-            if weights is not None:
-                model = load_model(model, weights=weights)
-            model = model.to(resolved_device)
+        renderer = Renderer(load_model(model, weights=weights, device=resolved_device))
+        model = renderer.model
         render_size = (size, size) if size is not None else tuple(model.input_size)
         set_size = (diversity_size, diversity_size) if diversity_size is not None else render_size
         channels = _layer_channels(model, layer_names, render_size)
@@ -553,7 +519,7 @@ def build_gallery(
         rendered = 0
         try:
             for work in mine:
-                for record in _render_batch(model, work, settings, site_dir, stats[work.layer] if stats else None):
+                for record in _render_batch(renderer, work, settings, site_dir, stats[work.layer] if stats else None):
                     manifest.add(record)
                 manifest.info.update(info)
                 manifest.save()

@@ -1,12 +1,13 @@
 """Forward hooks on exactly the layers an objective reads, and a forward pass that stops after them."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
 
 from featviz.errors import FeatvizError
+from featviz.hooks.layout import Layout, channels_first
 
 IMAGE = "@image"
 OUTPUT = "@output"
@@ -42,15 +43,24 @@ class ActivationCapture:
 
     Hooks are registered on entering the context and removed on leaving it, even when an exception is
     raised. Unless the network's output (`"@output"`) is requested, the forward pass stops as soon as every
-    requested layer has run, so the rest of the network is never computed.
+    requested layer has run, so the rest of the network is never computed. With ``layouts`` (from
+    `featviz.hooks.bind_layers`), every activation is returned channels-first, ``(B, C, H, W)``; without, as
+    the layer output it. A layer that runs several times in one forward pass is read at its first call.
 
     Example:
         >>> with ActivationCapture(model, ["blocks.4.0.conv_pwl"]) as capture:
         ...     activations = capture.run(images)
     """
 
-    def __init__(self, model: nn.Module, layers: Iterable[str], stop_early: bool = True):
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: Iterable[str],
+        stop_early: bool = True,
+        layouts: Mapping[str, Layout] | None = None,
+    ):
         self.model = model
+        self.layouts = layouts
         requested = set(layers)
         self.needs_output = OUTPUT in requested
         self.layer_names = sorted(requested - RESERVED)
@@ -61,6 +71,10 @@ class ActivationCapture:
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._activations: dict[str, torch.Tensor] = {}
         self._pending: set[str] = set()
+        self._versions: dict[str, int | None] = {}  # None: an inference tensor, which keeps no version
+        # Layers whose output the network later changes in place (an in-place ReLU, `out += identity`): their
+        # activation is copied at capture time, found out on the first run that sees it overwritten.
+        self._copied: set[str] = set()
 
     def __enter__(self) -> "ActivationCapture":
         try:
@@ -84,7 +98,11 @@ class ActivationCapture:
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
             if name not in self._pending:
                 return
-            self._activations[name] = first_tensor(output)
+            tensor = first_tensor(output)
+            if name in self._copied:
+                tensor = tensor.clone()
+            self._activations[name] = tensor
+            self._versions[name] = None if tensor.is_inference() else tensor._version
             self._pending.discard(name)
             if self.stop_early and not self._pending:
                 raise _StopForward
@@ -95,6 +113,21 @@ class ActivationCapture:
         """Run the model on `images` and return `{layer name: activation}` (plus `"@output"` if requested)."""
         if not self._handles and self._modules:
             raise RuntimeError("ActivationCapture.run called outside its `with` block")
+        output = self._forward(images)
+        overwritten = {
+            name for name, value in self._activations.items()
+            if self._versions[name] is not None and value._version != self._versions[name]
+        }
+        if overwritten:
+            self._copied |= overwritten
+            output = self._forward(images)
+        if self.needs_output:
+            self._activations[OUTPUT] = first_tensor(output)
+        if self.layouts is not None:
+            return {name: channels_first(value, self.layouts[name]) for name, value in self._activations.items()}
+        return self._activations
+
+    def _forward(self, images: torch.Tensor) -> Any:
         self._activations = {}
         self._pending = set(self.layer_names)
         output = None
@@ -105,6 +138,4 @@ class ActivationCapture:
         if self._pending:
             missing = ", ".join(sorted(self._pending))
             raise FeatvizError(f"layer(s) {missing} did not run in the forward pass; pick layers the model's forward calls")
-        if self.needs_output:
-            self._activations[OUTPUT] = first_tensor(output)
-        return self._activations
+        return output

@@ -1,77 +1,69 @@
-"""What layers a model has: dot-path names, module types, output shapes and channel counts."""
+"""What layers a model has: dot-path names, module types, output shapes, layouts and channel counts."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import nn
-
-from featviz.hooks.capture import first_tensor
-from featviz.hooks.layout import channel_count
+from featviz.errors import FeatvizError
+from featviz.hooks.layout import map_shape
+from featviz.hooks.survey import PROBE_BATCH, probe_shapes, survey_model
 
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """One row of `featviz layers`: a layer's dot-path name, module type, output shape and channels."""
+    """One row of `featviz layers`: a layer's dot-path name, module type, output shape (batch of 1), layout and
+    channels (None where the layer did not run, or its layout cannot be told without a declaration)."""
 
     name: str
     type: str
     shape: tuple[int, ...] | None
+    layout: str | None
     channels: int | None
 
 
-def layer_table(model: nn.Module, size: tuple[int, int] | None = None) -> list[LayerInfo]:
-    """Every named module of the model's network with the output shape seen in one dry forward pass.
+def layer_table(model: Any, size: tuple[int, int] | None = None) -> list[LayerInfo]:
+    """Every named module of the model's network with its output shape and layout at ``size`` (default: the
+    model's input size; a model that takes no other size is shown at its own).
 
-    Modules that did not run in the forward pass (or output no tensor) have `shape=None`. The dry pass uses
-    one image of the model's input size (or `size`) with all values 0.5.
+    Layouts come from `featviz.hooks.survey` (two dry forward passes, cached on the model).
 
     Example:
         >>> for row in layer_table(featviz.load_model("efficientnet_lite0"))[:3]:
-        ...     print(row.name, row.type, row.shape)
+        ...     print(row.name, row.type, row.shape, row.layout, row.channels)
     """
-    network = getattr(model, "network", model)
-    height, width = size or getattr(model, "input_size", (224, 224))
-    channels = getattr(model, "channels", 3)
-    shapes: dict[str, tuple[int, ...]] = {}
-
-    def hook_for(name: str):
-        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-            if name in shapes:
-                return
-            try:
-                shapes[name] = tuple(first_tensor(output).shape)
-            except ValueError:
-                pass
-
-        return hook
-
-    named = [(name, module) for name, module in network.named_modules() if name]
-    handles = [module.register_forward_hook(hook_for(name)) for name, module in named]
-    try:
-        parameter = next(network.parameters(), None)
-        device = parameter.device if parameter is not None else torch.device("cpu")
-        dtype = parameter.dtype if parameter is not None else torch.float32
-        with torch.no_grad():
-            model(torch.full((1, channels, height, width), 0.5, device=device, dtype=dtype))
-    finally:
-        for handle in handles:
-            handle.remove()
+    found = survey_model(model)
+    shapes, seen = found.shapes, found.size
+    if size is not None and tuple(size) != found.size and found.takes_other_sizes:
+        seen = (int(size[0]), int(size[1]))
+        shapes = probe_shapes(model, seen)
     rows = []
-    for name, module in named:
+    for name, module in model.network.named_modules():
+        if not name:
+            continue
         shape = shapes.get(name)
-        rows.append(LayerInfo(name, type(module).__name__, shape, channel_count(shape) if shape else None))
+        layout = channels = None
+        if shape is not None:
+            try:
+                chosen = found.layout(name, shape, seen)
+                layout = chosen.describe()
+                channels = map_shape(shape, chosen)[1]
+            except FeatvizError:
+                pass
+            batch_dim = 1 if layout is not None and layout.startswith("lnc") else 0
+            shape = tuple(1 if index == batch_dim and size == PROBE_BATCH else size for index, size in enumerate(shape))
+        rows.append(LayerInfo(name, type(module).__name__, shape, layout, channels))
     return rows
 
 
 def format_layer_table(rows: list[LayerInfo]) -> str:
-    """The table `featviz layers` prints: aligned columns name, type, output shape, channels."""
-    header = ("layer", "type", "output shape", "channels")
+    """The table `featviz layers` prints: aligned columns name, type, output shape, layout, channels."""
+    header = ("layer", "type", "output shape", "layout", "channels")
     cells = [header] + [
-        (row.name, row.type, "x".join(map(str, row.shape)) if row.shape else "-", str(row.channels or "-")) for row in rows
+        (row.name, row.type, "x".join(map(str, row.shape)) if row.shape else "-", row.layout or "?" if row.shape else "-",
+         str(row.channels) if row.channels is not None else "-")
+        for row in rows
     ]
-    widths = [max(len(cell[i]) for cell in cells) for i in range(3)]
+    widths = [max(len(cell[i]) for cell in cells) for i in range(4)]
     return "\n".join(
-        f"{c[0]:<{widths[0]}}  {c[1]:<{widths[1]}}  {c[2]:<{widths[2]}}  {c[3]}".rstrip() for c in cells
+        "  ".join(f"{cell[i]:<{widths[i]}}" for i in range(4)).rstrip() + f"  {cell[4]}" for cell in cells
     )

@@ -16,8 +16,8 @@ from featviz.metrics.activation import (
 )
 from featviz.metrics.diversity import batch_diversity, mean_pairwise_similarity
 from featviz.metrics.images import GREY, LoadedImages, as_images, composite_on_grey, image_paths, load_images, natural_images
-from featviz.metrics.score import FROM_FILES, format_score, score
-from featviz.metrics.spectrum import HIGH_FREQUENCY_FROM, SpectrumReport, spectrum
+from featviz.metrics.report import FROM_FILES, format_score, score
+from featviz.metrics.power_spectrum import HIGH_FREQUENCY_FROM, SpectrumReport, spectrum
 from featviz.metrics.transfer import TransferScore, transferability
 
 __all__ = [

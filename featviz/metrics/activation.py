@@ -171,7 +171,7 @@ def activation_reached(
         raise FeatvizError(f"batch_size must be a positive int, not {batch_size!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise FeatvizError(f"seed must be an int, not {seed!r}")
-    model = load_model(model) if isinstance(model, str) else model
+    model = load_model(model)
     images = as_images(images, model.channels).to(device=model.device, dtype=model.dtype)
     count = images.shape[0]
     image_size = tuple(images.shape[-2:])
@@ -189,7 +189,7 @@ def activation_reached(
     step = count if len(bound.goals) > 1 else batch_size
     per_forward = max(1, batch_size // (count * views))
 
-    with torch.no_grad(), ActivationCapture(model, bound.target.layers) as capture:
+    with torch.no_grad(), ActivationCapture(model, bound.target.layers, layouts=bound.layouts) as capture:
         rendered = torch.cat([
             _values(capture, bound.target, images[start:start + step], as_is, fixed)
             for start in range(0, count, step)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from featviz.errors import FeatvizError
-from featviz.hooks import RESERVED, ActivationCapture, channels_first
+from featviz.hooks import RESERVED, ActivationCapture, bind_layers
 from featviz.metrics.images import ImageSource, as_images, resize
 from featviz.models import Model, load_model
 
@@ -14,18 +14,14 @@ def _gram_features(model: Model, layer: str, images: torch.Tensor, batch_size: i
     """Each image's Gram matrix of ``layer`` (channel x channel, averaged over positions), flattened."""
     if layer in RESERVED:
         raise FeatvizError(f"diversity reads a layer of the network, not '{layer}'; give a layer name, or no model for pixels")
+    binding = bind_layers(model, [layer], tuple(images.shape[-2:]))
     features = []
-    with torch.no_grad(), ActivationCapture(model, [layer]) as capture:
+    with torch.no_grad(), ActivationCapture(model, [layer], layouts=binding.layouts) as capture:
         for start in range(0, images.shape[0], batch_size):
             chunk = images[start:start + batch_size].to(device=model.device, dtype=model.dtype)
-            try:
-                activation = capture.run(chunk)[layer]
-            except FeatvizError:
-                raise
-            except Exception:
-                # Models with a fixed input size (ViTs) see the images resized to it, as renders do.
-                activation = capture.run(resize(chunk, model.input_size))[layer]
-            maps = channels_first(activation).flatten(2).double()
+            if tuple(chunk.shape[-2:]) != binding.size:
+                chunk = resize(chunk, binding.size)  # a model that takes one input size sees images at it, as renders do
+            maps = capture.run(chunk)[layer].flatten(2).double()
             features.append((maps @ maps.transpose(1, 2) / maps.shape[-1]).flatten(1).cpu())
     return torch.cat(features)
 
@@ -83,7 +79,7 @@ def batch_diversity(
         raise FeatvizError(f"batch_size must be a positive int, not {batch_size!r}")
     if model is None:
         return max(0.0, 1.0 - mean_pairwise_similarity(_pixel_features(as_images(images))))
-    model = load_model(model) if isinstance(model, str) else model
+    model = load_model(model)
     batch = as_images(images, model.channels)
     if batch.shape[0] < 2:
         raise FeatvizError(f"diversity compares images with each other: give at least 2 images, got {batch.shape[0]}")

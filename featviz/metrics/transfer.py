@@ -109,7 +109,7 @@ def transferability(
         images = as_images(images)  # decode files once, not once per judge
     scores = []
     for judge in judges:
-        judge = load_model(judge) if isinstance(judge, str) else judge
+        judge = load_model(judge)
         batch = as_images(images, judge.channels)
         labels = _labels_per_image(label, batch.shape[0])
         indices = [judge.label_index(item) for item in labels]

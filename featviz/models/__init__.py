@@ -1,4 +1,8 @@
-"""Model loading: `load_model(name)` returns a frozen `Model` with its normalization, input size and labels.
+"""Model loading: `load_model` turns a name, a `Model` or any ``nn.Module`` into a frozen `Model`.
+
+A `Model` carries its network's normalization, input size and class names. Names are registered with
+`register_model`; ``PREFIX:NAME`` names come from the model sources in featviz/models/sources
+(`register_source`, `list_sources`; `featviz models` lists them).
 
 Example:
     >>> from featviz.models import load_model
@@ -8,7 +12,10 @@ Example:
 """
 from featviz.models.labels import imagenet_labels
 from featviz.models.model import Model
-from featviz.models.registry import list_models, load_model, register_model
+from featviz.models.registry import list_models, list_sources, load_model, register_model, register_source
 from featviz.models import efficientnet_lite as _efficientnet_lite  # registers the built-in models
+from featviz.models import sources as _sources  # registers every model source
 
-__all__ = ["Model", "imagenet_labels", "list_models", "load_model", "register_model"]
+__all__ = [
+    "Model", "imagenet_labels", "list_models", "list_sources", "load_model", "register_model", "register_source",
+]

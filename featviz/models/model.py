@@ -1,7 +1,7 @@
 """`Model`: a frozen network together with its input normalization, input size and class names."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -43,7 +43,9 @@ class Model(nn.Module):
 
     ``forward(images)`` normalizes ``(B, channels, H, W)`` images in ``[0, 1]`` with the network's own
     ``mean``/``std`` (buffers of shape ``(1, C, 1, 1)``) and returns the network's output. Layers are named by
-    their dot path in ``network.named_modules()``; class names (``labels``) are optional.
+    their dot path in ``network.named_modules()``; class names (``labels``) are optional. ``layouts`` declares
+    the activation layout of layers whose layout featviz.hooks cannot tell, by layer name: a kind such as
+    ``"nhwc"`` or ``"nlc"`` (see ``featviz.hooks.layout.KINDS``) or a ``featviz.hooks.Layout``.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
@@ -64,6 +66,7 @@ class Model(nn.Module):
         mean: Sequence[float],
         std: Sequence[float],
         labels: Sequence[str] | None = None,
+        layouts: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(network, nn.Module):
@@ -85,6 +88,9 @@ class Model(nn.Module):
         self.register_buffer("scale", 1.0 / std_tensor, persistent=False)
         self.register_buffer("shift", -mean_tensor / std_tensor, persistent=False)
         self._normalizes = bool((mean_tensor != 0).any() or (std_tensor != 1).any())
+        self.layouts: dict[str, Any] = dict(layouts or {})
+        for layer in self.layouts:
+            self.get_layer(layer)
         self._label_indices: dict[str, list[int]] = {}
         for index, label in enumerate(self.labels or []):
             self._label_indices.setdefault(normalize_label(label), []).append(index)

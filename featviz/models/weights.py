@@ -56,7 +56,13 @@ def resolve_weights_argument(weights: str | os.PathLike | None) -> WeightsChoice
     return path
 
 
-def _first_line(error: BaseException, limit: int = 160) -> str:
+def first_line(error: BaseException, limit: int = 160) -> str:
+    """The first line of ``error``'s message (its type name when empty), cut to ``limit`` characters.
+
+    Example:
+        >>> first_line(RuntimeError("shape mismatch\\nat line 3"))
+        'shape mismatch'
+    """
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -88,7 +94,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         else:
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises many types (pickle, zip, runtime) for one cause
-        raise FeatvizError(f"cannot read weights file {path} ({_first_line(error)}); {expected}") from None
+        raise FeatvizError(f"cannot read weights file {path} ({first_line(error)}); {expected}") from None
     for _ in range(2):
         if isinstance(loaded, Mapping) and not _is_tensor_mapping(loaded):
             nested = next((loaded[key] for key in _NESTING_KEYS if isinstance(loaded.get(key), Mapping)), None)
@@ -270,7 +276,7 @@ def downloading(model_name: str, host: str, cache: Literal["huggingface", "torch
         raise
     except Exception as error:  # the hub clients raise many unrelated types for one failed download
         raise FeatvizError(
-            _download_advice(model_name, host, cache, f"the download failed ({_first_line(error)})")
+            _download_advice(model_name, host, cache, f"the download failed ({first_line(error)})")
         ) from error
 
 

@@ -1,19 +1,22 @@
 """What a render maximizes: units (channel, neuron, layer, direction, class), batch objectives (diversity,
-alignment, interpolation), penalties (total variation, L1, L2, blur), their algebra, `stack` and shorthand.
+alignment, interpolation), penalties (total variation, L1, L2, blur), functions ``f(T)``, their algebra,
+`stack` and shorthand.
 
 Example:
     >>> from featviz import objectives as obj
     >>> goal = obj.channel("blocks.4.0.conv_pwl", 12) - 0.05 * obj.total_variation()
     >>> gallery = obj.stack(obj.parse("blocks.4.0.conv_pwl:0-15"))
 """
-from featviz.objectives.base import Objective, stack
+from featviz.objectives.algebra import stack
+from featviz.objectives.base import Objective
 from featviz.objectives.batch import alignment, channel_interpolate, diversity
-from featviz.objectives.parse import objective, parse
+from featviz.objectives.callables import FunctionObjective, wrap_objective
+from featviz.objectives.shorthand import objective, parse
 from featviz.objectives.penalties import blur, l1, l2, total_variation
 from featviz.objectives.units import channel, class_logit, deepdream, direction, direction_neuron, layer, neuron
 
 __all__ = [
-    "Objective", "stack", "parse", "objective",
+    "Objective", "FunctionObjective", "wrap_objective", "stack", "parse", "objective",
     "channel", "neuron", "layer", "deepdream", "direction", "direction_neuron", "class_logit",
     "diversity", "alignment", "channel_interpolate",
     "total_variation", "l1", "l2", "blur",

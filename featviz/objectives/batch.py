@@ -14,17 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from featviz.errors import FeatvizError
-from featviz.objectives.base import (
-    Activations,
-    Objective,
-    Shapes,
-    check_channel,
-    check_index,
-    check_layer_name,
-    layer_shape,
-    read,
-    unit_map,
-)
+from featviz.objectives.base import Objective
+from featviz.objectives.checks import Activations, Shapes, check_channel, check_index, check_layer_name, layer_shape, read
 
 
 def _check_images(images: int | None) -> int | None:
@@ -100,7 +91,7 @@ class Diversity(_BatchObjective):
         return compared / compared.sum(1, keepdim=True).clamp(min=1)
 
     def __call__(self, acts: Activations) -> Tensor:
-        activation = unit_map(acts, self.layer)
+        activation = read(acts, self.layer)
         features = activation.flatten(2)
         gram = features @ features.transpose(1, 2)
         styles = F.normalize(gram.flatten(1), dim=1)
@@ -226,8 +217,8 @@ class ChannelInterpolate(_BatchObjective):
         return _image_index(batch, images).double() / max(images - 1, 1)
 
     def __call__(self, acts: Activations) -> Tensor:
-        first = unit_map(acts, self.layer1)[:, self.channel1].mean((-2, -1))
-        second = unit_map(acts, self.layer2)[:, self.channel2].mean((-2, -1))
+        first = read(acts, self.layer1)[:, self.channel1].mean((-2, -1))
+        second = read(acts, self.layer2)[:, self.channel2].mean((-2, -1))
         fractions = self._constant(first.shape[0], first, self._fractions)
         return first + fractions * (second - first)
 

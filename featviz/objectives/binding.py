@@ -1,25 +1,29 @@
-"""Binding an objective to a model: parse it, stack several, check it with one dry forward pass."""
+"""Binding an objective to a model: parse it, stack several, find a function's layers, check it with one dry
+forward pass and learn each layer's layout."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import torch
 
 from featviz.errors import FeatvizError
-from featviz.hooks.capture import IMAGE, ActivationCapture
-from featviz.objectives.base import Objective, stack
-from featviz.objectives.parse import parse
+from featviz.hooks import IMAGE, Layout, bind_layers, map_shape, survey_model
+from featviz.objectives.algebra import stack
+from featviz.objectives.base import Objective
+from featviz.objectives.callables import FunctionObjective
+from featviz.objectives.shorthand import parse
 
-ObjectiveLike = Union[Objective, str]
+ObjectiveLike = Union[Objective, str, Callable[[Callable[[str], torch.Tensor]], torch.Tensor]]
 
 
 @dataclass
 class BoundObjective:
     """An objective checked against a model: the ``goals`` (one, or one per image), the ``target`` that scores
-    a batch (``goals[0]``, or ``stack(goals)`` so that image ``i`` is scored by goal ``i``), and the ``size``
+    a batch (``goals[0]``, or ``stack(goals)`` so that image ``i`` is scored by goal ``i``), the ``size``
     ``(height, width)`` the model sees the images at (their own size, or the model's input size for models
-    that take no other size, such as ViTs).
+    that take no other size, such as fixed-size ViTs), and each layer's ``layouts`` entry (pass them to
+    `featviz.hooks.ActivationCapture` to read the layers channels-first, as the objective expects).
 
     Example:
         >>> bound = bind_objective(model, "blocks.4.0.conv_pwl:3", size=(128, 128))
@@ -30,6 +34,7 @@ class BoundObjective:
     goals: list[Objective]
     target: Objective
     size: tuple[int, int]
+    layouts: dict[str, Layout]
 
     @property
     def names(self) -> list[str]:
@@ -42,42 +47,57 @@ class BoundObjective:
 
 
 def parse_objectives(objective: ObjectiveLike | Sequence[ObjectiveLike]) -> list[Objective]:
-    """``objective`` as a list of objectives: a shorthand string (a range names several), an Objective, or a
-    list of either, exactly as `featviz.render` reads them.
+    """``objective`` as a list of objectives: a shorthand string (a range names several), an Objective, a
+    function ``f(T)``, or a list of those, exactly as `featviz.render` reads them.
 
     Example:
         >>> [goal.name for goal in parse_objectives("blocks.4.0.conv_pwl:0-1")]
         ['blocks.4.0.conv_pwl:0', 'blocks.4.0.conv_pwl:1']
     """
-    items = [objective] if isinstance(objective, (str, Objective)) else list(objective)
+    single = isinstance(objective, (str, Objective)) or (callable(objective) and not isinstance(objective, Sequence))
+    items = [objective] if single else list(objective)  # type: ignore[arg-type]
     parsed: list[Objective] = []
     for item in items:
         if isinstance(item, str):
             parsed.extend(parse(item))
         elif isinstance(item, Objective):
             parsed.append(item)
+        elif callable(item):
+            parsed.append(FunctionObjective(item))
         else:
-            raise FeatvizError(f"an objective must be a string like 'blocks.4.0.conv_pwl:3' or an Objective, not {type(item).__name__}")
+            raise FeatvizError(
+                f"an objective must be a string like 'blocks.4.0.conv_pwl:3', an Objective or a function f(T), "
+                f"not {type(item).__name__}"
+            )
     if not parsed:
         raise FeatvizError("no objective given; pass e.g. 'blocks.4.0.conv_pwl:3' or objectives.channel(...)")
     return parsed
 
 
-def _dry_shapes(model, layers: frozenset[str], probe: torch.Tensor) -> dict[str, torch.Size]:
-    with torch.no_grad(), ActivationCapture(model, layers) as capture:
-        activations = capture.run(probe)
-    shapes = {name: value.shape for name, value in activations.items()}
-    shapes[IMAGE] = probe.shape
-    return shapes
+def _stand_in_reader(model: Any, size: tuple[int, int]) -> Callable[[str], torch.Tensor]:
+    """``T(layer)`` for finding a function's layers: zeros of the layer's channels-first shape (one image)."""
+    found = survey_model(model)
+
+    def read_layer(layer: str) -> torch.Tensor:
+        if layer == IMAGE:
+            return torch.zeros(1, model.channels, *size, device=model.device, dtype=model.dtype)
+        shape = found.shapes.get(layer)
+        if shape is None:
+            model.get_layer(layer)  # an unknown name raises with the closest names
+            raise FeatvizError(f"layer '{layer}' did not run in the forward pass; pick layers the model's forward calls")
+        channels_first = map_shape(shape, found.layout(layer, shape, found.size))
+        return torch.zeros(1, *channels_first[1:], device=model.device, dtype=model.dtype)
+
+    return read_layer
 
 
 def bind_objective(
-    model, objective: ObjectiveLike | Sequence[ObjectiveLike], size: Sequence[int] | None = None
+    model: Any, objective: ObjectiveLike | Sequence[ObjectiveLike], size: Sequence[int] | None = None
 ) -> BoundObjective:
-    """Parse ``objective`` and bind it to ``model`` with one dry forward pass of a grey image of ``size``
-    (default: the model's input size), as `featviz.render` does before rendering: layer names, channel
-    ranges, positions and class labels are checked and FeatvizError names what would be right. A model that
-    fails at ``size`` (fixed-size ViTs) is bound at its input size, which the images are then resized to.
+    """Parse ``objective`` and bind it to ``model`` at ``size`` (default: the model's input size), as
+    `featviz.render` does before rendering: a function's layers are found, layer names, channel ranges,
+    positions and class labels are checked (FeatvizError names what would be right) and each layer's layout is
+    decided (`featviz.hooks.bind_layers`).
 
     Example:
         >>> bound = bind_objective(model, "class:goldfish")
@@ -86,15 +106,10 @@ def bind_objective(
     """
     goals = parse_objectives(objective)
     target = stack(goals) if len(goals) > 1 else goals[0]
-    height, width = (int(size[0]), int(size[1])) if size is not None else model.input_size
-    probe = torch.full((1, model.channels, height, width), 0.5, device=model.device, dtype=model.dtype)
-    seen = (height, width)
-    try:
-        shapes = _dry_shapes(model, target.layers, probe)
-    except FeatvizError:
-        raise
-    except Exception:
-        seen = tuple(model.input_size)
-        shapes = _dry_shapes(model, target.layers, probe.new_full((1, model.channels, *seen), 0.5))
-    target.bind(model, shapes)
-    return BoundObjective(goals, target, seen)
+    requested = (int(size[0]), int(size[1])) if size is not None else tuple(model.input_size)
+    target.resolve_layers(_stand_in_reader(model, requested))
+    if not target.layers:
+        raise FeatvizError(f"objective '{target.name}' reads no layer; it must read at least one (T(layer) in a function)")
+    binding = bind_layers(model, target.layers, requested)
+    target.bind(model, binding.shapes)
+    return BoundObjective(goals, target, binding.size, binding.layouts)

@@ -10,7 +10,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from featviz.errors import FeatvizError
-from featviz.objectives.base import IMAGE, Activations, Objective, check_layer_name, read, unit_map
+from featviz.hooks.capture import IMAGE
+from featviz.objectives.base import Objective
+from featviz.objectives.checks import Activations, check_layer_name, read
 
 
 def _element_mean(values: Tensor) -> Tensor:
@@ -32,7 +34,7 @@ class TotalVariation(Objective):
         self.layer = layer
 
     def __call__(self, acts: Activations) -> Tensor:
-        image = unit_map(acts, self.layer)
+        image = read(acts, self.layer)
         height, width = image.shape[-2:]
         if height < 2 and width < 2:
             return _element_mean(image) * 0.0
@@ -137,7 +139,7 @@ class Blur(Objective):
         self.layer = layer
 
     def __call__(self, acts: Activations) -> Tensor:
-        image = unit_map(acts, self.layer)
+        image = read(acts, self.layer)
         with torch.no_grad():
             blurred = F.avg_pool2d(image, kernel_size=3, stride=1, padding=1, count_include_pad=False)
         return 0.5 * _element_mean((image - blurred).square())

@@ -8,20 +8,8 @@ from torch import Tensor
 
 from featviz.errors import FeatvizError
 from featviz.hooks.capture import OUTPUT
-from featviz.objectives.base import (
-    Activations,
-    Constant,
-    Objective,
-    Shapes,
-    Unit,
-    check_index,
-    check_layer_name,
-    check_position,
-    layer_shape,
-    layout_shape,
-    read,
-    unit_map,
-)
+from featviz.objectives.base import Constant, Objective, Unit
+from featviz.objectives.checks import Activations, Shapes, check_index, check_layer_name, check_position, layer_shape, read
 
 _COSINE_EPSILON = 1e-6
 _COSINE_FLOOR = 0.1
@@ -41,6 +29,8 @@ class Channel(Unit):
         'blocks.4.0.conv_pwl:12'
     """
 
+    fusable = True
+
     def __init__(self, layer: str, channel: int) -> None:
         layer = check_layer_name(layer)
         channel = check_index("channel", channel)
@@ -54,6 +44,8 @@ class Neuron(Unit):
         >>> Neuron("blocks.4.0.conv_pwl", 12, x=3, y=1).name
         'blocks.4.0.conv_pwl:12@3,1'
     """
+
+    fusable = True
 
     def __init__(self, layer: str, channel: int, x: int | None = None, y: int | None = None) -> None:
         layer = check_layer_name(layer)
@@ -154,7 +146,7 @@ class _DirectionBase(Objective):
         shape = layer_shape(model, shapes, self.layer)
         if shape is None:
             return
-        channels = layout_shape(self.layer, shape)[0]
+        channels = shape[1]
         length = self.vector.source.numel()
         if length != channels:
             raise FeatvizError(
@@ -175,7 +167,7 @@ class Direction(_DirectionBase):
         super().__init__(layer, vector, cossim_pow, f"direction({layer})")
 
     def __call__(self, acts: Activations) -> Tensor:
-        activation = unit_map(acts, self.layer)
+        activation = read(acts, self.layer)
         vector = self.vector.like(activation)
         if self.cossim_pow == 0.0:
             return activation.mean((-2, -1)) @ vector
@@ -210,7 +202,7 @@ class DirectionNeuron(_DirectionBase):
         super().__init__(layer, vector, cossim_pow, f"direction({layer}@{_position_name(self.x, self.y)})")
 
     def __call__(self, acts: Activations) -> Tensor:
-        activation = unit_map(acts, self.layer)
+        activation = read(acts, self.layer)
         height, width = activation.shape[-2:]
         row = height // 2 if self.y is None else self.y
         column = width // 2 if self.x is None else self.x
@@ -247,6 +239,8 @@ class ClassLogit(Unit):
         'class:goldfish'
     """
 
+    fusable = True
+
     def __init__(self, label: str | int, layer: str = OUTPUT) -> None:
         layer = check_layer_name(layer)
         if isinstance(label, str):
@@ -275,7 +269,7 @@ class ClassLogit(Unit):
             self._channel = int(label_index(self.label))
         shape = layer_shape(model, shapes, self.layer)
         if shape is not None:
-            classes = layout_shape(self.layer, shape)[0]
+            classes = shape[1]
         elif getattr(model, "labels", None):
             classes = len(model.labels)
         else:

@@ -69,3 +69,6 @@ def composite(images: Tensor, background: Tensor) -> Tensor:
             f"give a background of shape {tuple(colors.shape)} (or with 1 in the batch or spatial dimensions)"
         )
     return torch.lerp(background.to(colors.dtype), colors, alpha)
+
+
+__all__ = ["composite", "split_alpha"]

@@ -1,158 +1,42 @@
-"""What every parameterization shares: argument checks, per-element seeds and the module base class."""
+"""The base class of the image parameterizations, their registry, and ``create()``, which builds one by name.
+
+``Parameterization`` takes and checks the arguments every parameterization shares and ends every ``forward()``
+with the colour mixing and the sigmoid, so a subclass declares only its own options and produces the values
+before those two steps (``components()``). ``@register_parameterization("name")`` on the class makes it
+reachable as ``create("name", ...)``; a module in this package is imported by ``featviz.param`` on its own,
+so its kinds are also in ``featviz.param.KINDS`` and the command line's ``--param`` choices.
+"""
 from __future__ import annotations
 
-import math
-import numbers
-from typing import Callable, Sequence
+import abc
+import dataclasses
+import inspect
+from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 from torch import Tensor, nn
 
-from featviz.errors import FeatvizError
+from featviz.errors import FeatvizError, suggestion
+from featviz.param.arguments import (SeedLike, SizeLike, check_count, check_dtype, check_size, draw_per_element,
+                                     element_seeds)
+from featviz.param.color import mix_channels, mixing_matrix
 
-SeedLike = int | Sequence[int] | None
-SizeLike = int | tuple[int, int] | Sequence[int]
-
-_SEED_LIMIT = 2**63
-
-
-def check_size(size: SizeLike) -> tuple[int, int]:
-    """``size`` as ``(height, width)``: an int means a square; raise FeatvizError unless both sides are >= 1.
-
-    Example:
-        >>> check_size(64), check_size((48, 80))
-        ((64, 64), (48, 80))
-    """
-    if _is_int(size):
-        sides = (size, size)
-    elif isinstance(size, (tuple, list, torch.Size)) and len(size) == 2 and all(_is_int(side) for side in size):
-        sides = (size[0], size[1])
-    else:
-        raise FeatvizError(f"image size {size!r} is not valid; give an int or a (height, width) pair of ints >= 1")
-    if min(sides) < 1:
-        raise FeatvizError(f"image size {size!r} is not valid; each side must be >= 1")
-    return int(sides[0]), int(sides[1])
+ParameterizationClass = TypeVar("ParameterizationClass", bound=type)
 
 
-def check_count(value: int, what: str) -> int:
-    """``value`` when it is an int >= 1 (``what`` names it in the error), else raise FeatvizError.
+class Parameterization(nn.Module, metaclass=abc.ABCMeta):
+    """Base class of the image parameterizations: ``forward()`` returns ``sigmoid(mix(components()))``, ``(B, C, H, W)``
+    images in ``[0, 1]``.
 
-    Example:
-        >>> check_count(4, "batch")
-        4
-    """
-    if not _is_int(value) or value < 1:
-        raise FeatvizError(f"{what} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def check_dtype(dtype: torch.dtype) -> torch.dtype:
-    """``dtype`` when it is a floating-point torch dtype, else raise FeatvizError.
-
-    Example:
-        >>> check_dtype(torch.float64)
-        torch.float64
-    """
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise FeatvizError(f"dtype must be a floating-point torch dtype such as torch.float32, got {dtype!r}")
-    return dtype
-
-
-def element_seeds(seed: SeedLike, batch: int) -> list[int | None]:
-    """One seed per batch element: ``s`` gives ``s, s+1, ...``; a sequence is used as is; None means unseeded.
-
-    Element ``i`` of a batch built with seed ``s`` therefore equals a single image built with seed ``s + i``.
-
-    Example:
-        >>> element_seeds(10, 3), element_seeds([7, 3], 2), element_seeds(None, 2)
-        ([10, 11, 12], [7, 3], [None, None])
-    """
-    if seed is None:
-        return [None] * batch
-    if _is_int(seed):
-        seeds = [int(seed) + index for index in range(batch)]
-    elif isinstance(seed, Sequence) and not isinstance(seed, (str, bytes)) and all(_is_int(s) for s in seed):
-        if len(seed) != batch:
-            raise FeatvizError(f"got {len(seed)} seeds for a batch of {batch}; give one int or exactly {batch} seeds")
-        seeds = [int(s) for s in seed]
-    else:
-        raise FeatvizError(f"seed {seed!r} is not valid; give an int, a sequence of {batch} ints, or None")
-    if any(not 0 <= s < _SEED_LIMIT for s in seeds):
-        raise FeatvizError(f"seeds must be in [0, 2**63), got {seeds}")
-    return seeds
-
-
-def draw_per_element(
-    seeds: list[int | None],
-    draw: Callable[[torch.Generator | None], Tensor],
-    device: torch.device | str | None,
-    dtype: torch.dtype,
-) -> Tensor:
-    """Stack ``draw(generator)`` for each element's generator, then place the result on ``device`` as ``dtype``.
-
-    Draws happen on the CPU in float32 so a seed gives the same starting image on every device and in every
-    precision; an unseeded element draws from torch's global generator (so ``torch.manual_seed`` applies).
-
-    Example:
-        >>> noise = draw_per_element([1, 2], lambda g: torch.randn(3, 8, 8, generator=g), None, torch.float32)
-        >>> noise.shape
-        torch.Size([2, 3, 8, 8])
-    """
-    values = []
-    for seed in seeds:
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device="cpu")
-            generator.manual_seed(seed)
-        values.append(draw(generator))
-    return torch.stack(values).to(device=device, dtype=dtype)
-
-
-def check_init_scale(init_scale: float) -> float:
-    """``init_scale`` as a float when it is a finite number >= 0, else raise FeatvizError.
-
-    Example:
-        >>> check_init_scale(0.01)
-        0.01
-    """
-    if isinstance(init_scale, bool) or not isinstance(init_scale, (int, float)) or not math.isfinite(init_scale):
-        raise FeatvizError(f"init_scale must be a finite number >= 0 (0.01 is usual), got {init_scale!r}")
-    if init_scale < 0:
-        raise FeatvizError(f"init_scale must be >= 0 (0.01 is usual), got {init_scale!r}")
-    return float(init_scale)
-
-
-def frequency_radius(height: int, width: int, device: torch.device | str | None = None) -> Tensor:
-    """Radial frequency in cycles per pixel for each bin of an ``rfft2`` spectrum, shape ``(H, W // 2 + 1)``.
-
-    Example:
-        >>> frequency_radius(4, 4)[0, 0], frequency_radius(4, 4)[2, 2]
-        (tensor(0.), tensor(0.7071))
-    """
-    vertical = torch.fft.fftfreq(height, dtype=torch.float64, device=device)
-    horizontal = torch.fft.rfftfreq(width, dtype=torch.float64, device=device)
-    return torch.sqrt(vertical[:, None] ** 2 + horizontal[None, :] ** 2).to(torch.float32)
-
-
-def power_law(height: int, width: int, decay: float, device: torch.device | str | None = None) -> Tensor:
-    """``1 / f**decay`` over an ``rfft2`` grid, with ``f`` floored at the lowest nonzero frequency (no DC blow-up).
-
-    Example:
-        >>> power_law(32, 32, 1.0).shape
-        torch.Size([32, 17])
-    """
-    if not isinstance(decay, (int, float)) or isinstance(decay, bool) or not math.isfinite(decay) or decay < 0:
-        raise FeatvizError(f"decay must be a finite number >= 0 (1.0 is natural images' 1/f law), got {decay!r}")
-    radius = frequency_radius(height, width, device)
-    return radius.clamp(min=1.0 / max(height, width)).pow(-float(decay))
-
-
-class Parameterization(nn.Module):
-    """Base class of the image parameterizations: ``forward()`` returns ``(B, C, H, W)`` images in ``[0, 1]``.
-
-    Subclasses call ``super().__init__`` with the shared arguments, which are validated and stored as
-    ``size`` ``(H, W)``, ``batch``, ``channels`` (colour channels, without alpha), ``alpha`` and ``seeds`` (one
-    per element); ``out_channels`` is ``channels + 1`` with alpha. ``default_lr`` is the Adam learning rate
+    The shared arguments ``size``, ``batch``, ``channels``, ``seed``, ``alpha``, ``device`` and ``dtype`` are
+    validated and stored as ``size`` ``(H, W)``, ``batch``, ``channels`` (colour channels, without alpha),
+    ``alpha`` and ``seeds`` (one per element); ``out_channels`` is ``channels + 1`` with alpha. A subclass's
+    ``__init__`` takes ``size``, its own keyword options and ``**shared``, which it passes on with
+    ``super().__init__(size, **shared)``; its signature then shows the shared arguments too (``help()``,
+    ``create()``). It builds its parameters with ``draw()`` (seeded per element) and its constant tensors
+    with ``place()``, calls ``decorrelate_colors()`` when it offers colour decorrelation (without it nothing
+    is mixed, as for ``CPPN``, whose network mixes channels itself), and defines ``components()``: the
+    ``(B, out_channels, H, W)`` values before mixing and sigmoid. ``default_lr`` is the Adam learning rate
     that suits the subclass.
 
     Example:
@@ -171,6 +55,7 @@ class Parameterization(nn.Module):
         channels: int = 3,
         seed: SeedLike = None,
         alpha: bool = False,
+        device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
@@ -181,17 +66,202 @@ class Parameterization(nn.Module):
         if not isinstance(alpha, bool):
             raise FeatvizError(f"alpha must be True or False, got {alpha!r}")
         self.alpha = alpha
-        check_dtype(dtype)
+        # where draw() and place() put tensors while the subclass builds itself; Module.to() moves them later
+        self._device = device
+        self._dtype = check_dtype(dtype)
+        self.register_buffer("mixing", None)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            cls.__init__.__signature__ = _with_inherited_arguments(cls)
 
     @property
     def out_channels(self) -> int:
         """Channels of the returned images: the colour channels, plus one when there is an alpha channel."""
         return self.channels + int(self.alpha)
 
+    def draw(self, sample: Callable[[torch.Generator | None], Tensor]) -> Tensor:
+        """``(B, ...)`` starting values: ``sample(generator)`` with each element's seeded generator, stacked.
+
+        Draws happen on the CPU in float32 (see ``draw_per_element``), so a seed gives the same starting image
+        on every device and in every precision; the result is on this module's ``device`` in its ``dtype``.
+
+        Example:
+            >>> self.pixels = nn.Parameter(self.draw(lambda g: torch.randn(3, 8, 8, generator=g)))
+        """
+        return draw_per_element(self.seeds, sample, self._device, self._dtype)
+
+    def place(self, tensor: Tensor) -> Tensor:
+        """``tensor`` on the ``device`` and in the ``dtype`` this parameterization was created with.
+
+        Example:
+            >>> self.register_buffer("scale", self.place(power_law(64, 64, 1.0)))
+        """
+        return tensor.to(self._device, self._dtype)
+
+    def decorrelate_colors(self, decorrelate: bool, color_sqrt: Tensor | None) -> None:
+        """Mix ``components()`` into channels with the colour square root (buffer ``mixing``) in ``forward()``.
+
+        A subclass that offers the ``decorrelate`` and ``color_sqrt`` options calls this at the end of its
+        ``__init__`` with their values: ``color_sqrt`` overrides ``color_sqrt(channels)`` (ImageNet statistics for
+        3 channels), ``decorrelate=False`` mixes nothing, and an alpha channel is never mixed.
+
+        Example:
+            >>> self.decorrelate_colors(decorrelate=True, color_sqrt=None)
+        """
+        self.mixing = mixing_matrix(
+            self.channels,
+            alpha=self.alpha,
+            decorrelate=decorrelate,
+            color_sqrt=color_sqrt,
+            device=self._device,
+            dtype=self._dtype,
+        )
+
+    @abc.abstractmethod
+    def components(self) -> Tensor:
+        """The ``(B, out_channels, H, W)`` images before the colour mixing and the sigmoid of ``forward()``."""
+
+    def forward(self) -> Tensor:
+        return torch.sigmoid(mix_channels(self.components(), self.mixing))
+
     def extra_repr(self) -> str:
         height, width = self.size
         return f"size=({height}, {width}), batch={self.batch}, channels={self.channels}, alpha={self.alpha}"
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+def _with_inherited_arguments(cls: type[Parameterization]) -> inspect.Signature:
+    """The signature of ``cls.__init__`` with the keyword arguments it passes on through ``**shared`` spelled out."""
+    own = inspect.signature(cls.__init__)
+    if not any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in own.parameters.values()):
+        return own
+    parent = next(base.__init__ for base in cls.__mro__[1:] if "__init__" in vars(base))
+    inherited = [
+        parameter
+        for parameter in inspect.signature(parent).parameters.values()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and parameter.name not in own.parameters
+    ]
+    positional, keyword = [], []
+    for parameter in own.parameters.values():
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+            keyword.append(parameter)
+        elif parameter.kind is not inspect.Parameter.VAR_KEYWORD:
+            positional.append(parameter)
+    return own.replace(parameters=positional + inherited + keyword)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Registration:
+    kind: str
+    cls: type[Parameterization]
+    order: int | None
+
+
+# every name a parameterization answers to: its kind (primary name) and its aliases
+_REGISTRY: dict[str, _Registration] = {}
+
+
+def register_parameterization(
+    name: str, *, aliases: Sequence[str] = (), order: int | None = None
+) -> Callable[[ParameterizationClass], ParameterizationClass]:
+    """Class decorator: make a ``Parameterization`` subclass reachable as ``create(name, ...)`` and by ``aliases``.
+
+    Names are matched ignoring case and surrounding spaces. ``order`` places the kind in ``registered_kinds()``
+    (so in ``featviz.param.KINDS``, the command line's ``--param`` choices and error messages): lower first,
+    then the kinds registered without one, alphabetically. A name already taken raises FeatvizError.
+
+    Example:
+        >>> @register_parameterization("flat")
+        ... class Flat(Parameterization):
+        ...     def __init__(self, size, *, level: float = 0.0, **shared):
+        ...         super().__init__(size, **shared)
+        ...         self.level = nn.Parameter(self.place(torch.full((self.batch, self.out_channels, 1, 1), level)))
+        ...     def components(self):
+        ...         return self.level.expand(-1, -1, *self.size)
+        >>> create("flat", 32, level=1.0)().shape
+        torch.Size([1, 3, 32, 32])
+    """
+    if order is not None and (isinstance(order, bool) or not isinstance(order, int)):
+        raise FeatvizError(f"order must be an int or None, got {order!r}")
+    if isinstance(aliases, str):
+        raise FeatvizError(f"aliases must be a sequence of names such as ('{aliases}',), got the string {aliases!r}")
+    names = (name, *aliases)
+    for candidate in names:
+        if not isinstance(candidate, str) or not candidate.strip():
+            raise FeatvizError(f"a parameterization name must be a non-empty string, got {candidate!r}")
+    keys = [_name_key(candidate) for candidate in names]
+    for candidate, key in zip(names, keys):
+        if key in _REGISTRY or keys.count(key) > 1:
+            raise FeatvizError(f"parameterization name '{candidate}' is already registered; choose another name")
+
+    def register(cls: ParameterizationClass) -> ParameterizationClass:
+        if not (isinstance(cls, type) and issubclass(cls, Parameterization)):
+            raise FeatvizError(f"@register_parameterization('{name}') needs a Parameterization subclass, got {cls!r}")
+        registration = _Registration(keys[0], cls, order)
+        _REGISTRY.update((key, registration) for key in keys)
+        return cls
+
+    return register
+
+
+def registered_kinds() -> tuple[str, ...]:
+    """The primary names of the registered parameterizations, by their ``order``, then alphabetically.
+
+    Example:
+        >>> registered_kinds()[:4]
+        ('fft', 'pixel', 'cppn', 'maco')
+    """
+    registrations = {registration.kind: registration for registration in _REGISTRY.values()}
+    ranked = sorted(registrations.values(), key=lambda entry: (entry.order is None, entry.order or 0, entry.kind))
+    return tuple(registration.kind for registration in ranked)
+
+
+def create(kind: str, size: SizeLike, **arguments: Any) -> Parameterization:
+    """Build the parameterization registered as ``kind`` (one of ``registered_kinds()``; ``"fourier"`` is ``"fft"``).
+
+    ``arguments`` are the shared ones (``batch``, ``channels``, ``seed``, ``alpha``, ``device``, ``dtype``; see
+    ``Parameterization``) and the class's own options (``decay`` for fft and maco, ``layers``/``width`` for
+    cppn, ``decorrelate``/``color_sqrt`` for fft, pixel and maco...). Unknown kinds or options raise
+    FeatvizError with the valid names.
+
+    Example:
+        >>> image = create("fft", 128, batch=4, seed=0, decay=1.2)
+        >>> optimizer = torch.optim.Adam(image.parameters(), lr=image.default_lr)
+    """
+    kinds = ", ".join(registered_kinds())
+    if not isinstance(kind, str):
+        raise FeatvizError(f"parameterization kind must be a string, one of: {kinds}; got {kind!r}")
+    name = _name_key(kind)
+    if name not in _REGISTRY:
+        aliases = [f"{alias} = {registration.kind}" for alias, registration in _REGISTRY.items()
+                   if alias != registration.kind]
+        listed = f" ({', '.join(aliases)})" if aliases else ""
+        raise FeatvizError(
+            f"unknown parameterization '{kind}'; valid kinds: {kinds}{listed}{suggestion(name, _REGISTRY)}"
+        )
+    cls = _REGISTRY[name].cls
+    shared = [
+        parameter.name
+        for parameter in inspect.signature(Parameterization).parameters.values()
+        if parameter.kind is parameter.KEYWORD_ONLY
+    ]
+    options = [
+        parameter.name
+        for parameter in inspect.signature(cls).parameters.values()
+        if parameter.name not in shared and parameter.name != "size" and parameter.kind is not parameter.VAR_KEYWORD
+    ]
+    for option in arguments:
+        if option not in shared and option not in options:
+            raise FeatvizError(
+                f"'{name}' parameterization has no option '{option}'; valid options: {', '.join(options)}"
+                f"{suggestion(option, options)}"
+            )
+    return cls(size, **arguments)
+
+
+def _name_key(name: str) -> str:
+    return name.strip().lower()
+
+
+__all__ = ["Parameterization", "create", "register_parameterization", "registered_kinds"]

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from featviz.errors import FeatvizError
 from featviz.param.alpha import extend_with_alpha
-from featviz.param.base import check_count
+from featviz.param.arguments import check_count
 
 # Square root of the colour covariance of ImageNet training images (ImageNet colour statistics, as used by
 # tensorflow/lucid). Rows are R, G, B; columns are the decorrelated components, strongest first: brightness,
@@ -178,3 +178,6 @@ def mixing_matrix(
     if alpha:
         mixing = extend_with_alpha(mixing)
     return mixing.to(device=device, dtype=dtype)
+
+
+__all__ = ["IMAGENET_COLOR_SQRT", "color_sqrt", "color_sqrt_from_images", "decorrelate"]

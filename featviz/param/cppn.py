@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from featviz.param.base import Parameterization, SeedLike, SizeLike, check_count, draw_per_element
+from featviz.param.arguments import SizeLike, check_count
+from featviz.param.base import Parameterization, register_parameterization
 
 # Statistics of atan(x) for x ~ N(0, 1), by numerical integration: atan(x) has mean 0 and deviation 0.6706;
 # atan(x)**2 has mean 0.4497 and deviation 0.3961. Normalizing by them keeps every layer's activations at
@@ -52,6 +54,7 @@ def coordinate_grid(height: int, width: int) -> Tensor:
     return torch.stack([x, y, radius]).reshape(3, height * width).to(torch.float32)
 
 
+@register_parameterization("cppn", order=2)
 class CPPN(Parameterization):
     """Images drawn by a compositional pattern-producing network (a per-pixel MLP on the pixel coordinates).
 
@@ -75,24 +78,12 @@ class CPPN(Parameterization):
 
     default_lr: float = 0.005
 
-    def __init__(
-        self,
-        size: SizeLike,
-        *,
-        batch: int = 1,
-        channels: int = 3,
-        seed: SeedLike = None,
-        alpha: bool = False,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype = torch.float32,
-        layers: int = 8,
-        width: int = 24,
-    ) -> None:
-        super().__init__(size, batch=batch, channels=channels, seed=seed, alpha=alpha, dtype=dtype)
+    def __init__(self, size: SizeLike, *, layers: int = 8, width: int = 24, **shared: Any) -> None:
+        super().__init__(size, **shared)
         self.layers = check_count(layers, "layers")
         self.width = check_count(width, "width")
         height, image_width = self.size
-        self.register_buffer("coordinates", coordinate_grid(height, image_width).to(device, dtype))
+        self.register_buffer("coordinates", self.place(coordinate_grid(height, image_width)))
 
         fan_ins = [3] + [2 * self.width] * self.layers
         fan_outs = [self.width] * self.layers + [self.out_channels]
@@ -101,23 +92,21 @@ class CPPN(Parameterization):
         deviations = torch.cat(
             [torch.full((size,), gain / math.sqrt(fan_in)) for size, fan_in, gain in zip(sizes, fan_ins, gains)]
         )
-        flat = draw_per_element(
-            self.seeds, lambda generator: torch.randn(sum(sizes), generator=generator) * deviations, device, dtype
-        )
+        flat = self.draw(lambda generator: torch.randn(sum(sizes), generator=generator) * deviations)
         chunks = flat.split(sizes, dim=1)
         self.weights = nn.ParameterList(
             nn.Parameter(chunk.reshape(self.batch, fan_out, fan_in).clone())
             for chunk, fan_in, fan_out in zip(chunks, fan_ins, fan_outs)
         )
         self.biases = nn.ParameterList(
-            nn.Parameter(torch.zeros(self.batch, fan_out, 1, device=device, dtype=dtype)) for fan_out in fan_outs
+            nn.Parameter(self.place(torch.zeros(self.batch, fan_out, 1))) for fan_out in fan_outs
         )
 
-    def forward(self) -> Tensor:
+    def components(self) -> Tensor:
         hidden = torch.baddbmm(self.biases[0], self.weights[0], self.coordinates.expand(self.batch, -1, -1))
         for weight, bias in zip(self.weights[1:], self.biases[1:]):
             hidden = self._layer(hidden, weight, bias)
-        return torch.sigmoid(hidden).view(self.batch, self.out_channels, *self.size)
+        return hidden.view(self.batch, self.out_channels, *self.size)
 
     def _layer(self, hidden: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         # weight @ composite_atan(hidden) + bias, with the activation's normalization folded into the (tiny)
@@ -130,3 +119,6 @@ class CPPN(Parameterization):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, layers={self.layers}, width={self.width}"
+
+
+__all__ = ["CPPN"]

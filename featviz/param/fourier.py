@@ -1,17 +1,21 @@
 """Fourier parameterization (the default): a spectrum scaled by 1/f, turned into an image by an inverse FFT."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from featviz.param.base import Parameterization, SeedLike, SizeLike, check_init_scale, draw_per_element, power_law
-from featviz.param.color import mix_channels, mixing_matrix
+from featviz.param.arguments import SizeLike, check_init_scale
+from featviz.param.base import Parameterization, register_parameterization
+from featviz.param.spectrum import power_law
 
 # Divides the spectrum so that images start closer to grey and small optimizer steps stay small; the
 # same constant as tensorflow/lucid's Fourier images.
 _SPECTRUM_DIVISOR = 4.0
 
 
+@register_parameterization("fft", aliases=("fourier",), order=0)
 class Fourier(Parameterization):
     """Images optimized in frequency space: ``sigmoid(mix(irfft2(spectrum / f**decay)))``.
 
@@ -40,39 +44,21 @@ class Fourier(Parameterization):
 
     default_lr: float = 0.05
 
-    def __init__(
-        self,
-        size: SizeLike,
-        *,
-        batch: int = 1,
-        channels: int = 3,
-        seed: SeedLike = None,
-        alpha: bool = False,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype = torch.float32,
-        decay: float = 1.3,
-        decorrelate: bool = True,
-        color_sqrt: Tensor | None = None,
-        init_scale: float = 0.01,
-    ) -> None:
-        super().__init__(size, batch=batch, channels=channels, seed=seed, alpha=alpha, dtype=dtype)
+    def __init__(self, size: SizeLike, *, decay: float = 1.3, decorrelate: bool = True,
+                 color_sqrt: Tensor | None = None, init_scale: float = 0.01, **shared: Any) -> None:
+        super().__init__(size, **shared)
         init_scale = check_init_scale(init_scale)
         height, width = self.size
         scale = power_law(height, width, decay) / _SPECTRUM_DIVISOR
         self.decay = float(decay)
-        self.register_buffer("scale", scale.unsqueeze(-1).to(device, dtype))
+        self.register_buffer("scale", self.place(scale.unsqueeze(-1)))
         shape = (self.out_channels, height, width // 2 + 1, 2)
-        self.spectrum = nn.Parameter(
-            draw_per_element(
-                self.seeds, lambda generator: torch.randn(shape, generator=generator) * init_scale, device, dtype
-            )
-        )
-        mixing = mixing_matrix(
-            self.channels, alpha=alpha, decorrelate=decorrelate, color_sqrt=color_sqrt, device=device, dtype=dtype
-        )
-        self.register_buffer("mixing", mixing)
+        self.spectrum = nn.Parameter(self.draw(lambda generator: torch.randn(shape, generator=generator) * init_scale))
+        self.decorrelate_colors(decorrelate, color_sqrt)
 
-    def forward(self) -> Tensor:
+    def components(self) -> Tensor:
         spectrum = torch.view_as_complex(self.spectrum * self.scale)
-        image = torch.fft.irfft2(spectrum, s=self.size, norm="ortho")
-        return torch.sigmoid(mix_channels(image, self.mixing))
+        return torch.fft.irfft2(spectrum, s=self.size, norm="ortho")
+
+
+__all__ = ["Fourier"]

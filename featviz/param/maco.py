@@ -3,18 +3,21 @@ Optimization"): the spectrum's magnitude is fixed and only its phase is optimize
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from featviz.errors import FeatvizError
-from featviz.param.base import Parameterization, SeedLike, SizeLike, check_size, draw_per_element, power_law
-from featviz.param.color import mix_channels, mixing_matrix
+from featviz.param.arguments import SizeLike, check_size
+from featviz.param.base import Parameterization, register_parameterization
+from featviz.param.spectrum import power_law
 
 _VARIANCE_FLOOR = 1e-12
 
 
+@register_parameterization("maco", order=3)
 class Maco(Parameterization):
     """Images whose spectrum magnitude is fixed and whose phase is optimized (MACO).
 
@@ -43,22 +46,9 @@ class Maco(Parameterization):
 
     default_lr: float = 0.1
 
-    def __init__(
-        self,
-        size: SizeLike,
-        *,
-        batch: int = 1,
-        channels: int = 3,
-        seed: SeedLike = None,
-        alpha: bool = False,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype = torch.float32,
-        magnitude: Tensor | None = None,
-        decay: float = 1.0,
-        decorrelate: bool = True,
-        color_sqrt: Tensor | None = None,
-    ) -> None:
-        super().__init__(size, batch=batch, channels=channels, seed=seed, alpha=alpha, dtype=dtype)
+    def __init__(self, size: SizeLike, *, magnitude: Tensor | None = None, decay: float = 1.0,
+                 decorrelate: bool = True, color_sqrt: Tensor | None = None, **shared: Any) -> None:
+        super().__init__(size, **shared)
         height, width = self.size
         self._pixels = height * width
         bins = (height, width // 2 + 1)
@@ -67,26 +57,20 @@ class Maco(Parameterization):
             colors = law.expand(self.channels, *bins)
         else:
             colors = _check_magnitude(magnitude, self.channels, bins)
-        if alpha:
+        if self.alpha:
             colors = torch.cat([colors, colors.mean(dim=0, keepdim=True)])
-        self.register_buffer("magnitude", colors.contiguous().to(device, dtype))
+        self.register_buffer("magnitude", self.place(colors.contiguous()))
         shape = (self.out_channels, *bins)
         self.phase = nn.Parameter(
-            draw_per_element(
-                self.seeds, lambda generator: (torch.rand(shape, generator=generator) * 2 - 1) * math.pi, device, dtype
-            )
+            self.draw(lambda generator: (torch.rand(shape, generator=generator) * 2 - 1) * math.pi)
         )
-        mixing = mixing_matrix(
-            self.channels, alpha=alpha, decorrelate=decorrelate, color_sqrt=color_sqrt, device=device, dtype=dtype
-        )
-        self.register_buffer("mixing", mixing)
+        self.decorrelate_colors(decorrelate, color_sqrt)
 
-    def forward(self) -> Tensor:
+    def components(self) -> Tensor:
         spectrum = torch.complex(self.magnitude * torch.cos(self.phase), self.magnitude * torch.sin(self.phase))
         image = torch.fft.irfft2(spectrum, s=self.size, norm="ortho")
         # layer_norm over each flattened image channel: a fused, fast standardization
-        image = F.layer_norm(image.flatten(2), (self._pixels,), eps=_VARIANCE_FLOOR).view(image.shape)
-        return torch.sigmoid(mix_channels(image, self.mixing))
+        return F.layer_norm(image.flatten(2), (self._pixels,), eps=_VARIANCE_FLOOR).view(image.shape)
 
 
 def maco_magnitude(images: Tensor, size: SizeLike) -> Tensor:
@@ -125,3 +109,5 @@ def _check_magnitude(magnitude: Tensor, channels: int, bins: tuple[int, int]) ->
         raise FeatvizError("magnitude must hold finite values >= 0 (an amplitude spectrum)")
     return magnitude.expand(expected)
 
+
+__all__ = ["Maco", "maco_magnitude"]

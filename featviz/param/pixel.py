@@ -1,13 +1,16 @@
 """Pixel parameterization: every pixel of every channel is a parameter."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from featviz.param.base import Parameterization, SeedLike, SizeLike, check_init_scale, draw_per_element
-from featviz.param.color import mix_channels, mixing_matrix
+from featviz.param.arguments import SizeLike, check_init_scale
+from featviz.param.base import Parameterization, register_parameterization
 
 
+@register_parameterization("pixel", order=1)
 class Pixel(Parameterization):
     """Images whose pixels are optimized directly: ``sigmoid(mix(pixels))``, optionally colour-decorrelated.
 
@@ -32,34 +35,16 @@ class Pixel(Parameterization):
 
     default_lr: float = 0.05
 
-    def __init__(
-        self,
-        size: SizeLike,
-        *,
-        batch: int = 1,
-        channels: int = 3,
-        seed: SeedLike = None,
-        alpha: bool = False,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype = torch.float32,
-        decorrelate: bool = True,
-        color_sqrt: Tensor | None = None,
-        init_scale: float = 0.01,
-    ) -> None:
-        super().__init__(size, batch=batch, channels=channels, seed=seed, alpha=alpha, dtype=dtype)
+    def __init__(self, size: SizeLike, *, decorrelate: bool = True, color_sqrt: Tensor | None = None,
+                 init_scale: float = 0.01, **shared: Any) -> None:
+        super().__init__(size, **shared)
         scale = check_init_scale(init_scale)
-        height, width = self.size
-        shape = (self.out_channels, height, width)
-        self.pixels = nn.Parameter(
-            draw_per_element(
-                self.seeds, lambda generator: torch.randn(shape, generator=generator) * scale, device, dtype
-            )
-        )
-        mixing = mixing_matrix(
-            self.channels, alpha=alpha, decorrelate=decorrelate, color_sqrt=color_sqrt, device=device, dtype=dtype
-        )
-        self.register_buffer("mixing", mixing)
+        shape = (self.out_channels, *self.size)
+        self.pixels = nn.Parameter(self.draw(lambda generator: torch.randn(shape, generator=generator) * scale))
+        self.decorrelate_colors(decorrelate, color_sqrt)
 
-    def forward(self) -> Tensor:
-        return torch.sigmoid(mix_channels(self.pixels, self.mixing))
+    def components(self) -> Tensor:
+        return self.pixels
 
+
+__all__ = ["Pixel"]

@@ -1,8 +1,13 @@
 """Random, differentiable, batched augmentations applied to the images at every optimization step.
 
-Every transform is a callable ``transform(images, source)`` taking float images ``(N, C, H, W)`` and a
-``RandomSource`` (one generator per batch element). ``Compose`` fuses consecutive geometric transforms into
-one resampling and resizes to the model's input size in the same pass.
+A transform is a callable ``transform(images, source)`` taking float images ``(N, C, H, W)`` and a
+``RandomSource`` (one generator per batch element), or any one-argument callable ``images -> images`` (a
+lambda, a torchvision transform). ``Compose`` fuses consecutive geometric transforms into one resampling and
+resizes to the model's input size in the same pass; ``resolve`` turns a preset name, a list of transforms or
+one transform into a ``Compose``.
+
+Every module of this package is imported here and its ``__all__`` re-exported, so a new transform is one new
+module (docs/how-to/add-a-transform.md); the presets stay in ``compose.PRESETS``.
 
 Example:
     >>> from featviz.transforms import RandomSource, standard
@@ -10,17 +15,12 @@ Example:
     >>> augment(torch.rand(2, 3, 128, 128), RandomSource.from_seed(0, batch=2)).shape
     torch.Size([2, 3, 224, 224])
 """
-from featviz.transforms.affine import (AffineTransform, Jitter, Pad, RandomRotate, RandomScale, Resize, jitter, pad,
-                                       random_rotate, random_scale, resample, resize)
-from featviz.transforms.compose import PRESETS, Compose, create, maco, none, resolve, robust, standard
-from featviz.transforms.crops import RandomCrops, random_crops
-from featviz.transforms.noise import Noise, noise
-from featviz.transforms.random import RandomSource
+import importlib
+import pkgutil
 
-__all__ = [
-    "resolve",
-    "RandomSource", "Compose", "AffineTransform",
-    "pad", "jitter", "random_scale", "random_rotate", "random_crops", "noise", "resize", "resample",
-    "Pad", "Jitter", "RandomScale", "RandomRotate", "RandomCrops", "Noise", "Resize",
-    "standard", "none", "maco", "robust", "create", "PRESETS",
-]
+__all__: list[str] = []
+for _module_info in pkgutil.iter_modules(__path__, prefix=f"{__name__}."):
+    _module = importlib.import_module(_module_info.name)
+    globals().update((_name, getattr(_module, _name)) for _name in _module.__all__)
+    __all__ += _module.__all__
+del _module_info, _module

@@ -342,3 +342,7 @@ def _non_negative_int(value: int, what: str) -> int:
     if number < 0:
         raise FeatvizError(f"{what} must be a whole number of pixels >= 0; got {value!r}")
     return number
+
+
+__all__ = ["AffineTransform", "Jitter", "Pad", "RandomRotate", "RandomScale", "Resize", "jitter", "pad",
+           "random_rotate", "random_scale", "resample", "resize"]

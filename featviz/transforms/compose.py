@@ -1,19 +1,23 @@
 """Chains of transforms with runs of geometric ones fused into one resampling, and the named presets."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import inspect
+from typing import Callable, Iterable, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from featviz.errors import FeatvizError, suggestion
 from featviz.transforms.affine import (AffineTransform, Size, check_images, image_size, jitter, pad, random_rotate,
                                        random_scale, resample, resize_matrix)
 from featviz.transforms.crops import random_crops
-from featviz.transforms.noise import noise
+from featviz.transforms.pixel_noise import noise
 from featviz.transforms.random import RandomSource
 
-Transform = Callable[[Tensor, RandomSource], Tensor]
+# what a chain calls: transform(images, source)
+SourcedTransform = Callable[[Tensor, RandomSource], Tensor]
+# what users may give: that, or any one-argument callable images -> images
+Transform = SourcedTransform | Callable[[Tensor], Tensor]
 
 
 class Compose:
@@ -25,9 +29,13 @@ class Compose:
     resizing pass. Inside a run, samples from outside the run's input read the ``fill`` of the run's first
     transform that has one (pad, scale, rotate), or the nearest edge pixel when none has. ``views`` is the
     product of the transforms' views (random crops multiply the batch, in view-major order). Any callable
-    ``transform(images, source)`` may appear in the chain; those that are not ``AffineTransform`` run on their
-    own, and must keep the image size when they come after the last geometric one. Differentiable with respect
-    to the images; works on any device and floating dtype.
+    ``transform(images, source)``, or any one-argument callable ``images -> images`` (``lambda x: x.flip(-1)``,
+    torchvision transforms), may appear in the chain; which of the two each one is, is read once from its
+    signature (``takes_source``). Those that are not ``AffineTransform`` run on their own; one that changes the size
+    after the last geometric run costs one more resampling back to the output size (place it before the
+    geometric transforms to avoid that). One-argument callables draw their randomness, if any, from torch's
+    global generator rather than the per-element ``RandomSource``. Differentiable with respect to the images;
+    works on any device and floating dtype.
 
     Example:
         >>> chain = Compose([pad(12), jitter(8), random_scale(), random_rotate(), jitter(4)], output_size=(224, 224))
@@ -39,25 +47,29 @@ class Compose:
         self.transforms: tuple[Transform, ...] = tuple(transforms)
         for transform in self.transforms:
             if not callable(transform):
-                raise FeatvizError(f"Compose takes callables transform(images, source); got {transform!r}")
+                raise FeatvizError(f"Compose takes callables transform(images, source) or transform(images); "
+                                   f"got {transform!r}")
         self.output_size: Size | None = None if output_size is None else image_size(output_size, "output_size")
         self.views: int = 1
         for transform in self.transforms:
             self.views *= getattr(transform, "views", 1)
         self._steps = self._plan()
 
-    def _plan(self) -> list[tuple[tuple[Transform, ...], bool, bool]]:
-        """Steps ``(members, fused, final)``: a run of affine transforms (``fused``) or one other callable;
-        ``final`` marks the run that ends in the output resize (an empty run first when nothing is affine)."""
-        steps: list[tuple[tuple[Transform, ...], bool, bool]] = []
+    def _plan(self) -> list[tuple[tuple[SourcedTransform, ...], bool, bool]]:
+        """Steps ``(members, fused, final)``: a run of affine transforms (``fused``) or one other callable, called
+        as ``(images, source)``; ``final`` marks the run that ends in the output resize (an empty run first when
+        nothing is affine)."""
+        steps: list[tuple[tuple[SourcedTransform, ...], bool, bool]] = []
         for transform in self.transforms:
             if isinstance(transform, AffineTransform):
                 if steps and steps[-1][1]:
                     steps[-1] = (steps[-1][0] + (transform,), True, False)
                 else:
                     steps.append(((transform,), True, False))
-            else:
+            elif takes_source(transform):
                 steps.append(((transform,), False, False))
+            else:
+                steps.append(((_ignoring_source(transform),), False, False))
         fused_indices = [index for index, step in enumerate(steps) if step[1]]
         if fused_indices:
             last = fused_indices[-1]
@@ -73,6 +85,9 @@ class Compose:
                 images = members[0](images, source)
             else:
                 images = self._run(images, members, source, target if final else None)
+        size = tuple(check_images(images)[2:])
+        if size != target:  # a callable after the last geometric run changed the size
+            images = resample(images, resize_matrix(size, target), target)
         return images
 
     @staticmethod
@@ -106,6 +121,40 @@ class Compose:
 
     def __repr__(self) -> str:
         return f"Compose([{', '.join(map(repr, self.transforms))}], output_size={self.output_size})"
+
+
+def takes_source(transform: Callable) -> bool:
+    """Whether ``transform`` is called as ``transform(images, source)`` (True) or ``transform(images)`` (False).
+
+    Read from its signature, never by trying: two required positional parameters mean ``(images, source)``;
+    one, or none with ``*args`` (torchvision's v2 transforms), or a signature that cannot be read (builtins)
+    mean images only. An ``nn.Module`` is judged by its ``forward``. FeatvizError when it cannot take images
+    (more than two required positional parameters, none at all, or required keyword-only ones).
+
+    Example:
+        >>> takes_source(jitter(4)), takes_source(lambda images: images.flip(-1))
+        (True, False)
+    """
+    target = transform.forward if isinstance(transform, nn.Module) else transform
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return False
+    parameters = list(signature.parameters.values())
+    positional = [parameter for parameter in parameters
+                  if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)]
+    required = [parameter for parameter in positional if parameter.default is parameter.empty]
+    required_keywords = [parameter for parameter in parameters
+                         if parameter.kind is parameter.KEYWORD_ONLY and parameter.default is parameter.empty]
+    takes_images = positional or any(parameter.kind is parameter.VAR_POSITIONAL for parameter in parameters)
+    if len(required) > 2 or not takes_images or required_keywords:
+        raise FeatvizError(f"transform {transform!r} has the signature {signature}; a transform takes (images) or "
+                           f"(images, source)")
+    return len(required) == 2
+
+
+def _ignoring_source(transform: Callable[[Tensor], Tensor]) -> SourcedTransform:
+    return lambda images, source: transform(images)
 
 
 def none(output_size: int | Sequence[int] | None = None) -> Compose:
@@ -166,16 +215,26 @@ def create(name: str, output_size: int | Sequence[int] | None = None) -> Compose
     return PRESETS[name](output_size)
 
 
-def resolve(transforms: "str | Compose | Sequence | None", output_size: int | Sequence[int] | None = None) -> Compose:
+def resolve(transforms: str | Compose | Transform | Iterable[Transform] | None,
+            output_size: int | Sequence[int] | None = None) -> Compose:
     """A Compose from what users pass as ``transforms``: None (the "standard" preset), a preset name, a
-    Compose (used as it is), or a list of transforms (composed with ``output_size``).
+    Compose (used as it is), one transform or a list of transforms (composed with ``output_size``). A
+    transform is ``transform(images, source)`` or any one-argument callable ``images -> images``.
 
     Example:
-        >>> resolve([pad(4), jitter(4)], output_size=(128, 128)).output_size
+        >>> resolve([pad(4), jitter(4), lambda images: images.flip(-1)], output_size=(128, 128)).output_size
         (128, 128)
     """
     if transforms is None or isinstance(transforms, str):
         return create(transforms or "standard", output_size=output_size)
     if isinstance(transforms, Compose):
         return transforms
+    if callable(transforms):
+        return Compose([transforms], output_size=output_size)
+    if not isinstance(transforms, Iterable):
+        raise FeatvizError(f"transforms must be a preset name ({', '.join(sorted(PRESETS))}), a Compose, a transform "
+                           f"or a list of transforms; got {transforms!r}")
     return Compose(list(transforms), output_size=output_size)
+
+
+__all__ = ["PRESETS", "Compose", "create", "maco", "none", "resolve", "robust", "standard", "takes_source"]

@@ -76,3 +76,6 @@ def _range(bounds: Sequence[float], what: str) -> tuple[float, float]:
     except (TypeError, ValueError):
         raise FeatvizError(f"random_crops {what} must be a (low, high) pair of numbers; got {bounds!r}") from None
     return low, high
+
+
+__all__ = ["RandomCrops", "random_crops"]

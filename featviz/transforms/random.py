@@ -164,3 +164,6 @@ def _view_major(values: Tensor, batch: int, views: int, shape: tuple[int, ...]) 
     if views == 1:
         return values.view(batch, *shape)
     return values.view(batch, views, *shape).transpose(0, 1).reshape(views * batch, *shape)
+
+
+__all__ = ["RandomSource"]

@@ -39,3 +39,6 @@ class Noise:
 
 
 noise = Noise
+
+
+__all__ = ["Noise", "noise"]

@@ -12,7 +12,7 @@ from featviz.hooks import RESERVED
 from featviz.metrics.activation import ObjectiveLike, TransformsLike, activation_reached, parse_objectives
 from featviz.metrics.diversity import batch_diversity
 from featviz.metrics.images import ImageSource, as_images, load_images
-from featviz.metrics.spectrum import spectrum
+from featviz.metrics.power_spectrum import spectrum
 from featviz.metrics.transfer import transferability
 from featviz.models import Model, load_model
 from featviz.objectives.units import ClassLogit
@@ -86,7 +86,7 @@ def score(
         ([12.58, 8.53], -2.09)
         >>> print(format_score(result))
     """
-    model = load_model(model) if isinstance(model, str) else model
+    model = load_model(model)
     if isinstance(image_or_images, (str, os.PathLike)):
         loaded = load_images(image_or_images, model.channels if model.channels in (1, 3) else 3)
         images = loaded.images

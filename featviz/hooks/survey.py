@@ -1,0 +1,361 @@
+"""What a model's layers output, and in which layout: found by running it, never guessed from sizes.
+
+`survey` runs the model twice on a batch of two grey images, at its input size and at a second size that
+differs in height and width by different amounts, with a hook on every module. From the two runs it knows
+each layer's output shape, which dimension holds the batch (the one of size 2), which dimensions follow the
+input's height and width (spatial) and which do not (channels), and whether the model takes other input sizes
+at all. `Survey.layout` turns that, the module's type and what the model declares (a ViT's patch grid and
+prefix tokens, timm's ``output_fmt``, a user's ``layouts={...}``) into a `Layout`; when nothing can tell, it
+raises a FeatvizError that names the choices.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from featviz.errors import FeatvizError
+from featviz.hooks.capture import IMAGE, OUTPUT, first_tensor
+from featviz.hooks.layout import IMAGE_LAYOUT, KINDS, Layout, as_layout
+
+PROBE_BATCH = 2
+SECOND_SIZE_STEP = (64, 32)  # height and width grow by different amounts, so each spatial dimension is known
+
+_CHANNELS_FIRST_2D = (
+    nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.InstanceNorm2d, nn.MaxPool2d, nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Upsample, nn.PixelShuffle, nn.PixelUnshuffle, nn.Dropout2d,
+    nn.LocalResponseNorm, nn.ZeroPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d,
+)
+_CHANNELS_FIRST_1D = (nn.Conv1d, nn.ConvTranspose1d, nn.BatchNorm1d, nn.MaxPool1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d)
+_CHANNELS_LAST = (nn.Linear, nn.LayerNorm)  # exact types: timm's LayerNorm2d subclasses LayerNorm but is NCHW
+
+
+@dataclass
+class Survey:
+    """Each layer's output shape at two input sizes (batch of 2), and how to read its layout.
+
+    ``shapes`` and ``other_shapes`` map layer names (and ``"@output"``) to output shapes at ``size`` and
+    ``other_size``; ``other_size`` is None when the model takes only its input size (a fixed-size ViT).
+    ``elements_per_pixel`` is the number of activation values the model's leaf modules output per input pixel
+    and image (for memory estimates).
+
+    Example:
+        >>> survey_model(model).layout("blocks.2", (1, 40, 40, 30), (320, 240))
+        Layout(kind='nchw', prefix=0, grid=None)
+    """
+
+    network: nn.Module
+    size: tuple[int, int]
+    other_size: tuple[int, int] | None
+    shapes: dict[str, tuple[int, ...]]
+    other_shapes: dict[str, tuple[int, ...]]
+    types: dict[str, str]
+    elements_per_pixel: float
+    declared: dict[str, Layout] = field(default_factory=dict)
+
+    @property
+    def takes_other_sizes(self) -> bool:
+        """Whether the model runs at input sizes other than its own (CNNs do; fixed-size ViTs do not)."""
+        return self.other_size is not None
+
+    def layout(self, name: str, shape: tuple[int, ...], size: tuple[int, int]) -> Layout:
+        """The layout of layer ``name``, whose output has ``shape`` when the model sees images of ``size``.
+
+        Raises FeatvizError naming the choices when nothing the model says decides it.
+        """
+        if name == IMAGE:
+            return IMAGE_LAYOUT
+        if name in self.declared:
+            return self.declared[name]
+        kind = self._kind(name)
+        if kind in ("nlc", "lnc"):
+            count = shape[0] if kind == "lnc" else shape[1]
+            return self._tokens(kind, name, count, size)
+        return Layout(kind)
+
+    def _kind(self, name: str) -> str:
+        shape = self.shapes.get(name)
+        if shape is None:
+            raise FeatvizError(f"layer '{name}' did not run in the forward pass; pick layers the model's forward calls")
+        rank = len(shape)
+        choices = " or ".join(f"'{kind}'" for kind in KINDS if _rank(kind) == rank) or "none fits"
+        undecided = (
+            f"cannot tell the layout of layer '{name}' (output {_format(shape)} for a batch of {PROBE_BATCH}, "
+            f"module {self.types.get(name, '?')}); declare it with load_model(..., layouts={{'{name}': KIND}}), "
+            f"KIND {choices}"
+        )
+        if rank not in (2, 3, 4):
+            raise FeatvizError(f"layer '{name}' outputs a {rank}-D tensor ({_format(shape)}); pick a layer with 2-4 dimensions")
+        if shape[0] != PROBE_BATCH:
+            if rank == 3 and shape[1] == PROBE_BATCH:
+                return "lnc"
+            raise FeatvizError(undecided)
+        if rank == 2:
+            return "nc"
+        kind = self._from_other_size(name, shape) or self._from_type(name, rank) or self._from_model(name, shape)
+        if kind is None:
+            raise FeatvizError(undecided)
+        return kind
+
+    def _from_other_size(self, name: str, shape: tuple[int, ...]) -> str | None:
+        other = self.other_shapes.get(name)
+        if other is None or len(other) != len(shape):
+            return None
+        changed = {index for index in range(1, len(shape)) if shape[index] != other[index]}
+        if len(shape) == 3:
+            return {frozenset({1}): "nlc", frozenset({2}): "ncl"}.get(frozenset(changed))
+        if changed:
+            if changed <= {2, 3} and 3 in changed:
+                return "nchw"
+            if changed <= {1, 2} and 1 in changed:
+                return "nhwc"
+            return None
+        # Nothing follows the input size: a 1x1 map, whose one non-1 dimension is the channels.
+        if shape[2] == shape[3] == 1:
+            return "nchw"
+        if shape[1] == shape[2] == 1:
+            return "nhwc"
+        return None
+
+    def _from_type(self, name: str, rank: int) -> str | None:
+        module = self.network if name == OUTPUT else self.network.get_submodule(name)
+        if rank == 4 and isinstance(module, _CHANNELS_FIRST_2D):
+            return "nchw"
+        if rank == 3 and isinstance(module, _CHANNELS_FIRST_1D):
+            return "ncl"
+        if type(module) in _CHANNELS_LAST:
+            return "nhwc" if rank == 4 else "nlc"
+        return None
+
+    def _from_model(self, name: str, shape: tuple[int, ...]) -> str | None:
+        if len(shape) == 4 and str(getattr(self.network, "output_fmt", "")).upper() == "NHWC":
+            return "nhwc"  # timm's declaration for models that work channels-last throughout (Swin)
+        declared = declared_patch_grid(self.network)
+        if len(shape) == 3 and declared is not None:
+            (patch_height, patch_width), prefix = declared
+            tokens = prefix + (self.size[0] // patch_height) * (self.size[1] // patch_width)
+            if shape[1] == tokens and shape[2] != tokens:
+                return "nlc"
+            if shape[2] == tokens and shape[1] != tokens:
+                return "ncl"
+        return None
+
+    def _tokens(self, kind: str, name: str, count: int, size: tuple[int, int]) -> Layout:
+        for patch, prefix in self._patch_candidates(kind, name):
+            rows, columns = size[0] // patch[0], size[1] // patch[1]
+            if rows * columns > 0 and prefix + rows * columns == count:
+                return Layout(kind, prefix, (rows, columns))
+        return Layout(kind)
+
+    def _patch_candidates(self, kind: str, name: str) -> list[tuple[tuple[int, int], int]]:
+        candidates = []
+        declared = declared_patch_grid(self.network)
+        if declared is not None:
+            candidates.append(declared)
+        other = self.other_shapes.get(name)
+        if other is not None and self.other_size is not None:
+            token_dim = 0 if kind == "lnc" else 1
+            count, other_count = self.shapes[name][token_dim], other[token_dim]
+            pixels = self.size[0] * self.size[1]
+            other_pixels = self.other_size[0] * self.other_size[1]
+            if other_count != count and (other_pixels - pixels) % (other_count - count) == 0:
+                area = (other_pixels - pixels) // (other_count - count)
+                side = math.isqrt(area)
+                if side * side == area and side > 0 and pixels % area == 0:
+                    prefix = count - pixels // area
+                    if prefix >= 0:
+                        candidates.append(((side, side), prefix))
+        return candidates
+
+
+def _rank(kind: str) -> int:
+    return Layout(kind).rank
+
+
+def _format(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
+def declared_patch_grid(network: nn.Module) -> tuple[tuple[int, int], int] | None:
+    """The ``((patch_height, patch_width), prefix_tokens)`` a vision transformer declares, or None.
+
+    timm ViTs declare ``patch_embed.patch_size`` and ``num_prefix_tokens``; open_clip's VisionTransformer
+    declares ``patch_size`` and has one class token.
+
+    Example:
+        >>> declared_patch_grid(timm.create_model("vit_tiny_patch16_224"))
+        ((16, 16), 1)
+    """
+    patch_embed = getattr(network, "patch_embed", None)
+    patch = getattr(patch_embed, "patch_size", None) if isinstance(patch_embed, nn.Module) else None
+    prefix = getattr(network, "num_prefix_tokens", None)
+    if patch is None and hasattr(network, "class_embedding"):
+        patch, prefix = getattr(network, "patch_size", None), 1
+    if patch is None or not isinstance(prefix, int):
+        return None
+    pair = (int(patch), int(patch)) if isinstance(patch, int) else tuple(int(side) for side in patch)
+    return (pair[0], pair[1]), prefix
+
+
+def _probe(model: Any, size: tuple[int, int], named: list[tuple[str, nn.Module]]) -> tuple[dict, int]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    leaf_elements = 0
+
+    def hook_for(name: str, leaf: bool):
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            nonlocal leaf_elements
+            try:
+                tensor = first_tensor(output)
+            except FeatvizError:
+                return
+            shapes.setdefault(name, tuple(tensor.shape))
+            if leaf:
+                leaf_elements += tensor.numel()
+
+        return hook
+
+    handles = [module.register_forward_hook(hook_for(name, not any(True for _ in module.children())))
+               for name, module in named]
+    try:
+        probe = torch.full((PROBE_BATCH, model.channels, *size), 0.5, device=model.device, dtype=model.dtype)
+        with torch.no_grad():
+            output = model(probe)
+        shapes[OUTPUT] = tuple(first_tensor(output).shape)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes, leaf_elements
+
+
+def probe_shapes(model: Any, size: tuple[int, int]) -> dict[str, tuple[int, ...]]:
+    """Every layer's output shape (and ``"@output"``'s) for a batch of two grey images of ``size``.
+
+    Example:
+        >>> probe_shapes(model, (96, 128))["blocks.2"]
+        (2, 40, 12, 16)
+    """
+    named = [(name, module) for name, module in model.network.named_modules() if name]
+    return _probe(model, size, named)[0]
+
+
+def survey_model(model: Any) -> Survey:
+    """Survey a featviz `Model` (cached on it): every layer's output shape at two input sizes, and its layouts.
+
+    Example:
+        >>> survey_model(load_model("efficientnet_lite0")).takes_other_sizes
+        True
+    """
+    cached = model.__dict__.get("_featviz_survey")
+    if cached is not None:
+        return cached
+    network = model.network
+    named = [(name, module) for name, module in network.named_modules() if name]
+    size = tuple(model.input_size)
+    shapes, leaf_elements = _probe(model, size, named)
+    other_size = (size[0] + SECOND_SIZE_STEP[0], size[1] + SECOND_SIZE_STEP[1])
+    try:
+        other_shapes, _ = _probe(model, other_size, named)
+    except FeatvizError:
+        raise
+    except Exception:  # noqa: BLE001 - a model that refuses another size takes its input size only
+        other_shapes, other_size = {}, None
+    declared = {name: as_layout(layout) for name, layout in (getattr(model, "layouts", None) or {}).items()}
+    result = Survey(
+        network=network, size=size, other_size=other_size, shapes=shapes, other_shapes=other_shapes,
+        types={name: type(module).__name__ for name, module in named} | {OUTPUT: type(network).__name__},
+        elements_per_pixel=leaf_elements / (PROBE_BATCH * size[0] * size[1]), declared=declared,
+    )
+    model.__dict__["_featviz_survey"] = result
+    return result
+
+
+def resolve_layouts(model: Any, shapes: Mapping[str, tuple[int, ...]], size: tuple[int, int]) -> dict[str, Layout]:
+    """The layout of each layer in ``shapes`` (output shapes when the model sees images of ``size``).
+
+    Example:
+        >>> resolve_layouts(model, {"blocks.2": (1, 40, 40, 30)}, (320, 240))
+        {'blocks.2': Layout(kind='nchw', prefix=0, grid=None)}
+    """
+    found = survey_model(model)
+    return {name: found.layout(name, tuple(shape), size) for name, shape in shapes.items()}
+
+
+@dataclass
+class LayerBinding:
+    """Layers checked against a model at one input size: the ``size`` the model sees (the requested one, or its
+    input size for a model that takes no other), each layer's ``layouts`` entry and its channels-first
+    ``shapes`` ``(1, C, H, W)`` at that size.
+
+    Example:
+        >>> binding = bind_layers(model, ["blocks.2"], (320, 240))
+        >>> binding.shapes["blocks.2"]
+        (1, 40, 40, 30)
+    """
+
+    size: tuple[int, int]
+    layouts: dict[str, Layout]
+    shapes: dict[str, tuple[int, int, int, int]]
+
+
+def bind_layers(model: Any, layers: Iterable[str], size: Sequence[int] | None = None) -> LayerBinding:
+    """Run one grey image through ``model`` at ``size`` (default: its input size) and read each of ``layers``.
+
+    A model that takes only its input size (a fixed-size ViT) is bound at that size, which images are then
+    resampled to; a model that takes other sizes but fails at this one raises a FeatvizError saying so. Unknown
+    layers raise a FeatvizError with the closest names. ``"@image"`` is the image itself, at ``size``.
+
+    Example:
+        >>> bind_layers(model, ["blocks.4.0.conv_pwl"], (128, 96)).shapes["blocks.4.0.conv_pwl"]
+        (1, 80, 8, 6)
+    """
+    from featviz.hooks.layout import map_shape
+
+    requested = (int(size[0]), int(size[1])) if size is not None else tuple(model.input_size)
+    names = sorted(set(layers))
+    network_layers = [name for name in names if name != IMAGE]
+    found = survey_model(model)
+    seen = requested if found.takes_other_sizes else tuple(found.size)
+    if seen == found.size:
+        for name in network_layers:
+            if name not in found.shapes:
+                model.get_layer(name)  # an unknown name raises with the closest names
+                raise FeatvizError(f"layer '{name}' did not run in the forward pass; pick layers the model's forward calls")
+        shapes = {name: _one_image(found.shapes[name]) for name in network_layers}
+    else:
+        shapes = _dry_shapes(model, network_layers, seen, found.size)
+    layouts = {name: found.layout(name, shape, seen) for name, shape in shapes.items()}
+    result = {name: map_shape(shape, layouts[name]) for name, shape in shapes.items()}
+    if IMAGE in names:
+        layouts[IMAGE] = IMAGE_LAYOUT
+        result[IMAGE] = (1, model.channels, *requested)
+    return LayerBinding(seen, layouts, result)
+
+
+def _one_image(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A surveyed shape (batch of 2) as the shape for one image."""
+    batch_dim = 0 if shape[0] == PROBE_BATCH else 1
+    return tuple(1 if index == batch_dim else size for index, size in enumerate(shape))
+
+
+def _dry_shapes(
+    model: Any, layers: list[str], size: tuple[int, int], input_size: tuple[int, int]
+) -> dict[str, tuple[int, ...]]:
+    """Output shapes of ``layers`` for one grey image of ``size``; a model that fails there raises one line."""
+    from featviz.hooks.capture import ActivationCapture
+
+    probe = torch.full((1, model.channels, *size), 0.5, device=model.device, dtype=model.dtype)
+    try:
+        with torch.no_grad(), ActivationCapture(model, layers) as capture:
+            raw = capture.run(probe)
+    except FeatvizError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the model's own complaint, reported on one line
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        raise FeatvizError(
+            f"{getattr(model, 'name', 'the model')} cannot run at {size[0]}x{size[1]} ({first_line}); "
+            f"use its input size {input_size[0]}x{input_size[1]} or another size it takes"
+        ) from None
+    return {name: tuple(value.shape) for name, value in raw.items()}

@@ -1,0 +1,12 @@
+"""Model sources: one module per library whose models `load_model` takes as ``PREFIX:NAME`` and as objects.
+
+Every module in this folder (except those whose name starts with ``_``) is imported here and registers its
+source with `featviz.models.registry.register_source`; adding a source is adding one module, see
+docs/how-to/add-a-model-source.md.
+"""
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")

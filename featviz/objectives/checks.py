@@ -1,0 +1,111 @@
+"""Checks an objective makes against a model: layer names, channels, positions, indices; and reading activations.
+
+Activations reach objectives channels-first, ``(B, C, H, W)`` (`featviz.hooks` reads every layout that way),
+and the shapes ``bind`` sees are those of one image, ``(1, C, H, W)``.
+"""
+from __future__ import annotations
+
+import operator
+from typing import Any, Mapping, Sequence
+
+from torch import Tensor, nn
+
+from featviz.errors import FeatvizError, suggestion
+from featviz.hooks.capture import RESERVED as RESERVED_LAYERS
+
+Activations = Mapping[str, Tensor]
+Shapes = Mapping[str, Sequence[int]]
+
+
+def read(acts: Activations, layer: str) -> Tensor:
+    """``acts[layer]``, a ``(B, C, H, W)`` map, or a FeatvizError naming the captured layers when it is missing.
+
+    Example:
+        >>> read({"conv_head": activation}, "conv_head").shape
+        torch.Size([2, 1280, 7, 7])
+    """
+    try:
+        return acts[layer]
+    except KeyError:
+        raise FeatvizError(
+            f"no activation for layer '{layer}' was captured{suggestion(layer, acts)}; "
+            "capture the objective's layers (objective.layers)"
+        ) from None
+
+
+def layer_shape(model: Any, shapes: Shapes, layer: str) -> Sequence[int] | None:
+    """The channels-first shape ``(1, C, H, W)`` of ``layer``; None for a reserved name (``@image``,
+    ``@output``) left out. Raises FeatvizError with the closest layer names when a regular layer is missing.
+
+    Example:
+        >>> layer_shape(model, {"conv_head": (1, 1280, 7, 7)}, "conv_head")
+        (1, 1280, 7, 7)
+    """
+    shape = shapes.get(layer)
+    if shape is not None:
+        return shape
+    if layer in RESERVED_LAYERS:
+        return None
+    candidates = set(shapes) - RESERVED_LAYERS
+    network = getattr(model, "network", model)
+    if isinstance(network, nn.Module):
+        candidates.update(name for name, _ in network.named_modules() if name)
+    raise FeatvizError(f"layer '{layer}' is not in the model{suggestion(layer, candidates)}; list layers with `featviz layers MODEL`")
+
+
+def check_channel(channel: int, layer: str, shape: Sequence[int]) -> None:
+    """Raise FeatvizError when ``channel`` is not a channel of ``layer`` (channels-first ``shape``).
+
+    Example:
+        >>> check_channel(500, "blocks.4.0.conv_pwl", (1, 80, 14, 14))
+        FeatvizError: channel 500 is out of range for layer 'blocks.4.0.conv_pwl' with 80 channels; valid: 0-79
+    """
+    channels = shape[1]
+    if not 0 <= channel < channels:
+        raise FeatvizError(f"channel {channel} is out of range for layer '{layer}' with {channels} channels; valid: 0-{channels - 1}")
+
+
+def check_position(x: int | None, y: int | None, layer: str, shape: Sequence[int]) -> None:
+    """Raise FeatvizError when column ``x`` or row ``y`` lies outside ``layer``'s map (None = centre).
+
+    Example:
+        >>> check_position(5, 0, "blocks.4.0.conv_pwl", (1, 80, 3, 5))
+        FeatvizError: neuron x=5 is out of range for layer 'blocks.4.0.conv_pwl' with a 3x5 map (height x width); valid x: 0-4
+    """
+    height, width = shape[2], shape[3]
+    for axis, value, size in (("x", x, width), ("y", y, height)):
+        if value is not None and not 0 <= value < size:
+            raise FeatvizError(
+                f"neuron {axis}={value} is out of range for layer '{layer}' with a {height}x{width} map "
+                f"(height x width); valid {axis}: 0-{size - 1}"
+            )
+
+
+def check_layer_name(layer: Any) -> str:
+    """``layer`` if it is a non-empty string, else a FeatvizError.
+
+    Example:
+        >>> check_layer_name("blocks.4")
+        'blocks.4'
+    """
+    if not isinstance(layer, str) or not layer:
+        raise FeatvizError(f"a layer name must be a non-empty string like 'blocks.4.0.conv_pwl', got {layer!r}")
+    return layer
+
+
+def check_index(what: str, value: Any, allow_none: bool = False) -> int | None:
+    """``value`` as a non-negative int (None passes when ``allow_none``), else a FeatvizError.
+
+    Example:
+        >>> check_index("channel", 3)
+        3
+    """
+    if value is None and allow_none:
+        return None
+    try:
+        index = operator.index(value)
+    except TypeError:
+        index = -1
+    if isinstance(value, bool) or index < 0:
+        raise FeatvizError(f"{what} must be a non-negative integer, got {value!r}")
+    return index
