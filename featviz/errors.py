@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+import numbers
+from typing import Any, Iterable
 
 
 class FeatvizError(ValueError):
@@ -32,3 +33,15 @@ def suggestion(name: str, candidates: Iterable[str], n: int = 3) -> str:
     """``"; closest: a, b, c"`` or an empty string when nothing is close."""
     found = closest(name, candidates, n)
     return "; closest: " + ", ".join(found) if found else ""
+
+
+def check_int(value: Any, what: str, minimum: int = 1) -> int:
+    """``value`` as an int when it is an integer (not a bool) of at least ``minimum``, else a FeatvizError.
+
+    Example:
+        >>> check_int(16, "batch")
+        16
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise FeatvizError(f"{what} must be an int >= {minimum}, not {value!r}")
+    return int(value)

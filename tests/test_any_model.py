@@ -277,9 +277,9 @@ def test_cli_render_refuses_bad_options_in_one_line(capsys, tmp_path, options, m
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        ({"steps": 0}, "steps must be an integer >= 1"),
-        ({"seed": -1}, "seed must be an integer >= 0"),
-        ({"batch": 0}, "batch must be an integer >= 1"),
+        ({"steps": 0}, "steps must be an int >= 1"),
+        ({"seed": -1}, "seed must be an int >= 0"),
+        ({"batch": 0}, "batch must be an int >= 1"),
         ({"redirect_relu_steps": -1}, "redirect_relu_steps must be"),
         ({"size": 100000}, "GiB"),
         ({"size": (0, 5)}, "image size"),

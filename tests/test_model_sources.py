@@ -17,7 +17,7 @@ from torch import nn
 
 from featviz.cli import main
 from featviz.errors import FeatvizError
-from featviz.models import Model, imagenet_labels, list_sources, load_model, sources
+from featviz.models import imagenet_labels, list_models, list_sources, load_model, sources
 from featviz.models import registry
 from test_models import no_internet, offline  # noqa: F401 (fixtures: no test here reaches the internet)
 
@@ -52,9 +52,10 @@ def test_prefix_lists_derive_from_the_registry(capsys):
     assert syntax == "open_clip:ARCH/PRETRAINED, timm:NAME or torchvision:NAME"
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[:3] == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
-    assert [line.split()[0] for line in lines[3:]] == [source.syntax for source in list_sources()]
-    assert all(line.endswith(source.description) for line, source in zip(lines[3:], list_sources()))
+    names = list_models()
+    assert lines[:len(names)] == names and len(lines) == len(names) + len(list_sources())
+    for line, source in zip(lines[len(names):], list_sources(), strict=True):
+        assert line.split()[0] == source.syntax and line.endswith(source.description)
     assert main(["layers", "--help"]) == 0
     assert syntax in " ".join(capsys.readouterr().out.split())
 

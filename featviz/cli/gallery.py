@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from featviz.cli.common import add_model_arguments, resolve_device
+from featviz.cli.common import add_model_arguments
+from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.gallery.build import DEFAULT_DIVERSITY_WEIGHT, build_gallery, parse_units
 

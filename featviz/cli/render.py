@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from featviz import objectives, optim, param, transforms
-from featviz.cli.common import add_model_arguments, resolve_device
+from featviz.cli.common import add_model_arguments
+from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import ensure_writable_dir
 from featviz.models import load_model

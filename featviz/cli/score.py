@@ -5,7 +5,8 @@ import argparse
 import json
 
 from featviz import transforms
-from featviz.cli.common import add_model_arguments, resolve_device
+from featviz.cli.common import add_model_arguments
+from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.metrics import format_score, score
 from featviz.models import load_model

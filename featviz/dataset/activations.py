@@ -33,7 +33,7 @@ from PIL import Image
 from torch import nn
 
 from featviz.dataset.folder import PIL_MODES, ImageFolder, centre_square, open_oriented
-from featviz.errors import FeatvizError
+from featviz.errors import FeatvizError, check_int
 from featviz.hooks import IMAGE, ActivationCapture, Layout, bind_layers
 from featviz.models import Model, load_model
 from featviz.io import atomic_path, ensure_writable_dir
@@ -360,12 +360,6 @@ def _load_cache(path: Path, key: str) -> dict[str, UnitStats] | None:
         return None
 
 
-def _check_positive_int(value: Any, what: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise FeatvizError(f"{what} must be an int >= {minimum}, not {value!r}")
-    return value
-
-
 def collect_activations(
     model: Model | nn.Module | str,
     folder: ImageFolder | str | os.PathLike,
@@ -403,14 +397,14 @@ def collect_activations(
     for name in layer_names:
         if not isinstance(name, str):
             raise FeatvizError(f"layer names must be strings, not {name!r}")
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    k = _check_positive_int(k, "k")
-    bins = _check_positive_int(bins, "bins", minimum=2)
+    batch_size = check_int(batch_size, "batch_size")
+    k = check_int(k, "k")
+    bins = check_int(bins, "bins", minimum=2)
     if bins % 2:
         raise FeatvizError(f"bins must be even (the histogram grows by merging bin pairs), not {bins}; try {bins + 1}")
     if workers is None:
         workers = min(4, os.cpu_count() or 1)
-    workers = _check_positive_int(workers, "workers", minimum=0)
+    workers = check_int(workers, "workers", minimum=0)
     model = load_model(model, device=device)
     channels = model.channels
     if not isinstance(folder, ImageFolder):
@@ -504,7 +498,7 @@ def crop_around(
         >>> best = stats["blocks.4.0.conv_pwl"].top_examples(3)[0]
         >>> crop_around(best.path, best.position, best.map_size, size=128, crop_fraction=0.4).save("crop.png")
     """
-    size = _check_positive_int(size, "crop size")
+    size = check_int(size, "crop size")
     if isinstance(crop_fraction, bool) or not isinstance(crop_fraction, (int, float)) or not 0 < crop_fraction <= 1:
         raise FeatvizError(
             f"crop_fraction must be in (0, 1] (the share of the image side to keep), not {crop_fraction!r}"

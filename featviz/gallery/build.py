@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from featviz import objectives
 from featviz.dataset import ImageFolder, UnitStats, collect_activations, shipped_photo_paths, weights_fingerprint
-from featviz.errors import FeatvizError
+from featviz.errors import FeatvizError, check_int
 from featviz.gallery.manifest import MANIFEST_NAME, Manifest, shard_paths
 from featviz.gallery.site import DIVERSITY, unit_paths, write_site, write_unit_examples
 from featviz.device import resolve_device
@@ -135,12 +135,6 @@ def _layer_list(layers: str | Sequence[str]) -> list[str]:
     if not cleaned:
         raise FeatvizError("no layers given; pass layer names like blocks.2.0.conv_pwl,blocks.4.0.conv_pwl")
     return cleaned
-
-
-def _check_int(value: Any, what: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise FeatvizError(f"{what} must be an int >= {minimum}, not {value!r}")
-    return value
 
 
 class _PerImageConstant(Objective):
@@ -450,17 +444,17 @@ def build_gallery(
     started = time.perf_counter()
     layer_names = _layer_list(layers)
     requested = _unit_request(units)
-    steps = _check_int(steps, "steps", 1)
-    batch = _check_int(batch, "batch", 1)
-    seed = _check_int(seed, "seed", 0)
-    examples = _check_int(examples, "examples", 1)
-    example_size = _check_int(example_size, "example_size", 8)
-    crop_size = _check_int(crop_size, "crop_size", 8)
-    thumbnail_size = _check_int(thumbnail_size, "thumbnail_size", 8)
+    steps = check_int(steps, "steps", 1)
+    batch = check_int(batch, "batch", 1)
+    seed = check_int(seed, "seed", 0)
+    examples = check_int(examples, "examples", 1)
+    example_size = check_int(example_size, "example_size", 8)
+    crop_size = check_int(crop_size, "crop_size", 8)
+    thumbnail_size = check_int(thumbnail_size, "thumbnail_size", 8)
     if size is not None:
-        size = _check_int(size, "size", 8)
+        size = check_int(size, "size", 8)
     if diversity_size is not None:
-        diversity_size = _check_int(diversity_size, "diversity_size", 8)
+        diversity_size = check_int(diversity_size, "diversity_size", 8)
     weight_is_number = isinstance(diversity_weight, (int, float)) and not isinstance(diversity_weight, bool)
     if not weight_is_number or not diversity_weight >= 0:
         raise FeatvizError(f"diversity_weight must be a number >= 0 (0 turns diversity off), not {diversity_weight!r}")

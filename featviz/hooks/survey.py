@@ -231,12 +231,19 @@ def _probe(model: Any, size: tuple[int, int], named: list[tuple[str, nn.Module]]
 
 
 def probe_shapes(model: Any, size: tuple[int, int]) -> dict[str, tuple[int, ...]]:
-    """Every layer's output shape (and ``"@output"``'s) for a batch of two grey images of ``size``.
+    """Every layer's output shape (and ``"@output"``'s) for a batch of two grey images of ``size``; a size
+    whose forward pass cannot fit in memory is refused first.
 
     Example:
         >>> probe_shapes(model, (96, 128))["blocks.2"]
         (2, 40, 12, 16)
     """
+    from featviz.hooks.memory import check_render_memory
+
+    check_render_memory(
+        survey_model(model), device=model.device, image_size=size, network_size=size, images=PROBE_BATCH, views=1,
+        channels=model.channels, network_dtype=model.dtype, parameterized=False,
+    )
     named = [(name, module) for name, module in model.network.named_modules() if name]
     return _probe(model, size, named)[0]
 
@@ -346,6 +353,12 @@ def _dry_shapes(
     """Output shapes of ``layers`` for one grey image of ``size``; a model that fails there raises one line."""
     from featviz.hooks.capture import ActivationCapture
 
+    from featviz.hooks.memory import check_render_memory
+
+    check_render_memory(
+        survey_model(model), device=model.device, image_size=size, network_size=size, images=1, views=1,
+        channels=model.channels, network_dtype=model.dtype, parameterized=False,
+    )
     probe = torch.full((1, model.channels, *size), 0.5, device=model.device, dtype=model.dtype)
     try:
         with torch.no_grad(), ActivationCapture(model, layers) as capture:

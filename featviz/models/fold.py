@@ -89,7 +89,6 @@ def fold_batchnorm(model: nn.Module, keep: Iterable[str] = ()) -> nn.Module:
     Example:
         >>> fast = fold_batchnorm(featviz.load_model("efficientnet_lite0"), keep=["blocks.4.0.conv_pwl"])
     """
-    from featviz.models.model import Model
 
     network = model.network
     if not any(isinstance(module, nn.BatchNorm2d) for module in network.modules()):
@@ -126,10 +125,7 @@ def fold_batchnorm(model: nn.Module, keep: Iterable[str] = ()) -> nn.Module:
                 conv.bias.mul_(scale).add_(shift)
             parent_name, _, child = batchnorm_name.rpartition(".")
             setattr(folded.get_submodule(parent_name) if parent_name else folded, child, remainder)
-    result = Model(
-        folded, name=model.name, input_size=model.input_size, channels=model.channels,
-        mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(), labels=model.labels,
-    ).to(model.device)
+    result = model.with_network(folded)
     if not _same_outputs(model, result, sample, keep):
         return model
     return result

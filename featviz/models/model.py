@@ -45,7 +45,8 @@ class Model(nn.Module):
     ``mean``/``std`` (buffers of shape ``(1, C, 1, 1)``) and returns the network's output. Layers are named by
     their dot path in ``network.named_modules()``; class names (``labels``) are optional. ``layouts`` declares
     the activation layout of layers whose layout featviz.hooks cannot tell, by layer name: a kind such as
-    ``"nhwc"`` or ``"nlc"`` (see ``featviz.hooks.layout.KINDS``) or a ``featviz.hooks.Layout``.
+    ``"nhwc"`` or ``"nlc"`` (see ``featviz.hooks.layout.KINDS``) or a ``featviz.hooks.Layout``. ``text`` is the
+    model's text tower (`featviz.text.TextTower`), when it has one: CLIP's, or a classifier's sentence encoder.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
@@ -67,6 +68,7 @@ class Model(nn.Module):
         std: Sequence[float],
         labels: Sequence[str] | None = None,
         layouts: Mapping[str, Any] | None = None,
+        text: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(network, nn.Module):
@@ -89,6 +91,9 @@ class Model(nn.Module):
         self.register_buffer("shift", -mean_tensor / std_tensor, persistent=False)
         self._normalizes = bool((mean_tensor != 0).any() or (std_tensor != 1).any())
         self.layouts: dict[str, Any] = dict(layouts or {})
+        if text is not None and not isinstance(text, nn.Module):
+            raise FeatvizError(f"text must be a featviz.text.TextTower, not {type(text).__name__}")
+        self.text = text
         for layer in self.layouts:
             self.get_layer(layer)
         self._label_indices: dict[str, list[int]] = {}
@@ -129,6 +134,18 @@ class Model(nn.Module):
         if self._normalizes:
             images = torch.addcmul(self.shift, images, self.scale)
         return self.network(images)
+
+    def with_network(self, network: nn.Module) -> "Model":
+        """The same model (name, input, normalization, labels, layouts, text tower) around another ``network``.
+
+        Example:
+            >>> folded = model.with_network(fold(copy.deepcopy(model.network)))
+        """
+        return Model(
+            network, name=self.name, input_size=self.input_size, channels=self.channels,
+            mean=self.mean.flatten().tolist(), std=self.std.flatten().tolist(), labels=self.labels,
+            layouts=self.layouts, text=self.text,
+        ).to(device=self.device, dtype=self.dtype)
 
     def layer_names(self) -> list[str]:
         """Dot paths of every submodule of the network (the root excluded), in definition order.

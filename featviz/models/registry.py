@@ -230,7 +230,9 @@ def _with_overrides(model: Model, given: dict, channels: int | None) -> Model:
         layouts=model.layouts,
     )
     chosen_channels = model.channels if channels is None else channels
-    return model_from_config(dataclasses.replace(declared, **given), name=model.name, channels=chosen_channels)
+    result = model_from_config(dataclasses.replace(declared, **given), name=model.name, channels=chosen_channels)
+    result.text = model.text
+    return result
 
 
 def load_model(

@@ -77,9 +77,9 @@ class Sum(Objective):
             term.bind(model, shapes)
         self._plan = None  # binding may resolve channels (class labels) the plan reads
 
-    def resolve_layers(self, read_layer: Callable[[str], Tensor]) -> None:
+    def resolve_layers(self, model: Any, read_layer: Callable[[str], Tensor]) -> None:
         for term in self.terms:
-            term.resolve_layers(read_layer)
+            term.resolve_layers(model, read_layer)
         self._layers_cache = None
 
     def _make_plan(self) -> _SumPlan:
@@ -116,9 +116,9 @@ class Product(Objective):
     def __call__(self, acts: Activations) -> Tensor:
         return self.left(acts) * self.right(acts)
 
-    def resolve_layers(self, read_layer: Callable[[str], Tensor]) -> None:
-        self.left.resolve_layers(read_layer)
-        self.right.resolve_layers(read_layer)
+    def resolve_layers(self, model: Any, read_layer: Callable[[str], Tensor]) -> None:
+        self.left.resolve_layers(model, read_layer)
+        self.right.resolve_layers(model, read_layer)
         self._layers = self.left.layers | self.right.layers
 
     def bind(self, model: Any, shapes: Shapes) -> None:
@@ -146,11 +146,11 @@ class Quotient(Objective):
         numerator = self.numerator(acts) if isinstance(self.numerator, Objective) else self.numerator
         return numerator / self.denominator(acts)
 
-    def resolve_layers(self, read_layer: Callable[[str], Tensor]) -> None:
-        self.denominator.resolve_layers(read_layer)
+    def resolve_layers(self, model: Any, read_layer: Callable[[str], Tensor]) -> None:
+        self.denominator.resolve_layers(model, read_layer)
         layers = self.denominator.layers
         if isinstance(self.numerator, Objective):
-            self.numerator.resolve_layers(read_layer)
+            self.numerator.resolve_layers(model, read_layer)
             layers = layers | self.numerator.layers
         self._layers = layers
 
@@ -214,9 +214,9 @@ class Stack(Objective):
         if self._gather is not None:
             self._gather = UnitGather(self.objectives)  # type: ignore[arg-type]  # channels may have been resolved
 
-    def resolve_layers(self, read_layer: Callable[[str], Tensor]) -> None:
+    def resolve_layers(self, model: Any, read_layer: Callable[[str], Tensor]) -> None:
         for item in self.objectives:
-            item.resolve_layers(read_layer)
+            item.resolve_layers(model, read_layer)
         self._layers = frozenset().union(*(item.layers for item in self.objectives))
         self._batch_layer = min(self._layers) if self._layers else None
 

@@ -66,7 +66,7 @@ class Objective(abc.ABC):
         for layer_name in self.layers:
             layer_shape(model, shapes, layer_name)
 
-    def resolve_layers(self, read_layer: Callable[[str], Tensor]) -> None:
+    def resolve_layers(self, model: Any, read_layer: Callable[[str], Tensor]) -> None:
         """Find the layers this objective reads when they are only known by running it (`FunctionObjective`).
 
         ``read_layer(name)`` returns a stand-in activation of that layer; composite objectives pass it to their

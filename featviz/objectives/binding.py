@@ -107,7 +107,7 @@ def bind_objective(
     goals = parse_objectives(objective)
     target = stack(goals) if len(goals) > 1 else goals[0]
     requested = (int(size[0]), int(size[1])) if size is not None else tuple(model.input_size)
-    target.resolve_layers(_stand_in_reader(model, requested))
+    target.resolve_layers(model, _stand_in_reader(model, requested))
     if not target.layers:
         raise FeatvizError(f"objective '{target.name}' reads no layer; it must read at least one (T(layer) in a function)")
     binding = bind_layers(model, target.layers, requested)

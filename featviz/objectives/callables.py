@@ -40,7 +40,7 @@ class FunctionObjective(Objective):
         self.function = function
         self._resolved = False
 
-    def resolve_layers(self, read_layer: ReadLayer) -> None:
+    def resolve_layers(self, model: Any, read_layer: ReadLayer) -> None:
         found: list[str] = []
 
         def recording(layer: str) -> Tensor:

@@ -9,16 +9,9 @@ package registers (``registered_kinds()`` also those registered later, outside i
 Every module of this package is imported here and its ``__all__`` re-exported, so a new parameterization is
 one new module with a ``@register_parameterization`` class (docs/how-to/add-a-parameterization.md).
 """
-import importlib
-import pkgutil
-
+from featviz.discovery import import_modules
 from featviz.param.base import registered_kinds
 
-__all__ = ["KINDS"]
-for _module_info in pkgutil.iter_modules(__path__, prefix=f"{__name__}."):
-    _module = importlib.import_module(_module_info.name)
-    globals().update((_name, getattr(_module, _name)) for _name in _module.__all__)
-    __all__ += _module.__all__
-del _module_info, _module
+__all__ = ["KINDS"] + import_modules(__name__, __path__, globals())
 
 KINDS: tuple[str, ...] = registered_kinds()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import numbers
 import secrets
 import time
 from typing import Any, Callable, Iterable, Sequence
@@ -19,13 +18,14 @@ from tqdm.auto import tqdm
 
 from featviz import param as param_module
 from featviz import transforms as transforms_module
-from featviz.errors import FeatvizError
+from featviz.errors import FeatvizError, check_int
 from featviz.hooks import IMAGE, RESERVED, ActivationCapture, RedirectedReLU, survey_model
 from featviz.models import Model, load_model
 from featviz.models.fold import fold_batchnorm as fold_batchnorm_layers
 from featviz.objectives import Objective
+from featviz.param.arguments import check_size
 from featviz.objectives.binding import ObjectiveLike, bind_objective, parse_objectives
-from featviz.renderer.memory import check_render_memory
+from featviz.hooks.memory import check_render_memory
 from featviz.renderer.result import RenderResult
 
 OptimizerFactory = Callable[[Iterable[torch.Tensor]], torch.optim.Optimizer]
@@ -34,12 +34,6 @@ AUTOCAST_DTYPES = (torch.bfloat16, torch.float16)
 
 class NonFiniteObjectiveError(FeatvizError):
     """The objective became NaN or infinite during a render; nothing was saved."""
-
-
-def _check_int(value: Any, what: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise FeatvizError(f"{what} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class Renderer:
@@ -121,12 +115,12 @@ class Renderer:
             >>> result = renderer.render("blocks.4.0.conv_pwl:3", steps=256, seed=0)
         """
         model, device = self.model, self.device
-        steps = _check_int(steps, "steps", 1)
-        redirect_relu_steps = _check_int(redirect_relu_steps, "redirect_relu_steps", 0)
+        steps = check_int(steps, "steps", 1)
+        redirect_relu_steps = check_int(redirect_relu_steps, "redirect_relu_steps", 0)
         if batch is not None:
-            batch = _check_int(batch, "batch", 1)
+            batch = check_int(batch, "batch", 1)
         if seed is not None:
-            seed = _check_int(seed, "seed", 0)
+            seed = check_int(seed, "seed", 0)
         goals = parse_objectives(objective)
         if len(goals) > 1 and batch not in (None, len(goals)):
             raise FeatvizError(f"{len(goals)} objectives render one per image, so batch must be {len(goals)} (got {batch})")
@@ -141,7 +135,7 @@ class Renderer:
             image_size = tuple(first_images.shape[-2:])
             image_channels = first_images.shape[1]
         else:
-            image_size = param_module.base.check_size(size if size is not None else model.input_size)
+            image_size = check_size(size if size is not None else model.input_size)
             image_channels = model.channels
         if len(goals) > 1 and count != len(goals):
             raise FeatvizError(f"the parameterization holds {count} images but {len(goals)} objectives were given; use batch={len(goals)}")

@@ -15,12 +15,6 @@ Example:
     >>> augment(torch.rand(2, 3, 128, 128), RandomSource.from_seed(0, batch=2)).shape
     torch.Size([2, 3, 224, 224])
 """
-import importlib
-import pkgutil
+from featviz.discovery import import_modules
 
-__all__: list[str] = []
-for _module_info in pkgutil.iter_modules(__path__, prefix=f"{__name__}."):
-    _module = importlib.import_module(_module_info.name)
-    globals().update((_name, getattr(_module, _name)) for _name in _module.__all__)
-    __all__ += _module.__all__
-del _module_info, _module
+__all__: list[str] = import_modules(__name__, __path__, globals())

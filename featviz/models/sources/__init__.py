@@ -4,9 +4,6 @@ Every module in this folder (except those whose name starts with ``_``) is impor
 source with `featviz.models.registry.register_source`; adding a source is adding one module, see
 docs/how-to/add-a-model-source.md.
 """
-import importlib
-import pkgutil
+from featviz.discovery import import_modules
 
-for _module in pkgutil.iter_modules(__path__):
-    if not _module.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_module.name}")
+import_modules(__name__, __path__)

@@ -1,4 +1,5 @@
-"""How much memory a render needs, estimated before anything is allocated, and a refusal when it cannot fit."""
+"""How much memory a render (or a dry forward pass) needs, estimated from the survey before anything is
+allocated, and a refusal when it cannot fit."""
 from __future__ import annotations
 
 import math
@@ -82,7 +83,7 @@ def check_render_memory(survey: Any, *, device: torch.device, **sizes: Any) -> N
     # Both parts grow with the number of pixels: the largest square of the same aspect that fits.
     per_pixel = needed / (height * width)
     fits = math.isqrt(int(free / per_pixel)) if per_pixel > 0 else 0
-    advice = f"try --size {fits} or less" if fits >= 8 else "use a smaller batch or another device"
+    advice = f"use size {fits} or less (--size {fits})" if fits >= 8 else "use a smaller batch or another device"
     raise FeatvizError(
         f"a {height}x{width} render of {images} image{'s' if images != 1 else ''} needs about "
         f"{needed / _GIB:.3g} GiB but {free / _GIB:.3g} GiB is free on {device}; {advice}"
