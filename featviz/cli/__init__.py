@@ -18,11 +18,11 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    from featviz.cli import gallery, layers, models, render, score
+    from featviz.cli import dream, gallery, layers, models, neurons, render, score
 
     parser = _Parser(prog="featviz", description="Feature visualization for PyTorch vision models.")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for command in (models, layers, render, score, gallery):
+    for command in (models, layers, render, score, gallery, neurons, dream):
         command.add_parser(subparsers)
     return parser
 

@@ -38,7 +38,8 @@ class Survey:
     """Each layer's output shape at two input sizes (batch of 2), and how to read its layout.
 
     ``shapes`` and ``other_shapes`` map layer names (and ``"@output"``) to output shapes at ``size`` and
-    ``other_size``; ``other_size`` is None when the model takes only its input size (a fixed-size ViT).
+    ``other_size``; ``takes_other_sizes`` is False when the model fails at ``other_size`` (a fixed-size ViT,
+    CLIP's attention-pooled ResNet), and ``other_shapes`` then holds the layers that ran before it failed.
     ``elements_per_pixel`` is the number of activation values the model's leaf modules output per input pixel
     and image (for memory estimates).
 
@@ -49,17 +50,13 @@ class Survey:
 
     network: nn.Module
     size: tuple[int, int]
-    other_size: tuple[int, int] | None
+    other_size: tuple[int, int]
+    takes_other_sizes: bool
     shapes: dict[str, tuple[int, ...]]
     other_shapes: dict[str, tuple[int, ...]]
     types: dict[str, str]
     elements_per_pixel: float
     declared: dict[str, Layout] = field(default_factory=dict)
-
-    @property
-    def takes_other_sizes(self) -> bool:
-        """Whether the model runs at input sizes other than its own (CNNs do; fixed-size ViTs do not)."""
-        return self.other_size is not None
 
     def layout(self, name: str, shape: tuple[int, ...], size: tuple[int, int]) -> Layout:
         """The layout of layer ``name``, whose output has ``shape`` when the model sees images of ``size``.
@@ -156,7 +153,7 @@ class Survey:
         if declared is not None:
             candidates.append(declared)
         other = self.other_shapes.get(name)
-        if other is not None and self.other_size is not None:
+        if other is not None:
             token_dim = 0 if kind == "lnc" else 1
             count, other_count = self.shapes[name][token_dim], other[token_dim]
             pixels = self.size[0] * self.size[1]
@@ -200,7 +197,11 @@ def declared_patch_grid(network: nn.Module) -> tuple[tuple[int, int], int] | Non
     return (pair[0], pair[1]), prefix
 
 
-def _probe(model: Any, size: tuple[int, int], named: list[tuple[str, nn.Module]]) -> tuple[dict, int]:
+def _probe(
+    model: Any, size: tuple[int, int], named: list[tuple[str, nn.Module]], partial: bool = False
+) -> tuple[dict, int, bool]:
+    """Output shapes of every module for a batch of two grey images of ``size``, the values leaf modules output,
+    and whether the forward pass finished; with ``partial``, a failing model keeps the shapes seen before."""
     shapes: dict[str, tuple[int, ...]] = {}
     leaf_elements = 0
 
@@ -219,15 +220,22 @@ def _probe(model: Any, size: tuple[int, int], named: list[tuple[str, nn.Module]]
 
     handles = [module.register_forward_hook(hook_for(name, not any(True for _ in module.children())))
                for name, module in named]
+    finished = True
     try:
         probe = torch.full((PROBE_BATCH, model.channels, *size), 0.5, device=model.device, dtype=model.dtype)
         with torch.no_grad():
             output = model(probe)
         shapes[OUTPUT] = tuple(first_tensor(output).shape)
+    except FeatvizError:
+        raise
+    except Exception:  # noqa: BLE001 - a model that refuses this size; the layers before the failure still count
+        if not partial:
+            raise
+        finished = False
     finally:
         for handle in handles:
             handle.remove()
-    return shapes, leaf_elements
+    return shapes, leaf_elements, finished
 
 
 def probe_shapes(model: Any, size: tuple[int, int]) -> dict[str, tuple[int, ...]]:
@@ -261,17 +269,13 @@ def survey_model(model: Any) -> Survey:
     network = model.network
     named = [(name, module) for name, module in network.named_modules() if name]
     size = tuple(model.input_size)
-    shapes, leaf_elements = _probe(model, size, named)
+    shapes, leaf_elements, _ = _probe(model, size, named)
     other_size = (size[0] + SECOND_SIZE_STEP[0], size[1] + SECOND_SIZE_STEP[1])
-    try:
-        other_shapes, _ = _probe(model, other_size, named)
-    except FeatvizError:
-        raise
-    except Exception:  # noqa: BLE001 - a model that refuses another size takes its input size only
-        other_shapes, other_size = {}, None
+    other_shapes, _, takes_other_sizes = _probe(model, other_size, named, partial=True)
     declared = {name: as_layout(layout) for name, layout in (getattr(model, "layouts", None) or {}).items()}
     result = Survey(
-        network=network, size=size, other_size=other_size, shapes=shapes, other_shapes=other_shapes,
+        network=network, size=size, other_size=other_size, takes_other_sizes=takes_other_sizes, shapes=shapes,
+        other_shapes=other_shapes,
         types={name: type(module).__name__ for name, module in named} | {OUTPUT: type(network).__name__},
         elements_per_pixel=leaf_elements / (PROBE_BATCH * size[0] * size[1]), declared=declared,
     )

@@ -23,7 +23,8 @@ class ModuleConfig:
 
     ``network`` is the part that takes images (for a CLIP model, its image tower); every other field is None
     when the library does not say. ``channels`` is the declared channel count, used only when the network
-    has no ``nn.Conv2d`` to read it from; ``layouts`` are activation layouts by layer name (see `Model`).
+    has no ``nn.Conv2d`` to read it from; ``layouts`` are activation layouts by layer name and ``text`` the
+    model's text tower (see `Model`).
 
     Example:
         >>> config = ModuleConfig(network, input_size=(256, 256), channels=3, mean=(0.5,), std=(0.5,))
@@ -38,6 +39,7 @@ class ModuleConfig:
     std: Sequence[float] | None = None
     labels: Sequence[str] | None = None
     layouts: Mapping[str, Any] | None = None
+    text: nn.Module | None = None
 
 
 def size_pair(size: int | Sequence[int]) -> tuple[int, int]:
@@ -93,4 +95,5 @@ def model_from_config(config: ModuleConfig, *, name: str, channels: int | None =
         std=(1.0,) if config.std is None else config.std,
         labels=config.labels,
         layouts=config.layouts,
+        text=config.text,
     )

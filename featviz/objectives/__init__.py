@@ -1,5 +1,5 @@
 """What a render maximizes: units (channel, neuron, layer, direction, class), batch objectives (diversity,
-alignment, interpolation), penalties (total variation, L1, L2, blur), functions ``f(T)``, their algebra,
+alignment, interpolation), penalties (total variation, L1, L2, blur), text prompts, functions ``f(T)``, their algebra,
 `stack` and shorthand.
 
 Example:
@@ -11,6 +11,7 @@ from featviz.objectives.algebra import stack
 from featviz.objectives.base import Objective
 from featviz.objectives.batch import alignment, channel_interpolate, diversity
 from featviz.objectives.callables import FunctionObjective, wrap_objective
+from featviz.objectives.language import text
 from featviz.objectives.shorthand import objective, parse
 from featviz.objectives.penalties import blur, l1, l2, total_variation
 from featviz.objectives.units import channel, class_logit, deepdream, direction, direction_neuron, layer, neuron
@@ -19,5 +20,5 @@ __all__ = [
     "Objective", "FunctionObjective", "wrap_objective", "stack", "parse", "objective",
     "channel", "neuron", "layer", "deepdream", "direction", "direction_neuron", "class_logit",
     "diversity", "alignment", "channel_interpolate",
-    "total_variation", "l1", "l2", "blur",
+    "total_variation", "l1", "l2", "blur", "text",
 ]

@@ -8,12 +8,14 @@ Grammar (a leading "-" negates; whitespace inside a layer form is ignored):
     LAYER:A,B,C     channels A, B and C (one objective each)
     LAYER           the whole layer (DeepDream)
     class:LABEL     a class by name (may contain spaces) or by index
+    text:PROMPT     a prompt, on models with a text tower; text:A|B:-0.5 weights prompts
 """
 from __future__ import annotations
 
 import re
 
 from featviz.errors import FeatvizError
+from featviz.objectives.language import parse_text
 from featviz.objectives.units import channel, class_logit, neuron
 from featviz.objectives.units import layer as layer_objective
 from featviz.objectives.base import Objective
@@ -27,7 +29,8 @@ _FORMS = (
     ("layer", re.compile(rf"(?P<layer>{_LAYER})")),
 )
 _CLASS_PREFIX = "class:"
-_EXPECTED = "expected LAYER:CHANNEL, LAYER:CHANNEL@X,Y, LAYER:A-B, LAYER or class:LABEL"
+_TEXT_PREFIX = "text:"
+_EXPECTED = "expected LAYER:CHANNEL, LAYER:CHANNEL@X,Y, LAYER:A-B, LAYER, class:LABEL or text:PROMPT"
 
 
 def _malformed(text: str) -> FeatvizError:
@@ -35,6 +38,8 @@ def _malformed(text: str) -> FeatvizError:
 
 
 def _parse_positive(text: str, body: str) -> list[Objective]:
+    if body.startswith(_TEXT_PREFIX):
+        return [parse_text(body[len(_TEXT_PREFIX):])]
     if body.startswith(_CLASS_PREFIX):
         label = body[len(_CLASS_PREFIX):].strip()
         if not label:
@@ -69,7 +74,7 @@ def parse(text: str) -> list[Objective]:
 
     ``"LAYER:C"`` channel, ``"LAYER:C@X,Y"`` neuron at column X, row Y, ``"LAYER:A-B"`` (inclusive) and
     ``"LAYER:A,B,C"`` several channels, ``"LAYER"`` the whole layer (DeepDream), ``"class:LABEL"`` or
-    ``"class:INDEX"`` a class; a leading ``"-"`` negates. Raises FeatvizError on anything else.
+    ``"class:INDEX"`` a class, ``"text:PROMPT"`` or ``"text:A|B:-0.5"`` prompts; a leading ``"-"`` negates. Raises FeatvizError on anything else.
 
     Example:
         >>> [goal.name for goal in parse("blocks.4.0.conv_pwl:3-5")]

@@ -1,0 +1,172 @@
+"""Text objectives: how close the image embedding is to what prompts say, on any model with a text tower.
+
+On CLIP the image embedding is the image tower's output and prompts go through CLIP's text transformer; on an
+ImageNet classifier the embedding is the classifier's input and prompts go through a sentence encoder mapped
+into that space (`featviz.text`). Either way a step costs one projection: the prompts are encoded once, when
+the objective is bound to the model.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from featviz.errors import FeatvizError
+from featviz.objectives.base import Constant, Objective
+from featviz.objectives.checks import Activations, Shapes, read
+from featviz.text import check_prompts, text_tower
+
+PromptsLike = str | Sequence[str] | Mapping[str, float]
+
+#: Templates averaged by ``text(..., templates=ENSEMBLE)``: a few of CLIP's ImageNet prompt templates.
+ENSEMBLE = (
+    "a photo of a {}.",
+    "a bad photo of a {}.",
+    "a photo of the large {}.",
+    "a photo of the small {}.",
+    "a bright photo of a {}.",
+    "a close-up photo of a {}.",
+    "a drawing of a {}.",
+    "art of the {}.",
+)
+
+
+def weighted_prompts(prompts: PromptsLike, weights: Sequence[float] | None = None) -> dict[str, float]:
+    """``prompts`` as ``{prompt: weight}``: one prompt (weight 1), a list (weights 1, or ``weights``), or a mapping.
+
+    Example:
+        >>> weighted_prompts({"a dog": 1.0, "a cat": -0.5})
+        {'a dog': 1.0, 'a cat': -0.5}
+    """
+    if isinstance(prompts, Mapping):
+        if weights is not None:
+            raise FeatvizError("give weights either in the mapping {prompt: weight} or as weights=, not both")
+        items = list(prompts.items())
+    else:
+        names = check_prompts(prompts)
+        values = [1.0] * len(names) if weights is None else [float(weight) for weight in weights]
+        if len(values) != len(names):
+            raise FeatvizError(f"{len(names)} prompts but {len(values)} weights; give one weight per prompt")
+        items = list(zip(names, values))
+    check_prompts([prompt for prompt, _ in items])
+    found: dict[str, float] = {}
+    for prompt, weight in items:
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight != weight:
+            raise FeatvizError(f"the weight of prompt '{prompt}' must be a number, not {weight!r}")
+        found[prompt] = found.get(prompt, 0.0) + float(weight)
+    return found
+
+
+def prompt_embeddings(model: Any, prompts: Sequence[str], templates: Sequence[str] | None = None) -> Tensor:
+    """Unit-norm embeddings of ``prompts`` by ``model``'s text tower, ``(P, D)``; with ``templates`` (strings
+    with one ``{}``), each prompt's is the normalized mean over its templated sentences (a prompt ensemble).
+
+    Example:
+        >>> prompt_embeddings(model, ["dog"], templates=ENSEMBLE).shape
+        torch.Size([1, 512])
+    """
+    tower = text_tower(model)
+    if not templates:
+        return tower.encode(list(prompts))
+    for template in templates:
+        if not isinstance(template, str) or template.count("{}") != 1:
+            raise FeatvizError(f"a template must hold '{{}}' once, like 'a photo of a {{}}.', not {template!r}")
+    sentences = [template.format(prompt) for prompt in prompts for template in templates]
+    embeddings = tower.encode(sentences).view(len(prompts), len(templates), -1).mean(1)
+    return F.normalize(embeddings, dim=-1)
+
+
+class Text(Objective):
+    """``sum_i w_i * cos(image embedding, embedding of prompt i)``; built by ``text()``.
+
+    Example:
+        >>> Text({"a dog": 1.0, "a cat": -0.5}).name
+        'text:a dog|a cat:-0.5'
+    """
+
+    def __init__(self, prompts: Mapping[str, float], templates: Sequence[str] | None = None) -> None:
+        self.prompts = dict(prompts)
+        self.templates = tuple(templates) if templates else None
+        shown = "|".join(prompt if weight == 1.0 else f"{prompt}:{weight:g}" for prompt, weight in self.prompts.items())
+        super().__init__((), f"text:{shown}")
+        self.layer: str | None = None
+        self._directions: Constant | None = None
+        self._weights = Constant(torch.tensor(list(self.prompts.values()), dtype=torch.float64))
+
+    def resolve_layers(self, model: Any, read_layer: Callable[[str], Tensor]) -> None:
+        self.layer = text_tower(model).image_layer
+        self._layers = frozenset({self.layer})
+
+    def bind(self, model: Any, shapes: Shapes) -> None:
+        if self.layer is None:
+            self.resolve_layers(model, lambda name: torch.empty(0))
+        embeddings = prompt_embeddings(model, list(self.prompts), self.templates)
+        width = shapes[self.layer][1] if self.layer in shapes else embeddings.shape[1]
+        if embeddings.shape[1] != width:
+            raise FeatvizError(
+                f"the text tower makes {embeddings.shape[1]}-d embeddings but layer '{self.layer}' has {width} "
+                "channels; the tower does not belong to this model"
+            )
+        self._directions = Constant(embeddings.detach().cpu())
+
+    def __call__(self, acts: Activations) -> Tensor:
+        if self._directions is None or self.layer is None:
+            raise FeatvizError(f"objective '{self.name}' needs a model's text tower; render it, or bind it first")
+        embedding = read(acts, self.layer).flatten(2).mean(2)
+        similarity = F.normalize(embedding, dim=1) @ self._directions.like(embedding).t()
+        return similarity @ self._weights.like(similarity)
+
+
+def text(
+    prompts: PromptsLike, *, weights: Sequence[float] | None = None, templates: Sequence[str] | None = None
+) -> Objective:
+    """Maximize the cosine similarity of the image embedding with a prompt's (CLIP's text feature visualization).
+
+    ``prompts`` is one prompt, a list (averaged: weights 1 each, or ``weights``) or a mapping ``{prompt:
+    weight}``; negative weights push away from a prompt. ``templates`` (e.g. `ENSEMBLE`) turns each prompt into
+    several sentences whose embeddings are averaged. Works on any model with a text tower: CLIP
+    (``open_clip:...``) and ImageNet classifiers such as ``efficientnet_lite0``. Shorthand:
+    ``"text:a dog|a cat:-0.5"``.
+
+    Example:
+        >>> goal = text("a photo of a dog") - 0.5 * text("a photo of a cat") - 0.05 * total_variation()
+        >>> featviz.render("open_clip:RN50/openai", goal)
+    """
+    return Text(weighted_prompts(prompts, weights), templates)
+
+
+def parse_text(body: str) -> Objective:
+    """The objective of the shorthand ``text:PROMPT|PROMPT:WEIGHT|...`` (after ``text:``): prompts separated by
+    ``|``, each with an optional ``:WEIGHT`` at its end (default 1).
+
+    Example:
+        >>> parse_text("a dog|a cat:-0.5").prompts
+        {'a dog': 1.0, 'a cat': -0.5}
+    """
+    found: dict[str, float] = {}
+    for part in body.split("|"):
+        prompt, colon, tail = part.rpartition(":")
+        weight = 1.0
+        if colon:
+            try:
+                weight = float(tail)
+            except ValueError:
+                prompt = part
+            else:
+                if weight != weight:
+                    raise FeatvizError(f"malformed text objective 'text:{body}': the weight of '{prompt}' is not a number")
+        else:
+            prompt = part
+        prompt = prompt.strip()
+        if not prompt:
+            raise FeatvizError(
+                f"malformed text objective 'text:{body}': expected text:PROMPT or text:PROMPT|PROMPT:WEIGHT, "
+                "e.g. text:a dog|a cat:-0.5"
+            )
+        found[prompt] = found.get(prompt, 0.0) + weight
+    return Text(found)
+
+
+__all__ = ["ENSEMBLE", "Text", "parse_text", "prompt_embeddings", "text", "weighted_prompts"]

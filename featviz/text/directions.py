@@ -1,0 +1,239 @@
+"""Text directions inside the image network: the direction in a layer's channel space that a prompt points to.
+
+Exact where the network is linear (to first order) from the layer to the image embedding: the embedding layer
+itself, CLIP ResNet's last stage through the attention pool, a CLIP ViT's last block through the class token's
+final norm and projection, a classifier's pooled features. There the direction is the transposed Jacobian of
+the embedding applied to the prompt's embedding, linearized at the layer's statistics on natural photos (the
+shipped photos and random crops of them). Elsewhere it is fitted: a ridge map from the layer's pooled
+activations to the image embedding on those photos, with its held-out R² reported (and a warning when poor).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from featviz.errors import FeatvizError
+from featviz.hooks import IMAGE, OUTPUT, ActivationCapture, Layout, bind_layers, survey_model
+from featviz.io import atomic_path
+from featviz.text.tower import text_tower
+
+CROPS_PER_PHOTO = 12
+POOR_FIT = 0.3
+RIDGE_CANDIDATES = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+
+
+@dataclass
+class TextDirection:
+    """A prompt's direction in ``layer``'s channel space: ``vector`` ``(C,)``, unit norm; ``method`` is
+    ``"exact"`` (linearized where the network is linear) or ``"fitted"`` (ridge map, held-out ``r2``).
+
+    Example:
+        >>> found = text_direction(model, "layer4", "a photo of a dog")
+        >>> featviz.render(model, objectives.direction("layer4", found.vector, cossim_pow=1.0))
+    """
+
+    layer: str
+    vector: Tensor
+    method: str
+    r2: float | None = None
+
+
+def reference_images(model: Any, seed: int = 0) -> Tensor:
+    """The shipped natural photos at the model's input size and random crops of them (``CROPS_PER_PHOTO`` each).
+
+    Example:
+        >>> reference_images(model).shape
+        torch.Size([195, 3, 224, 224])
+    """
+    from featviz.metrics.images import natural_images
+    from featviz.transforms import Compose, RandomCrops, RandomSource
+
+    height, width = model.input_size
+    photos = natural_images(None, (height, width), model.channels)
+    crops = Compose([RandomCrops(count=CROPS_PER_PHOTO, area=(0.2, 0.8))], output_size=(height, width))
+    source = RandomSource([seed + index for index in range(photos.shape[0])])
+    with torch.no_grad():
+        cropped = crops(photos, source)
+    return torch.cat([photos, cropped])
+
+
+def exact_layers(model: Any) -> set[str]:
+    """The layers of ``model`` from which its image embedding is linear to first order, by what the model is.
+
+    Example:
+        >>> exact_layers(featviz.load_model("open_clip:featviz-tiny-RN", weights="random"))
+        {'layer4', '@output', 'attnpool'}
+    """
+    tower = text_tower(model)
+    network = model.network
+    found = {tower.image_layer}
+    if tower.image_layer == OUTPUT:
+        if hasattr(network, "attnpool"):
+            found |= {"attnpool", "layer4"}
+        blocks = getattr(getattr(network, "transformer", None), "resblocks", None)
+        if blocks is not None and len(blocks):
+            found |= {f"transformer.resblocks.{len(blocks) - 1}", "ln_post"}
+    return found
+
+
+def _channel_sum(raw: Tensor, layout: Layout) -> Tensor:
+    """``raw`` summed over everything but the channels (batch, positions and prefix tokens too): ``(C,)``."""
+    channel_dim = 1 if layout.kind in ("nchw", "ncl", "nc") else raw.dim() - 1
+    return raw.movedim(channel_dim, 0).flatten(1).sum(1)
+
+
+def _linearized(model: Any, layer: str, layout: Layout, images: Tensor, embedding: Tensor) -> Tensor:
+    """``J^T e`` at ``images``: the gradient of ``e . image_embedding`` with respect to the layer's output,
+    summed over batch and positions (prefix tokens included)."""
+    tower_layer = text_tower(model).image_layer
+    module = model.network if layer == OUTPUT else model.get_layer(layer)
+    stored: dict[str, Tensor] = {}
+
+    def replace(module: nn.Module, inputs: Any, output: Any) -> Any:
+        if "output" in stored or not isinstance(output, Tensor):
+            return None
+        leaf = output.detach().requires_grad_(True)
+        stored["output"] = leaf
+        return leaf.clone()  # the network may change its copy in place (`out += identity`), never the leaf
+
+    handle = module.register_forward_hook(replace)
+    try:
+        with torch.enable_grad(), ActivationCapture(model, [tower_layer], stop_early=False) as capture:
+            activation = capture.run(images.to(model.device, model.dtype))[tower_layer]
+            score = (activation.flatten(1) @ embedding.to(activation)).sum()
+            if "output" not in stored:
+                raise FeatvizError(f"layer '{layer}' outputs no single tensor; pick another layer for a text direction")
+            (gradient,) = torch.autograd.grad(score, stored["output"], allow_unused=True)
+    finally:
+        handle.remove()
+    if gradient is None:
+        raise FeatvizError(f"the image embedding does not depend on layer '{layer}'; pick a layer before it")
+    return _channel_sum(gradient, layout)
+
+
+def _fit_cache(model: Any, layer: str) -> Path:
+    from featviz.dataset import weights_fingerprint
+
+    root = Path(os.environ.get("FEATVIZ_CACHE", Path.home() / ".cache" / "featviz")) / "text-directions"
+    key = hashlib.sha256(f"{model.name}|{weights_fingerprint(model)}|{layer}|{CROPS_PER_PHOTO}".encode()).hexdigest()
+    return root / f"{key[:24]}.pt"
+
+
+def fit_linear_map(model: Any, layer: str, target: str, images: Tensor) -> tuple[Tensor, float]:
+    """A ridge map ``W`` ``(C, D)`` from ``layer``'s spatially pooled activations to ``target``'s (e.g. the image
+    embedding or the logits), fitted on ``images`` with the regularization that predicts a held-out fifth
+    best; returns ``W`` and that held-out R².
+
+    Example:
+        >>> weights, r2 = fit_linear_map(model, "layer3", "@output", reference_images(model))
+    """
+    binding = bind_layers(model, [layer, target], tuple(model.input_size))
+    with torch.no_grad(), ActivationCapture(model, [layer, target], layouts=binding.layouts) as capture:
+        features, targets = [], []
+        for start in range(0, images.shape[0], 32):
+            activations = capture.run(images[start:start + 32].to(model.device, model.dtype))
+            features.append(activations[layer].flatten(2).mean(2).double().cpu())
+            targets.append(activations[target].flatten(2).mean(2).double().cpu())
+    inputs, outputs = torch.cat(features), torch.cat(targets)
+    generator = torch.Generator().manual_seed(0)
+    order = torch.randperm(inputs.shape[0], generator=generator)
+    held = order[: max(1, inputs.shape[0] // 5)]
+    kept = order[held.shape[0]:]
+    best: tuple[float, float] = (-math.inf, RIDGE_CANDIDATES[0])
+    for strength in RIDGE_CANDIDATES:
+        weights, mean_in, mean_out = _ridge(inputs[kept], outputs[kept], strength)
+        predicted = (inputs[held] - mean_in) @ weights + mean_out
+        residual = (outputs[held] - predicted).square().sum()
+        total = (outputs[held] - outputs[held].mean(0)).square().sum().clamp(min=1e-12)
+        best = max(best, (float(1 - residual / total), strength))
+    weights, _, _ = _ridge(inputs, outputs, best[1])
+    return weights.float(), best[0]
+
+
+def _ridge(inputs: Tensor, outputs: Tensor, strength: float) -> tuple[Tensor, Tensor, Tensor]:
+    mean_in, mean_out = inputs.mean(0), outputs.mean(0)
+    centred = inputs - mean_in
+    scale = centred.square().mean().clamp(min=1e-12)
+    gram = centred.t() @ centred + strength * scale * inputs.shape[0] * torch.eye(inputs.shape[1], dtype=inputs.dtype)
+    weights = torch.linalg.solve(gram, centred.t() @ (outputs - mean_out))
+    return weights, mean_in, mean_out
+
+
+def text_direction(
+    model: Any,
+    layer: str,
+    prompts: Any,
+    *,
+    templates: Sequence[str] | None = None,
+    method: str | None = None,
+) -> TextDirection:
+    """The direction in ``layer``'s channel space that ``prompts`` point to (see the module docstring).
+
+    ``prompts`` is read like `featviz.objectives.text`'s (one, a list, or ``{prompt: weight}``); ``method`` is
+    ``"exact"``, ``"fitted"`` or None (exact where the layer allows it, else fitted). Use the vector with
+    `featviz.objectives.direction` or `direction_neuron` (``cossim_pow``) at any position.
+
+    Example:
+        >>> found = text_direction(model, "layer4", "a photo of a dog")
+        >>> found.method, found.vector.shape
+        ('exact', torch.Size([2048]))
+    """
+    from featviz.objectives.language import prompt_embeddings, weighted_prompts
+
+    if method not in (None, "exact", "fitted"):
+        raise FeatvizError(f"method must be 'exact', 'fitted' or None (choose for me), not {method!r}")
+    if layer == IMAGE:
+        raise FeatvizError("'@image' is the input image, not a layer with channels; pick a layer of the network")
+    weighted = weighted_prompts(prompts)
+    embeddings = prompt_embeddings(model, list(weighted), templates)
+    weights = torch.tensor(list(weighted.values()), dtype=embeddings.dtype, device=embeddings.device)
+    embedding = (weights[:, None] * embeddings).sum(0).cpu()
+    exact = layer in exact_layers(model)
+    if method == "exact" and not exact:
+        raise FeatvizError(
+            f"no exact text direction for layer '{layer}': the network is not linear from it to the embedding; "
+            f"use method='fitted' or one of {', '.join(sorted(exact_layers(model)))}"
+        )
+    chosen = method or ("exact" if exact else "fitted")
+    survey_model(model)
+    tower_layer = text_tower(model).image_layer
+    if chosen == "exact":
+        if layer == tower_layer:
+            vector = embedding.clone()
+        else:
+            layout = bind_layers(model, [layer], tuple(model.input_size)).layouts[layer]
+            vector = _linearized(model, layer, layout, reference_images(model), embedding).detach().cpu().float()
+        return TextDirection(layer, _unit(vector, layer), "exact")
+    cache = _fit_cache(model, layer)
+    if cache.exists():
+        saved = torch.load(cache, weights_only=True)
+        linear_map, r2 = saved["weights"], float(saved["r2"])
+    else:
+        linear_map, r2 = fit_linear_map(model, layer, tower_layer, reference_images(model))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cache) as temporary:
+            torch.save({"weights": linear_map, "r2": r2}, temporary)
+    if r2 < POOR_FIT:
+        warnings.warn(
+            f"the linear map from layer '{layer}' to the image embedding predicts held-out photos poorly (R² "
+            f"{r2:.2f}); the text direction there is unreliable: prefer a later layer", stacklevel=2,
+        )
+    return TextDirection(layer, _unit(linear_map @ embedding.to(linear_map), layer), "fitted", r2)
+
+
+def _unit(vector: Tensor, layer: str) -> Tensor:
+    norm = vector.norm()
+    if not torch.isfinite(norm) or norm == 0:
+        raise FeatvizError(f"the text direction in layer '{layer}' is zero; pick a layer the embedding depends on")
+    return vector / norm
+
+
+__all__ = ["TextDirection", "exact_layers", "fit_linear_map", "reference_images", "text_direction"]
