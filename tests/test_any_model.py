@@ -309,3 +309,10 @@ def test_an_installed_tests_package_does_not_break_collection(tmp_path):
         cwd=root, capture_output=True, text=True, env=environment, timeout=300,
     )
     assert collected.returncode == 0, collected.stdout[-2000:] + collected.stderr[-2000:]
+
+
+@pytest.mark.parametrize("size, message", [("7", "--size must be at least 8"), ("100000", "GiB")])
+def test_cli_layers_refuses_sizes_it_cannot_run(capsys, size, message):
+    code = main(["layers", "efficientnet_lite0", "--size", size])
+    captured = capsys.readouterr()
+    assert code == 2 and message in captured.err and len(captured.err.strip().splitlines()) == 1

@@ -5,6 +5,7 @@ import argparse
 
 from featviz.cli.common import add_model_arguments
 from featviz.device import resolve_device
+from featviz.errors import FeatvizError
 from featviz.hooks import format_layer_table, layer_table
 from featviz.models import load_model
 
@@ -32,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
         layer                 type                    output shape  ...  channels
         ...
     """
+    if args.size is not None and args.size < 8:
+        raise FeatvizError(f"--size must be at least 8 pixels, got {args.size}")
     # Shapes do not depend on the weights, so listing layers never needs a download.
     model = load_model(args.model, weights=args.weights or "random", device=resolve_device(args.device))
     size = (args.size, args.size) if args.size else None

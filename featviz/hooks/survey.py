@@ -253,7 +253,14 @@ def probe_shapes(model: Any, size: tuple[int, int]) -> dict[str, tuple[int, ...]
         channels=model.channels, network_dtype=model.dtype, parameterized=False,
     )
     named = [(name, module) for name, module in model.network.named_modules() if name]
-    return _probe(model, size, named)[0]
+    shapes, _, finished = _probe(model, size, named, partial=True)
+    if not finished:
+        height, width = model.input_size
+        raise FeatvizError(
+            f"{getattr(model, 'name', 'the model')} cannot run at {size[0]}x{size[1]}; use its input size "
+            f"{height}x{width} or another size it takes"
+        )
+    return shapes
 
 
 def survey_model(model: Any) -> Survey:

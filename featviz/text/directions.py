@@ -3,9 +3,9 @@
 Exact where the network is linear (to first order) from the layer to the image embedding: the embedding layer
 itself, CLIP ResNet's last stage through the attention pool, a CLIP ViT's last block through the class token's
 final norm and projection, a classifier's pooled features. There the direction is the transposed Jacobian of
-the embedding applied to the prompt's embedding, linearized at the layer's statistics on natural photos (the
-shipped photos and random crops of them). Elsewhere it is fitted: a ridge map from the layer's pooled
-activations to the image embedding on those photos, with its held-out R² reported (and a warning when poor).
+the embedding applied to the prompt's embedding, linearized at the layer's statistics on the shipped natural
+photos. Elsewhere it is fitted: a ridge map from the layer's pooled activations to the image embedding on
+those photos and random crops of them, with its held-out R² reported (and a warning when poor).
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ class TextDirection:
     r2: float | None = None
 
 
-def reference_images(model: Any, seed: int = 0) -> Tensor:
-    """The shipped natural photos at the model's input size and random crops of them (``CROPS_PER_PHOTO`` each).
+def reference_images(model: Any, crops_per_photo: int = CROPS_PER_PHOTO, seed: int = 0) -> Tensor:
+    """The shipped natural photos at the model's input size and ``crops_per_photo`` random crops of each.
 
     Example:
         >>> reference_images(model).shape
@@ -58,7 +58,9 @@ def reference_images(model: Any, seed: int = 0) -> Tensor:
 
     height, width = model.input_size
     photos = natural_images(None, (height, width), model.channels)
-    crops = Compose([RandomCrops(count=CROPS_PER_PHOTO, area=(0.2, 0.8))], output_size=(height, width))
+    if crops_per_photo == 0:
+        return photos
+    crops = Compose([RandomCrops(count=crops_per_photo, area=(0.2, 0.8))], output_size=(height, width))
     source = RandomSource([seed + index for index in range(photos.shape[0])])
     with torch.no_grad():
         cropped = crops(photos, source)
@@ -210,7 +212,8 @@ def text_direction(
             vector = embedding.clone()
         else:
             layout = bind_layers(model, [layer], tuple(model.input_size)).layouts[layer]
-            vector = _linearized(model, layer, layout, reference_images(model), embedding).detach().cpu().float()
+            photos = reference_images(model, crops_per_photo=0)  # a linearization point needs no crops
+            vector = _linearized(model, layer, layout, photos, embedding).detach().cpu().float()
         return TextDirection(layer, _unit(vector, layer), "exact")
     cache = _fit_cache(model, layer)
     if cache.exists():
