@@ -260,7 +260,7 @@ def test_every_module_is_reachable_by_its_dotted_name():
         (["--lr", "-1"], "--lr must be a finite number"),
         (["--size", "7"], "--size must be at least 8"),
         (["--steps", "0"], "--steps must be at least 1"),
-        (["--seed", "-3"], "--seed must be 0 or more"),
+        (["--seed", "-3"], "--seed must be at least 0"),
         (["--precision", "fp16"], "needs a CUDA device"),
         (["--device", "cuda:9"], "cuda"),
     ],

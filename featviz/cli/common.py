@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from featviz.device import resolve_device
+from featviz.errors import FeatvizError
 from featviz.models import list_models
 from featviz.models.registry import sources_syntax
 
-__all__ = ["add_model_arguments", "resolve_device"]
+__all__ = ["add_model_arguments", "check_minimums", "resolve_device"]
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,3 +29,19 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="local checkpoint PATH, or 'random' for random init (default: the model's pretrained weights)",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default: cpu)")
+
+
+def check_minimums(args: argparse.Namespace, **minimums: Any) -> None:
+    """Raise FeatvizError for the first option below its minimum; options left unset (None) are skipped.
+
+    Sizes (options whose name ends in ``size``) are counted in pixels in the message.
+
+    Example:
+        >>> check_minimums(argparse.Namespace(steps=0, size=None), steps=1, size=8)
+        FeatvizError: --steps must be at least 1, got 0
+    """
+    for name, minimum in minimums.items():
+        value = getattr(args, name)
+        if value is not None and not value >= minimum:
+            unit = " pixels" if name.endswith("size") else ""
+            raise FeatvizError(f"--{name.replace('_', '-')} must be at least {minimum:g}{unit}, got {value:g}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from featviz.cli.common import add_model_arguments
+from featviz.cli.common import add_model_arguments, check_minimums
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.gallery.build import DEFAULT_DIVERSITY_WEIGHT, build_gallery, parse_units
@@ -43,15 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the options, build the gallery and print its summary (rank 0 only under torchrun)."""
-    for flag, value, minimum in (("--steps", args.steps, 1), ("--batch", args.batch, 1), ("--seed", args.seed, 0),
-                                 ("--examples", args.examples, 1), ("--thumbnail-size", args.thumbnail_size, 8)):
-        if value < minimum:
-            raise FeatvizError(f"{flag} must be at least {minimum}, got {value}")
-    for flag, value in (("--size", args.size), ("--diversity-size", args.diversity_size)):
-        if value is not None and value < 8:
-            raise FeatvizError(f"{flag} must be at least 8 pixels, got {value}")
-    if args.diversity_weight < 0:
-        raise FeatvizError(f"--diversity-weight must be 0 or more, got {args.diversity_weight:g}")
+    check_minimums(
+        args, steps=1, batch=1, seed=0, examples=1, thumbnail_size=8, size=8, diversity_size=8, diversity_weight=0
+    )
     if args.units is not None:
         try:
             parse_units(args.units)

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from featviz import objectives
-from featviz.cli.common import add_model_arguments
+from featviz.cli.common import add_model_arguments, check_minimums
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import ensure_writable_dir
@@ -37,12 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the options, rank the units, print the table and, with --render, write the grid."""
-    if args.top < 1:
-        raise FeatvizError(f"--top must be at least 1, got {args.top}")
-    if args.steps < 1:
-        raise FeatvizError(f"--steps must be at least 1, got {args.steps}")
-    if args.size is not None and args.size < 8:
-        raise FeatvizError(f"--size must be at least 8 pixels, got {args.size}")
+    check_minimums(args, top=1, steps=1, seed=0, size=8)
     out = Path(args.render) if args.render else None
     if out is not None:
         if out.suffix.lower() != ".png":

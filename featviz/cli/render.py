@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from featviz import objectives, optim, param, transforms
-from featviz.cli.common import add_model_arguments
+from featviz.cli.common import add_model_arguments, check_minimums
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import ensure_writable_dir
@@ -53,12 +53,7 @@ def _optimizer_factory(name: str, lr: float | None, seed: int):
 
 def run(args: argparse.Namespace) -> int:
     """Check every option, render the objectives and print the paths written."""
-    if args.steps < 1:
-        raise FeatvizError(f"--steps must be at least 1, got {args.steps}")
-    if args.seed < 0:
-        raise FeatvizError(f"--seed must be 0 or more, got {args.seed}")
-    if args.size is not None and args.size < 8:
-        raise FeatvizError(f"--size must be at least 8 pixels, got {args.size}")
+    check_minimums(args, steps=1, seed=0, size=8)
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         raise FeatvizError(f"--lr must be a finite number above 0 (e.g. 0.05), got {args.lr}")
     goals = [goal for text in args.objectives for goal in objectives.parse(text)]
