@@ -198,3 +198,19 @@ def test_cli_render_with_text_on_a_tiny_clip(capsys, tmp_path):
                  "--out", str(out), "--no-progress"])
     assert code == 0, capsys.readouterr().err
     assert out.exists()
+
+
+def test_text_direction_objective_from_the_shorthand_binds_and_rises(capsys, tmp_path):
+    model = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")
+    goal = objectives.parse("text@layer4:a spider|a dog:-0.5")[0]
+    assert goal.name == "text@layer4:a spider|a dog:-0.5"
+    result = featviz.render(model, goal, steps=12, seed=0, progress=False)
+    assert goal.found.method == "exact" and result.history[-1, 0] > result.history[0, 0]
+    expected = text_direction(model, "layer4", {"a spider": 1.0, "a dog": -0.5}).vector
+    assert torch.allclose(goal.found.vector, expected)
+    with pytest.raises(FeatvizError, match="expected text@LAYER:PROMPT"):
+        objectives.parse("text@layer4")
+    out = tmp_path / "spider.png"
+    code = main(["render", "open_clip:featviz-tiny-RN", "--weights", "random", "text@layer4:a spider", "--steps", "2",
+                 "--out", str(out), "--no-progress"])
+    assert code == 0, capsys.readouterr().err

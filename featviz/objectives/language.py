@@ -137,6 +137,58 @@ def text(
     return Text(weighted_prompts(prompts, weights), templates)
 
 
+class TextDirectionObjective(Objective):
+    """A prompt's text direction in a layer's channel space, maximized like `direction` (dot product times
+    cosine to the ``cossim_pow``); the direction is found when the objective is bound (`featviz.text.
+    text_direction`). Built by ``text_direction()``.
+
+    Example:
+        >>> TextDirectionObjective("layer4", {"a spider": 1.0}).name
+        'text@layer4:a spider'
+    """
+
+    def __init__(self, layer: str, prompts: Mapping[str, float], cossim_pow: float = 1.0,
+                 templates: Sequence[str] | None = None) -> None:
+        from featviz.objectives.checks import check_layer_name
+
+        layer = check_layer_name(layer)
+        shown = "|".join(prompt if weight == 1.0 else f"{prompt}:{weight:g}" for prompt, weight in prompts.items())
+        super().__init__((layer,), f"text@{layer}:{shown}")
+        self.layer = layer
+        self.prompts = dict(prompts)
+        self.cossim_pow = float(cossim_pow)
+        self.templates = tuple(templates) if templates else None
+        self.found: Any = None
+        self._direction: Objective | None = None
+
+    def bind(self, model: Any, shapes: Shapes) -> None:
+        from featviz.objectives.units import direction
+        from featviz.text import text_direction as find_direction
+
+        self.found = find_direction(model, self.layer, self.prompts, templates=self.templates)
+        self._direction = direction(self.layer, self.found.vector, cossim_pow=self.cossim_pow)
+        self._direction.bind(model, shapes)
+
+    def __call__(self, acts: Activations) -> Tensor:
+        if self._direction is None:
+            raise FeatvizError(f"objective '{self.name}' needs a model's text tower; render it, or bind it first")
+        return self._direction(acts)
+
+
+def text_direction(
+    layer: str, prompts: PromptsLike, *, cossim_pow: float = 1.0, weights: Sequence[float] | None = None,
+    templates: Sequence[str] | None = None,
+) -> Objective:
+    """Maximize the direction in ``layer``'s channel space that ``prompts`` point to (exact where the network is
+    linear from the layer to the embedding, fitted elsewhere; see `featviz.text.text_direction`), averaged over
+    positions with lucid's ``cossim_pow`` weighting. Shorthand: ``"text@LAYER:PROMPT"``.
+
+    Example:
+        >>> featviz.render("open_clip:RN50/openai", text_direction("layer4", "a photo of a spider"))
+    """
+    return TextDirectionObjective(layer, weighted_prompts(prompts, weights), cossim_pow, templates)
+
+
 def parse_text(body: str) -> Objective:
     """The objective of the shorthand ``text:PROMPT|PROMPT:WEIGHT|...`` (after ``text:``): prompts separated by
     ``|``, each with an optional ``:WEIGHT`` at its end (default 1).
@@ -169,4 +221,20 @@ def parse_text(body: str) -> Objective:
     return Text(found)
 
 
-__all__ = ["ENSEMBLE", "Text", "parse_text", "prompt_embeddings", "text", "weighted_prompts"]
+def parse_text_direction(body: str) -> Objective:
+    """The objective of the shorthand ``text@LAYER:PROMPT|PROMPT:WEIGHT`` (after ``text@``).
+
+    Example:
+        >>> parse_text_direction("layer4:a spider").name
+        'text@layer4:a spider'
+    """
+    layer, colon, prompts = body.partition(":")
+    if not colon or not layer.strip():
+        raise FeatvizError(f"malformed text direction 'text@{body}': expected text@LAYER:PROMPT, e.g. text@layer4:a spider")
+    return TextDirectionObjective(layer.strip(), parse_text(prompts).prompts)
+
+
+__all__ = [
+    "ENSEMBLE", "Text", "TextDirectionObjective", "parse_text", "parse_text_direction", "prompt_embeddings", "text",
+    "text_direction", "weighted_prompts",
+]

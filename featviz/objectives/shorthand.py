@@ -9,13 +9,14 @@ Grammar (a leading "-" negates; whitespace inside a layer form is ignored):
     LAYER           the whole layer (DeepDream)
     class:LABEL     a class by name (may contain spaces) or by index
     text:PROMPT     a prompt, on models with a text tower; text:A|B:-0.5 weights prompts
+    text@LAYER:PROMPT  the prompt's text direction in LAYER's channel space
 """
 from __future__ import annotations
 
 import re
 
 from featviz.errors import FeatvizError
-from featviz.objectives.language import parse_text
+from featviz.objectives.language import parse_text, parse_text_direction
 from featviz.objectives.units import channel, class_logit, neuron
 from featviz.objectives.units import layer as layer_objective
 from featviz.objectives.base import Objective
@@ -30,7 +31,8 @@ _FORMS = (
 )
 _CLASS_PREFIX = "class:"
 _TEXT_PREFIX = "text:"
-_EXPECTED = "expected LAYER:CHANNEL, LAYER:CHANNEL@X,Y, LAYER:A-B, LAYER, class:LABEL or text:PROMPT"
+_TEXT_DIRECTION_PREFIX = "text@"
+_EXPECTED = "expected LAYER:CHANNEL, LAYER:CHANNEL@X,Y, LAYER:A-B, LAYER, class:LABEL, text:PROMPT or text@LAYER:PROMPT"
 
 
 def _malformed(text: str) -> FeatvizError:
@@ -40,6 +42,8 @@ def _malformed(text: str) -> FeatvizError:
 def _parse_positive(text: str, body: str) -> list[Objective]:
     if body.startswith(_TEXT_PREFIX):
         return [parse_text(body[len(_TEXT_PREFIX):])]
+    if body.startswith(_TEXT_DIRECTION_PREFIX):
+        return [parse_text_direction(body[len(_TEXT_DIRECTION_PREFIX):])]
     if body.startswith(_CLASS_PREFIX):
         label = body[len(_CLASS_PREFIX):].strip()
         if not label:
@@ -74,7 +78,8 @@ def parse(text: str) -> list[Objective]:
 
     ``"LAYER:C"`` channel, ``"LAYER:C@X,Y"`` neuron at column X, row Y, ``"LAYER:A-B"`` (inclusive) and
     ``"LAYER:A,B,C"`` several channels, ``"LAYER"`` the whole layer (DeepDream), ``"class:LABEL"`` or
-    ``"class:INDEX"`` a class, ``"text:PROMPT"`` or ``"text:A|B:-0.5"`` prompts; a leading ``"-"`` negates. Raises FeatvizError on anything else.
+    ``"class:INDEX"`` a class, ``"text:PROMPT"`` or ``"text:A|B:-0.5"`` prompts, ``"text@LAYER:PROMPT"`` a
+    prompt's text direction in a layer; a leading ``"-"`` negates. Raises FeatvizError on anything else.
 
     Example:
         >>> [goal.name for goal in parse("blocks.4.0.conv_pwl:3-5")]
