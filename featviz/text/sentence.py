@@ -180,6 +180,7 @@ def sentence_encoder() -> SentenceEncoder:
     return SentenceEncoder()
 
 
+@functools.lru_cache(maxsize=1)
 def _encoder_identity() -> str:
     try:
         version = importlib.metadata.version(ENCODER_DISTRIBUTION)
@@ -271,24 +272,29 @@ class TextMap:
         return F.normalize(embeddings.float() @ weight + bias, dim=-1)
 
 
-def _ridge(inputs: Tensor, targets: Tensor, strength: float) -> tuple[Tensor, Tensor]:
+def _ridge(inputs: Tensor, targets: Tensor, strengths: Sequence[float]) -> list[tuple[Tensor, Tensor]]:
+    """Ridge fits with intercept, ``(weight, bias)`` per strength, from one SVD of the centred inputs."""
     input_mean, target_mean = inputs.mean(0), targets.mean(0)
-    centred = inputs - input_mean
-    gram = centred.t() @ centred + strength * torch.eye(inputs.shape[1], dtype=inputs.dtype)
-    weight = torch.linalg.solve(gram, centred.t() @ (targets - target_mean))
-    return weight, target_mean - input_mean @ weight
+    left, singular, right = torch.linalg.svd(inputs - input_mean, full_matrices=False)
+    projected = left.t() @ (targets - target_mean)
+    fits = []
+    for strength in strengths:
+        # (X'X + s I)^-1 X'Y written with X = U S V': V diag(S / (S^2 + s)) U'Y
+        weight = right.t() @ ((singular / (singular.square() + strength)).unsqueeze(1) * projected)
+        fits.append((weight, target_mean - input_mean @ weight))
+    return fits
 
 
-def _held_out_top1(inputs: Tensor, targets: Tensor, strength: float, folds: Sequence[Tensor]) -> float:
-    hits = 0
+def _held_out_top1(inputs: Tensor, targets: Tensor, strengths: Sequence[float], folds: Sequence[Tensor]) -> list[float]:
+    hits = [0] * len(strengths)
     for held in folds:
         kept = torch.ones(inputs.shape[0], dtype=torch.bool)
         kept[held] = False
-        weight, bias = _ridge(inputs[kept], targets[kept], strength)
-        predicted = F.normalize(inputs[held] @ weight + bias, dim=1)
-        similarity = predicted @ F.normalize(targets[held], dim=1).t()
-        hits += int((similarity.argmax(1) == torch.arange(held.shape[0])).sum())
-    return hits / inputs.shape[0]
+        own = F.normalize(targets[held], dim=1).t()
+        for index, (weight, bias) in enumerate(_ridge(inputs[kept], targets[kept], strengths)):
+            predicted = F.normalize(inputs[held] @ weight + bias, dim=1)
+            hits[index] += int(((predicted @ own).argmax(1) == torch.arange(held.shape[0])).sum())
+    return [count / inputs.shape[0] for count in hits]
 
 
 def fit_text_map(
@@ -321,13 +327,20 @@ def fit_text_map(
     count = inputs.shape[0]
     validation: dict[float, float] = {}
     strength = DEFAULT_STRENGTH
-    if count >= MINIMUM_CLASSES_TO_VALIDATE:
-        order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
-        folds = order.chunk(VALIDATION_FOLDS)
-        validation = {float(value): _held_out_top1(inputs, targets, float(value), folds) for value in strengths}
-        # The first of the best wins, so ties go to the weaker strength listed first.
-        strength = max(validation, key=lambda value: validation[value])
-    weight, bias = _ridge(inputs, targets, strength)
+    threads = torch.get_num_threads()
+    # These matrices are small; multithreaded LAPACK only adds overhead (seconds per SVD on a busy machine).
+    torch.set_num_threads(1)
+    try:
+        if count >= MINIMUM_CLASSES_TO_VALIDATE:
+            order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+            folds = order.chunk(VALIDATION_FOLDS)
+            values = [float(value) for value in strengths]
+            validation = dict(zip(values, _held_out_top1(inputs, targets, values, folds)))
+            # The first of the best wins, so ties go to the weaker strength listed first.
+            strength = max(validation, key=lambda value: validation[value])
+        ((weight, bias),) = _ridge(inputs, targets, [strength])
+    finally:
+        torch.set_num_threads(threads)
     return TextMap(weight.float(), bias.float(), strength, validation, tuple(range(count)))
 
 
@@ -514,8 +527,8 @@ class SentenceTextTower(TextTower):
         """Load or fit the map (cached on disk) and return it; `encode` calls this on first use.
 
         Example:
-            >>> model.text.fit().strength
-            1.0
+            >>> model.text.fit().strength in RIDGE_STRENGTHS
+            True
         """
         if self.text_map is None:
             weights = self._network.get_submodule(self.classifier).weight
@@ -526,6 +539,13 @@ class SentenceTextTower(TextTower):
         return self.text_map
 
     def encode(self, prompts: Sequence[str]) -> Tensor:
+        """The prompts mapped into ``image_layer``'s space: ``(len(prompts), D)`` unit vectors, float32, on the
+        device of the model that holds the tower; the first call loads the encoder and the map.
+
+        Example:
+            >>> model.text.encode(["a photo of a lemon", "a yellow citrus fruit"]).shape
+            torch.Size([2, 1280])
+        """
         from featviz.text.clip import check_prompts
 
         prompts = check_prompts(prompts)

@@ -1,0 +1,12 @@
+"""Recipes: complete renders assembled from featviz's parts for one purpose, with settings that suit it.
+
+``dream(model, "a prompt")`` is text-guided generation (Structured Dreaming): many random views a step of a
+large canvas or a generator's output, optimized towards a prompt's embedding with ClampSGD or Adam.
+
+Example:
+    >>> from featviz.recipes import dream
+    >>> dream("open_clip:ViT-B-32/openai", "a lighthouse in a storm", steps=200).save("lighthouse.png")
+"""
+from featviz.recipes.dream import dream
+
+__all__ = ["dream"]
