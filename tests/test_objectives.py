@@ -465,7 +465,8 @@ def test_parse_rejects_malformed_text(text):
     with pytest.raises(FeatvizError) as error:
         parse(text)
     assert str(error.value) == (
-        f"malformed objective '{text}': expected LAYER:CHANNEL, LAYER:CHANNEL@X,Y, LAYER:A-B, LAYER or class:LABEL"
+        f"malformed objective '{text}': expected LAYER:CHANNEL, LAYER:CHANNEL@X,Y, LAYER:A-B, LAYER, class:LABEL, "
+        "text:PROMPT or text@LAYER:PROMPT"
     )
 
 

@@ -12,7 +12,7 @@ from featviz.errors import FeatvizError
 from featviz.io import ensure_writable_dir
 from featviz.models import load_model
 from featviz.objectives.language import parse_text
-from featviz.recipes.dream import DEFAULT_SIZE, OPTIMIZERS
+from featviz.recipes.structured_dreaming import DEFAULT_SIZE, OPTIMIZERS
 
 PARAMETERIZATIONS = ("fft", "maco")
 
@@ -35,9 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, default=400, help="optimization steps (default 400)")
     parser.add_argument("--views", type=int, default=16, help="random views of the canvas per step (default 16)")
     parser.add_argument("--param", default="fft", choices=PARAMETERIZATIONS, help="image parameterization (default fft)")
-    parser.add_argument("--optimizer", default="clampsgd", choices=OPTIMIZERS, help="clampsgd (default) or adam")
+    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS, help="adam (default) or clampsgd")
     parser.add_argument("--lr", type=float, default=None,
-                        help="learning rate (default: the parameterization's for adam, a fifth of it for clampsgd)")
+                        help="learning rate (default: the parameterization's for adam, 0.4 times it for clampsgd)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the canvas, the views and the dropout (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(run=run)

@@ -39,7 +39,8 @@ class Generator(Parameterization):
     changed), moved to ``device`` and ``dtype`` and put in eval mode. Without ``generator`` a small built-in
     one is used: a spatial latent 8 times coarser than the image, three stages of upsampling, 3x3 convolution
     and leaky ReLU, a 1x1 convolution and tanh, with fixed random weights (optimized with ``"weights"``,
-    it is a deep image prior). ``default_lr`` (Adam) is 0.05 for the latent and 0.001 for weights.
+    it is a deep image prior). ``default_lr`` (Adam) is 0.05 for the latent and 0.0005 for weights (for which
+    ``featviz.recipes.dream``'s ClampSGD then takes Structured Dreaming's 2e-4).
 
     Example:
         >>> network = nn.Sequential(nn.Linear(8, 3 * 16 * 16), nn.Tanh(), nn.Unflatten(1, (3, 16, 16)))
@@ -81,7 +82,7 @@ class Generator(Parameterization):
                 raise FeatvizError("optimize='weights' needs a generator with parameters; this one has none")
             self.network.requires_grad_(True)
             self.register_buffer("latent", latent)
-            self.default_lr = 0.001
+            self.default_lr = 0.0005
         with torch.no_grad():
             _check_output(self.network(self.latent), self.batch, self.out_channels)
 

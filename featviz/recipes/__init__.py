@@ -7,6 +7,6 @@ Example:
     >>> from featviz.recipes import dream
     >>> dream("open_clip:ViT-B-32/openai", "a lighthouse in a storm", steps=200).save("lighthouse.png")
 """
-from featviz.recipes.dream import dream
+from featviz.recipes.structured_dreaming import dream
 
 __all__ = ["dream"]

@@ -26,11 +26,12 @@ from featviz.optim import ClampSGD
 from featviz.param.arguments import check_size
 from featviz.renderer import Renderer, RenderResult
 
-OPTIMIZERS = ("clampsgd", "adam")
+OPTIMIZERS = ("adam", "clampsgd")
 DEFAULT_SIZE = 448
-# ClampSGD's learning rate is this fraction of the parameterization's Adam `default_lr`: 0.01 for Fourier,
-# 0.02 for MACO, 2e-4 for a generator's weights (Structured Dreaming's rate for StyleGAN2).
-CLAMP_SGD_LR_RATIO = 0.2
+# ClampSGD's learning rate is this fraction of the parameterization's Adam `default_lr`: 0.02 for Fourier and
+# 0.04 for MACO (measured best: 0.02 of 0.005-0.05 for Fourier, 0.05 of 0.01-0.1 for MACO; benchmarks/RESULTS.md,
+# "Dream"), 2e-4 for a generator's weights (Structured Dreaming's rate for StyleGAN2).
+CLAMP_SGD_LR_RATIO = 0.4
 
 
 def dream(
@@ -41,7 +42,7 @@ def dream(
     steps: int = 400,
     views: int = 16,
     param: str | nn.Module = "fft",
-    optimizer: str = "clampsgd",
+    optimizer: str = "adam",
     lr: float | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -54,9 +55,10 @@ def dream(
     ``param`` is a parameterization kind (``"fft"`` default, ``"maco"``...) drawn on a ``size`` canvas
     (default 448, larger than the model's input), or a parameterization module such as
     ``featviz.param.Generator`` (it brings its own size and batch). Each step averages the objective over
-    ``views`` random views (``featviz.transforms.dream``). ``optimizer`` is ``"clampsgd"`` (default:
-    Structured Dreaming's sign-like SGD with dropout 0.8, its dropout seeded by ``seed``) or ``"adam"``;
-    ``lr`` defaults to the parameterization's ``default_lr`` for Adam and a fifth of it for ClampSGD.
+    ``views`` random views (``featviz.transforms.dream``). ``optimizer`` is ``"adam"`` (default: it climbs
+    faster on canvases) or ``"clampsgd"`` (Structured Dreaming's sign-like SGD with dropout 0.8, its dropout
+    seeded by ``seed``, made for tuning a generator's weights); ``lr`` defaults to the parameterization's
+    ``default_lr`` for Adam and 0.4 times it for ClampSGD.
 
     Example:
         >>> result = dream("open_clip:ViT-B-32/openai", "a red cube on a beach", steps=300, seed=1)
