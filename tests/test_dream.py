@@ -204,8 +204,9 @@ def run_cli(capsys, *argv):
 
 def test_cli_dream_writes_a_png(capsys, tmp_path, tiny_clip):
     out = tmp_path / "dream.png"
-    code, printed, err = run_cli(capsys, "dream", TINY_CLIP, "a red cube|fog:-0.5", "--weights", "random", "--out", str(out),
-                                 "--size", "80", "--steps", "2", "--views", "2", "--param", "maco", "--no-progress")
+    code, printed, err = run_cli(capsys, "dream", TINY_CLIP, "a red cube|fog:-0.5", "--weights", "random",
+                                 "--out", str(out), "--size", "80", "--steps", "2", "--views", "2", "--param", "maco",
+                                 "--no-progress")
     assert code == 0, err
     assert printed.strip() == str(out)
     image = Image.open(out)

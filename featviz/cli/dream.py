@@ -31,10 +31,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="what the image should show, e.g. 'a lighthouse at dusk', or several prompts weighted as "
                         "in text objectives: 'a lighthouse|fog:-0.5'")
     parser.add_argument("--out", required=True, help="the .png file to write")
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"canvas side in pixels (default {DEFAULT_SIZE})")
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
+                        help=f"canvas side in pixels (default {DEFAULT_SIZE})")
     parser.add_argument("--steps", type=int, default=400, help="optimization steps (default 400)")
     parser.add_argument("--views", type=int, default=16, help="random views of the canvas per step (default 16)")
-    parser.add_argument("--param", default="fft", choices=PARAMETERIZATIONS, help="image parameterization (default fft)")
+    parser.add_argument("--param", default="fft", choices=PARAMETERIZATIONS,
+                        help="image parameterization (default fft)")
     parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS, help="adam (default) or clampsgd")
     parser.add_argument("--lr", type=float, default=None,
                         help="learning rate (default: the parameterization's for adam, 0.4 times it for clampsgd)")

@@ -70,7 +70,8 @@ class Generator(Parameterization):
                                    "(e.g. latent_shape=512 for StyleGAN2)")
             network = copy.deepcopy(generator)
         else:
-            raise FeatvizError(f"generator must be an nn.Module mapping latents to images, got {type(generator).__name__}")
+            raise FeatvizError(f"generator must be an nn.Module mapping latents to images, "
+                               f"got {type(generator).__name__}")
         shape = _check_latent_shape(latent_shape)
         self.network = network.to(device=self._device, dtype=self._dtype).eval()
         latent = self.draw(lambda random: torch.randn(shape, generator=random))

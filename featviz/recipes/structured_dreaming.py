@@ -69,7 +69,8 @@ def dream(
     seed = check_int(seed, "seed", 0)
     if optimizer not in OPTIMIZERS:
         raise FeatvizError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {optimizer!r}")
-    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0):
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))
+                           or not math.isfinite(lr) or lr <= 0):
         raise FeatvizError(f"lr must be a finite number above 0 (or None for the default), not {lr!r}")
     goals = _objectives(prompt_or_objective)
     renderer = Renderer(model, device=device)

@@ -67,7 +67,8 @@ class RandomPerspective:
 
     def __init__(self, distortion: float = 0.2) -> None:
         if isinstance(distortion, bool) or not isinstance(distortion, (int, float)) or not 0 <= distortion < 1:
-            raise FeatvizError(f"random_perspective distortion must be a number in [0, 1) (0.2 is mild); got {distortion!r}")
+            raise FeatvizError(f"random_perspective distortion must be a number in [0, 1) (0.2 is mild); "
+                               f"got {distortion!r}")
         self.distortion = float(distortion)
 
     def __call__(self, images: Tensor, source: RandomSource) -> Tensor:
@@ -154,7 +155,8 @@ class Cutout:
         except (TypeError, ValueError):
             low, high = -1.0, -1.0
         if not 0 < low <= high <= 1:
-            raise FeatvizError(f"cutout size must be a (low, high) pair of fractions with 0 < low <= high <= 1; got {size!r}")
+            raise FeatvizError(f"cutout size must be a (low, high) pair of fractions with 0 < low <= high <= 1; "
+                               f"got {size!r}")
         self.size = (low, high)
         self.fill = float(fill)
 
