@@ -1,28 +1,33 @@
 """Text on ImageNet models, measured on classes the text map never saw.
 
 The sentence text tower (`featviz.text.sentence`) is fitted on 900 of the 1000 ImageNet classes (a fixed seed
-split) of efficientnet_lite0. For the 100 held-out classes, images are rendered on efficientnet_lite0 for:
+split) of efficientnet_lite0. For the 100 held-out classes, images are rendered on efficientnet_lite0 for these
+objective kinds (``--kinds``; the first three by default):
 
-* ``class``       the class logit, ``class:INDEX`` (the baseline: what a render reaches with the class known);
-* ``weights``     the text objective's cosine, aimed at the class's own (centred) weight vector instead of a
-                  prompt: the best the text map could hope to predict, with the same objective and budget;
+* ``class``       the class logit, ``class:INDEX``: the baseline, what a render reaches with the class known;
 * ``text``        the text objective, ``text("a photo of a LABEL.")``, through the map fitted without the class;
-* ``paraphrase``  the text objective with a description that avoids the class name (`PARAPHRASES`);
-* ``text, all fitted`` and ``paraphrase, all fitted``: the same two through the shipped tower, fitted on all
-  1000 classes (so not held out): what a user of ``load_model("efficientnet_lite0")`` gets for these prompts.
+* ``paraphrase``  the text objective with a description that avoids every word of the class name (`PARAPHRASES`,
+                  33 of the held-out classes);
+* ``weights``     the same text objective aimed at the class's own centred weight vector instead of a mapped
+                  prompt: what the map would reach if it predicted that vector exactly;
+* ``text-all-fitted``, ``paraphrase-all-fitted``: the prompts of ``text`` and ``paraphrase`` through the shipped
+                  tower, fitted on all 1000 classes (so nothing is held out): what ``load_model("efficientnet_lite0")``
+                  gives for them.
 
-Each render is then classified by efficientnet_lite1 and efficientnet_lite2 (never used in the fit; renders
-resized to their input size) and, for reference, by efficientnet_lite0 itself; the tables give how often the
-held-out class is their top-1 and in their top-5 (chance: 0.1% and 0.5%; the empirical chance, each render
-scored against another held-out class, is in ``results.json`` under ``mismatched``). Before rendering, the map is also
-scored directly: how often a held-out prompt's mapped vector is closest (cosine) to its class's weight vector,
-among all 1000 and among the 100 held-out.
+Each render is classified by efficientnet_lite1 and efficientnet_lite2 (never used in the fit; renders resized
+to their input size) and, for reference, by efficientnet_lite0 itself: how often the intended class is their
+top-1 and in their top-5. Chance is 0.1% and 0.5%; as an empirical chance, each render is also scored against
+another class of the same kind's list ("mismatched"). Before rendering, the map itself is scored (``map.json``):
+how often a held-out prompt's mapped vector is closest (cosine) to its class's weight vector among all 1000
+classes and among the 100 held-out ones.
 
-Run (about 30 minutes on 2 CPU cores; ``--limit 10`` for a quick look):
+Run (the default three kinds, 233 renders: about 45 CPU-minutes, so 25-30 minutes on 2 idle cores):
 
     python benchmarks/text_transfer.py --out out/text_transfer
+    python benchmarks/text_transfer.py --out out/text_transfer --kinds weights,text-all-fitted,paraphrase-all-fitted
 
-It writes ``results.json`` and a PNG grid per objective kind to ``--out`` and prints markdown tables.
+Each kind writes ``KIND.json`` (scores, settings, lite1's top-3 per render) and ``KIND.png`` (the renders) to
+``--out``; the run ends with the markdown table of every kind found there, so kinds may come from several runs.
 """
 from __future__ import annotations
 
@@ -40,9 +45,11 @@ import featviz
 from featviz import objectives
 from featviz.renderer.image import grid, to_pil
 from featviz.text.sentence import SentenceEncoder, attach_text_tower, sentence_encoder
+from featviz.models.labels import imagenet_labels
 from featviz.text.tower import TextTower
 
 HELD_OUT = 100
+LABELS = imagenet_labels()
 SPLIT_SEED = 0
 
 #: Descriptions of held-out classes that avoid every word of the class name: class index -> prompt.
@@ -158,35 +165,74 @@ def hits(logits: Tensor, targets: list[int]) -> dict[str, float]:
     return {"top1": float((top[:, :1] == wanted).any(1).float().mean()), "top5": float((top == wanted).any(1).float().mean())}
 
 
+KINDS = ("class", "text", "paraphrase", "weights", "text-all-fitted", "paraphrase-all-fitted")
+JUDGES = ("efficientnet_lite1", "efficientnet_lite2", "efficientnet_lite0")
+
+
+def report(folder: Path) -> str:
+    """The markdown tables of every ``KIND.json`` in ``folder`` (kinds may come from several runs)."""
+    lines = [
+        "| objective | renders | lite1 top-1 | lite1 top-5 | lite2 top-1 | lite2 top-5 | lite0 top-1 | lite0 top-5 |"
+        " lite1 mismatched top-1 / top-5 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind in KINDS:
+        path = folder / f"{kind}.json"
+        if not path.is_file():
+            continue
+        found = json.loads(path.read_text())
+        cells = " | ".join(f"{100 * found[name][k]:.0f}%" for name in JUDGES for k in ("top1", "top5"))
+        mismatched = found["mismatched"]["efficientnet_lite1"]
+        lines.append(f"| {kind} | {found['count']} | {cells} | "
+                     f"{100 * mismatched['top1']:.0f}% / {100 * mismatched['top5']:.0f}% |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=128)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kinds", default="class,text,paraphrase",
+                        help=f"comma-separated, of {', '.join(KINDS)} (default: the three the question needs)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (1 is faster on a busy machine)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N held-out classes (a quick look)")
     parser.add_argument("--out", type=Path, default=Path("out/text_transfer"))
     arguments = parser.parse_args()
+    kinds = [kind.strip() for kind in arguments.kinds.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown:
+        parser.error(f"unknown kinds {unknown}; choose from {', '.join(KINDS)}")
+    if arguments.threads:
+        torch.set_num_threads(arguments.threads)
     torch.manual_seed(arguments.seed)
     started = time.time()
 
     fitted, held = split()
     held = held[: arguments.limit] if arguments.limit else held
     paraphrased = [index for index in held if index in PARAPHRASES]
+    for index in paraphrased:
+        named = [word for word in LABELS[index].lower().replace("-", " ").split() if len(word) > 2]
+        assert not any(word in PARAPHRASES[index].lower() for word in named), (index, PARAPHRASES[index])
     base = featviz.load_model("efficientnet_lite0")
     model = attach_text_tower(base, classes=fitted)
     text_map = model.text.fit()
     encoder = sentence_encoder()
     layer = model.text.image_layer
-    retrieval = map_retrieval(model, held, encoder)
-    print(f"map fitted on {len(fitted)} classes: ridge strength {text_map.strength}, "
-          f"cross-validated top-1 {text_map.validation}")
-    print(f"map retrieval on held-out prompts: {retrieval}")
     base.text.fit()
-    retrieval_all_fitted = map_retrieval(base, held, encoder)
-    for index in paraphrased:
-        named = [word for word in base.labels[index].lower().replace("-", " ").split() if len(word) > 2]
-        assert not any(word in PARAPHRASES[index].lower() for word in named), (index, PARAPHRASES[index])
+    summary = {
+        "settings": {"steps": arguments.steps, "size": arguments.size, "seed": arguments.seed,
+                     "fitted_classes": len(fitted), "held_out_classes": len(held), "paraphrases": len(paraphrased),
+                     "split_seed": SPLIT_SEED, "image_layer": layer, "threads": torch.get_num_threads()},
+        "map": {"strength": text_map.strength, "validation": text_map.validation,
+                "retrieval": map_retrieval(model, held, encoder),
+                "strength_all_fitted": base.text.text_map.strength,
+                "retrieval_all_fitted": map_retrieval(base, held, encoder)},
+    }
+    print(json.dumps(summary, indent=2), flush=True)
+    arguments.out.mkdir(parents=True, exist_ok=True)
+    (arguments.out / "map.json").write_text(json.dumps(summary, indent=2))
 
     weights = base.get_layer(model.text.classifier).weight.detach()
     oracle = featviz.Model(
@@ -194,58 +240,41 @@ def main() -> None:
         mean=base.mean.flatten().tolist(), std=base.std.flatten().tolist(), labels=base.labels,
         text=ClassVectorTower(weights, layer),
     )
-    kinds = {
-        "class": (base, [objectives.class_logit(index) for index in held], held),
-        "weights": (oracle, [objectives.text(f"class {index}") for index in held], held),
-        "text": (model, [objectives.text(f"a photo of a {base.labels[index]}.") for index in held], held),
-        "paraphrase": (model, [objectives.text(PARAPHRASES[index]) for index in paraphrased], paraphrased),
+    named_prompts = [f"a photo of a {LABELS[index]}." for index in held]
+    plans = {
+        "class": (base, lambda: [objectives.class_logit(index) for index in held], held),
+        "weights": (oracle, lambda: [objectives.text(f"class {index}") for index in held], held),
+        "text": (model, lambda: [objectives.text(prompt) for prompt in named_prompts], held),
+        "paraphrase": (model, lambda: [objectives.text(PARAPHRASES[index]) for index in paraphrased], paraphrased),
         # The shipped tower, fitted on all 1000 classes: the same prompts, now naming classes it was fitted on.
-        "text, all fitted": (base, [objectives.text(f"a photo of a {base.labels[index]}.") for index in held], held),
-        "paraphrase, all fitted": (base, [objectives.text(PARAPHRASES[index]) for index in paraphrased], paraphrased),
+        "text-all-fitted": (base, lambda: [objectives.text(prompt) for prompt in named_prompts], held),
+        "paraphrase-all-fitted": (
+            base, lambda: [objectives.text(PARAPHRASES[index]) for index in paraphrased], paraphrased
+        ),
     }
-    judges = {name: featviz.load_model(name) for name in ("efficientnet_lite1", "efficientnet_lite2", "efficientnet_lite0")}
-    arguments.out.mkdir(parents=True, exist_ok=True)
-    results: dict = {
-        "settings": {"steps": arguments.steps, "size": arguments.size, "seed": arguments.seed,
-                     "fitted_classes": len(fitted), "held_out_classes": len(held), "paraphrases": len(paraphrased),
-                     "split_seed": SPLIT_SEED, "image_layer": layer},
-        "map": {"strength": text_map.strength, "validation": text_map.validation, "retrieval": retrieval,
-                "retrieval_all_fitted": retrieval_all_fitted},
-        "renders": {},
-    }
-    renderers = {id(found): featviz.Renderer(found) for found in (base, oracle, model)}
-    for kind, (render_model, goals, targets) in kinds.items():
+    judges = {name: featviz.load_model(name) for name in JUDGES}
+    renderers: dict[int, featviz.Renderer] = {}
+    for kind in kinds:
+        render_model, goals, targets = plans[kind]
         begun = time.time()
-        renderer = renderers[id(render_model)]
-        images = render_all(renderer, goals, arguments.steps, arguments.size, arguments.batch, arguments.seed)
+        renderer = renderers.setdefault(id(render_model), featviz.Renderer(render_model))
+        images = render_all(renderer, goals(), arguments.steps, arguments.size, arguments.batch, arguments.seed)
         logits = {name: classify(judge, images) for name, judge in judges.items()}
-        scores = {name: hits(found, targets) for name, found in logits.items()}
+        found: dict = {"count": len(targets), "seconds": round(time.time() - begun, 1),
+                       **{name: hits(scores, targets) for name, scores in logits.items()}}
         # Empirical chance: each render scored against another held-out class of the same kind (targets
         # rolled by one), which also counts classes that renders fall into whatever they aim at.
         rolled = targets[1:] + targets[:1]
-        scores["mismatched"] = {name: hits(found, rolled) for name, found in logits.items()}
+        found["mismatched"] = {name: hits(scores, rolled) for name, scores in logits.items()}
         seen = logits["efficientnet_lite1"].topk(3, dim=1).indices.tolist()
-        predictions = {base.labels[target]: [base.labels[index] for index in top] for target, top in zip(targets, seen)}
-        results["renders"][kind] = {"count": len(targets), "seconds": round(time.time() - begun, 1), **scores,
-                                    "lite1_top3": predictions}
-        to_pil(grid(images))[0].save(arguments.out / f"{kind.replace(', ', '_').replace(' ', '_')}.png")
-        print(f"{kind}: {dict(list(results['renders'][kind].items())[:5])}", flush=True)
-    results["seconds"] = round(time.time() - started, 1)
-    (arguments.out / "results.json").write_text(json.dumps(results, indent=2))
-
-    print("\n| objective | renders | lite1 top-1 | lite1 top-5 | lite2 top-1 | lite2 top-5 | lite0 top-1 | lite0 top-5 |")
-    print("|---|---|---|---|---|---|---|---|")
-    for kind, found in results["renders"].items():
-        cells = " | ".join(
-            f"{100 * found[name][k]:.0f}%" for name in ("efficientnet_lite1", "efficientnet_lite2", "efficientnet_lite0")
-            for k in ("top1", "top5")
-        )
-        print(f"| {kind} | {found['count']} | {cells} |")
-    print("\nmismatched (each render scored against another held-out class): lite1 top-1 / top-5")
-    for kind, found in results["renders"].items():
-        print(f"  {kind}: {100 * found['mismatched']['efficientnet_lite1']['top1']:.0f}% / "
-              f"{100 * found['mismatched']['efficientnet_lite1']['top5']:.0f}%")
-    print(f"\ntotal {results['seconds']} s")
+        found["lite1_top3"] = {LABELS[target]: [LABELS[index] for index in top] for target, top in zip(targets, seen)}
+        found["settings"] = summary["settings"]
+        (arguments.out / f"{kind}.json").write_text(json.dumps(found, indent=2))
+        to_pil(grid(images))[0].save(arguments.out / f"{kind}.png")
+        print(f"{kind}: {json.dumps({name: found[name] for name in JUDGES})} in {found['seconds']} s", flush=True)
+    print()
+    print(report(arguments.out))
+    print(f"\ntotal {time.time() - started:.0f} s")
 
 
 if __name__ == "__main__":
