@@ -8,6 +8,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from featviz.discovery import import_modules
 from featviz.errors import FeatvizError
 
 
@@ -18,13 +19,25 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    from featviz.cli import dream, gallery, layers, models, neurons, render, score
-
     parser = _Parser(prog="featviz", description="Feature visualization for PyTorch vision models.")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for command in (models, layers, render, score, gallery, neurons, dream):
+    for command in _commands():
         command.add_parser(subparsers)
     return parser
+
+
+def _commands() -> list:
+    """Every module of this package with an ``add_parser``: a subcommand is one module, nothing else lists it.
+    The first steps of a session come first in ``featviz --help``; the rest follow alphabetically."""
+    import_modules(__name__, __path__)
+    first = ["models", "layers", "render"]
+    commands = {
+        name.rpartition(".")[2]: module
+        for name, module in list(sys.modules.items())
+        if name.startswith(f"{__name__}.") and hasattr(module, "add_parser")
+    }
+    names = [name for name in first if name in commands] + sorted(set(commands) - set(first))
+    return [commands[name] for name in names]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

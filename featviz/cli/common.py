@@ -9,7 +9,7 @@ from featviz.errors import FeatvizError
 from featviz.models import list_models
 from featviz.models.registry import sources_syntax
 
-__all__ = ["add_model_arguments", "check_minimums", "resolve_device"]
+__all__ = ["add_model_arguments", "add_render_arguments", "check_minimums", "resolve_device"]
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +29,24 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="local checkpoint PATH, or 'random' for random init (default: the model's pretrained weights)",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default: cpu)")
+
+
+def add_render_arguments(parser: argparse.ArgumentParser, *, out: str, steps: int = 512, size: int | None = None) -> None:
+    """Add the options every rendering command shares: --out, --steps, --size, --seed and --no-progress
+    (``add_model_arguments`` adds --device); check them with ``check_minimums(args, steps=1, size=8, seed=0)``.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_render_arguments(parser, out="atlas", steps=256)
+        >>> parser.parse_args([]).steps
+        256
+    """
+    parser.add_argument("--out", default=out, help=f"where to write the result (default {out})")
+    parser.add_argument("--steps", type=int, default=steps, help=f"optimization steps (default {steps})")
+    size_default = f"{size} pixels" if size is not None else "the model's input size"
+    parser.add_argument("--size", type=int, default=size, help=f"image size in pixels (default: {size_default})")
+    parser.add_argument("--seed", type=int, default=0, help="seed; image i uses seed + i (default 0)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def check_minimums(args: argparse.Namespace, **minimums: Any) -> None:

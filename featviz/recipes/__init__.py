@@ -7,6 +7,7 @@ Example:
     >>> from featviz.recipes import dream
     >>> dream("open_clip:ViT-B-32/openai", "a lighthouse in a storm", steps=200).save("lighthouse.png")
 """
-from featviz.recipes.structured_dreaming import dream
+from featviz.discovery import import_modules
 
-__all__ = ["dream"]
+# A recipe is one module of this package with an ``__all__``; nothing else has to list it.
+__all__ = import_modules(__name__, __path__, globals())

@@ -34,6 +34,9 @@ DEFAULT_SIZE = 448
 CLAMP_SGD_LR_RATIO = 0.4
 
 
+__all__ = ["dream"]
+
+
 def dream(
     model: Model | nn.Module | str,
     prompt_or_objective: str | ObjectiveLike | Sequence[str | ObjectiveLike],
