@@ -10,11 +10,12 @@ discarded if anything differs.
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable
+from typing import Iterable
 
 import torch
 from torch import nn
 
+from featviz.hooks.dataflow import feeding_layers
 
 
 class _DropAct(nn.Module):
@@ -45,37 +46,9 @@ def conv_batchnorm_pairs(network: nn.Module, sample: torch.Tensor) -> list[tuple
         >>> conv_batchnorm_pairs(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), torch.rand(1, 3, 8, 8))
         [('0', '1')]
     """
-    conv_outputs: dict[int, str] = {}
-    alive: list[torch.Tensor] = []  # keeps each output alive so that its id cannot be reused by a later tensor
-    pairs: list[tuple[str, str]] = []
-
-    def after_conv(name: str):
-        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-            alive.append(output)
-            conv_outputs[id(output)] = name
-
-        return hook
-
-    def before_batchnorm(name: str):
-        def hook(module: nn.Module, inputs: Any) -> None:
-            conv = conv_outputs.get(id(inputs[0])) if inputs else None
-            if conv is not None:
-                pairs.append((conv, name))
-
-        return hook
-
-    handles = []
-    for name, module in network.named_modules():
-        if isinstance(module, nn.Conv2d):
-            handles.append(module.register_forward_hook(after_conv(name)))
-        elif isinstance(module, nn.BatchNorm2d):
-            handles.append(module.register_forward_pre_hook(before_batchnorm(name)))
-    try:
-        with torch.no_grad():
-            network(sample)
-    finally:
-        for handle in handles:
-            handle.remove()
+    batchnorms = [name for name, module in network.named_modules() if isinstance(module, nn.BatchNorm2d)]
+    found = feeding_layers(network, sample, batchnorms, lambda module: isinstance(module, nn.Conv2d))
+    pairs = [(conv, batchnorm) for conv, batchnorm in found if conv is not None]
     used = [batchnorm for _, batchnorm in pairs]
     return [pair for pair in pairs if used.count(pair[1]) == 1]
 

@@ -34,14 +34,16 @@ import operator
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from featviz.errors import FeatvizError
+from featviz.hooks.dataflow import feeding_layers
 from featviz.io import atomic_path
+from featviz.text.ridge import ridge_fits
 from featviz.text.tower import TextTower
 
 if TYPE_CHECKING:
@@ -272,26 +274,13 @@ class TextMap:
         return F.normalize(embeddings.float() @ weight + bias, dim=-1)
 
 
-def _ridge(inputs: Tensor, targets: Tensor, strengths: Sequence[float]) -> list[tuple[Tensor, Tensor]]:
-    """Ridge fits with intercept, ``(weight, bias)`` per strength, from one SVD of the centred inputs."""
-    input_mean, target_mean = inputs.mean(0), targets.mean(0)
-    left, singular, right = torch.linalg.svd(inputs - input_mean, full_matrices=False)
-    projected = left.t() @ (targets - target_mean)
-    fits = []
-    for strength in strengths:
-        # (X'X + s I)^-1 X'Y written with X = U S V': V diag(S / (S^2 + s)) U'Y
-        weight = right.t() @ ((singular / (singular.square() + strength)).unsqueeze(1) * projected)
-        fits.append((weight, target_mean - input_mean @ weight))
-    return fits
-
-
 def _held_out_top1(inputs: Tensor, targets: Tensor, strengths: Sequence[float], folds: Sequence[Tensor]) -> list[float]:
     hits = [0] * len(strengths)
     for held in folds:
         kept = torch.ones(inputs.shape[0], dtype=torch.bool)
         kept[held] = False
         own = F.normalize(targets[held], dim=1).t()
-        for index, (weight, bias) in enumerate(_ridge(inputs[kept], targets[kept], strengths)):
+        for index, (weight, bias) in enumerate(ridge_fits(inputs[kept], targets[kept], strengths)):
             predicted = F.normalize(inputs[held] @ weight + bias, dim=1)
             hits[index] += int(((predicted @ own).argmax(1) == torch.arange(held.shape[0])).sum())
     return [count / inputs.shape[0] for count in hits]
@@ -338,7 +327,7 @@ def fit_text_map(
             validation = dict(zip(values, _held_out_top1(inputs, targets, values, folds)))
             # The first of the best wins, so ties go to the weaker strength listed first.
             strength = max(validation, key=lambda value: validation[value])
-        ((weight, bias),) = _ridge(inputs, targets, [strength])
+        ((weight, bias),) = ridge_fits(inputs, targets, [strength])
     finally:
         torch.set_num_threads(threads)
     return TextMap(weight.float(), bias.float(), strength, validation, tuple(range(count)))
@@ -424,51 +413,17 @@ def image_embedding_layer(network: nn.Module, classifier: str, sample: Tensor) -
     """The layer whose output tensor is the input of layer ``classifier``, found in one forward of ``sample``.
 
     A layer's output counts when it is the very tensor the classifier receives, or a view of the same memory
-    (a flatten); where several nested layers output it, the outermost (last to finish) is named. Dropout and
-    Identity layers, which hand their input on unchanged, are skipped.
+    (a flatten); where several nested layers output it, the outermost (last to finish) is named. Layers that
+    hand their input on unchanged (Dropout, Identity) are skipped.
 
     Example:
         >>> image_embedding_layer(model.network, "classifier", torch.zeros(1, 3, 224, 224))
         'global_pool'
     """
-    produced: dict[int, str] = {}
-    same_memory: dict[tuple[int, int], str] = {}
-    alive: list[Tensor] = []  # keeps each output alive so that its id cannot be reused by a later tensor
-    received: list[Tensor] = []
-    skipped = (nn.Dropout, nn.Identity)
-
-    def after(name: str, module: nn.Module):
-        def hook(_: nn.Module, inputs: Any, output: Any) -> None:
-            if not isinstance(output, Tensor) or received:
-                return
-            if isinstance(module, skipped) and any(output is value for value in inputs):
-                return
-            alive.append(output)
-            produced[id(output)] = name
-            same_memory[(output.data_ptr(), output.numel())] = name
-
-        return hook
-
-    def before_classifier(_: nn.Module, inputs: Any) -> None:
-        if not received and inputs and isinstance(inputs[0], Tensor):
-            received.append(inputs[0])
-
-    handles = []
-    for name, module in network.named_modules():
-        if name == classifier:
-            handles.append(module.register_forward_pre_hook(before_classifier))
-        elif name:
-            handles.append(module.register_forward_hook(after(name, module)))
-    try:
-        with torch.no_grad():
-            network(sample)
-    finally:
-        for handle in handles:
-            handle.remove()
-    if not received:
+    calls = feeding_layers(network, sample, [classifier], views=True)
+    if not calls:
         raise FeatvizError(f"layer '{classifier}' did not run in a forward pass; pass a model whose classifier runs")
-    features = received[0]
-    found = produced.get(id(features)) or same_memory.get((features.data_ptr(), features.numel()))
+    found = calls[0][0]
     if found is None:
         raise FeatvizError(
             f"no layer outputs the input of '{classifier}' (it is computed outside any module, e.g. by a "
