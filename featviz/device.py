@@ -37,7 +37,10 @@ def resolve_device(
         device(type='cpu')
         >>> resolve_device(None, default="cpu")
         device(type='cpu')
-        >>> resolve_device("cuda", per_process=True)  # under torchrun with LOCAL_RANK=1
+
+        On a machine with GPUs, under torchrun with ``LOCAL_RANK=1``:
+
+        >>> resolve_device("cuda", per_process=True)  # doctest: +SKIP
         device(type='cuda', index=1)
     """
     if device is None:

@@ -15,7 +15,14 @@ def import_modules(package: str, path: Iterable[str], namespace: MutableMapping[
     ``namespace``, copy each module's ``__all__`` into it; return the names copied.
 
     Example:
-        >>> __all__ = import_modules(__name__, __path__, globals())  # in a package's __init__.py
+        >>> import featviz.param
+        >>> namespace = {}
+        >>> "Fourier" in import_modules("featviz.param", featviz.param.__path__, namespace)
+        True
+        >>> namespace["Fourier"] is featviz.param.Fourier
+        True
+
+        In a package's ``__init__.py``: ``__all__ = import_modules(__name__, __path__, globals())``.
     """
     exported: list[str] = []
     for info in pkgutil.iter_modules(path, prefix=f"{package}."):

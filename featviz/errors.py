@@ -11,6 +11,8 @@ class FeatvizError(ValueError):
 
     Example:
         >>> raise FeatvizError("unknown model 'efficientnet_lite9'; closest: efficientnet_lite0")
+        Traceback (most recent call last):
+        featviz.errors.FeatvizError: unknown model 'efficientnet_lite9'; closest: efficientnet_lite0
     """
 
 

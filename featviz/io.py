@@ -20,8 +20,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Readers never see a half-written file, even when the process is killed mid-write.
 
     Example:
+        >>> from PIL import Image
         >>> with atomic_path("out.png") as tmp:
-        ...     image.save(tmp, format="PNG")
+        ...     Image.new("RGB", (8, 8)).save(tmp, format="PNG")
+        >>> sorted(path.name for path in Path(".").iterdir())
+        ['out.png']
     """
     path = Path(path)
     ensure_writable_dir(path.parent)

@@ -249,3 +249,33 @@ def test_cli_mistakes_print_one_line_and_exit_2(capsys, tmp_path):
         code, _, err = run_cli(capsys, *arguments, *(["--out", str(out)] if out else []), "--steps", "1", "--no-progress")
         assert code == 2, (arguments, err)
         assert expected in err and err.count("\n") == 1, (arguments, err)
+
+
+def test_facets_are_added_to_a_finished_gallery_without_rendering_it_again(tmp_path):
+    from featviz.concepts import Probe
+    from featviz.dataset import weights_fingerprint
+    from featviz.objectives.faceted import facet
+
+    model = tiny_model(size=32)
+    probe_path = Probe(
+        weights={"2": torch.linspace(-1, 1, 8)}, bias={"2": 0.0}, model_name=model.name,
+        fingerprint=weights_fingerprint(model), name="ramp",
+    ).save(tmp_path / "ramp.pt")
+    site = tmp_path / "site"
+    settings = {"units": "1-2", "steps": 3, "size": 24, "seed": 5, "out": site, "progress": False}
+    build_gallery(model, "4", **settings)
+    positive = site / unit_paths("4", 2).positive
+    stamp = positive.stat().st_mtime_ns
+    summary = build_gallery(model, "4", facets=[probe_path], facet_strength=3.0, **settings)
+    assert (summary.rendered, summary.annotated) == (0, 2) and positive.stat().st_mtime_ns == stamp
+    record = {item["unit"]: item for item in Manifest(site / "manifest.json").records()}[2]
+    assert record["images"]["facets"] == {"ramp": unit_paths("4", 2).facet("ramp")}
+    assert record["facet_seed"] == 5 + 2 and record["facet_strength"] == 3.0
+    image = Image.open(site / record["images"]["facets"]["ramp"])
+    assert image.text["featviz:objective"] == "facet(4:2, ramp, 3)"
+    alone = featviz.render(model, facet("4:2", probe_path, strength=3.0), steps=3, size=24, seed=7, progress=False)
+    assert np.abs(np.asarray(image, dtype=np.int16) - alone.to_numpy()[0]).max() <= 1
+    assert "Facets" in (site / unit_paths("4", 2).page).read_text()
+    assert build_gallery(model, "4", facets=[probe_path], facet_strength=3.0, **settings).skipped == 2
+    with pytest.raises(FeatvizError, match="does not exist"):
+        build_gallery(model, "4", facets=[tmp_path / "missing.pt"], **settings)

@@ -266,7 +266,7 @@ def test_custom_callables_run_in_the_chain():
 # ---------------------------------------------------------------- presets and errors
 
 def test_presets_and_create():
-    assert set(PRESETS) == {"none", "standard", "maco", "robust"}
+    assert set(PRESETS) == {"none", "standard", "maco", "robust", "facet"}
     for name in PRESETS:
         assert isinstance(create(name, (32, 32)), Compose)
     assert create("maco").views == 6 and create("standard").views == 1

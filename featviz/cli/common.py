@@ -56,7 +56,8 @@ def check_minimums(args: argparse.Namespace, **minimums: Any) -> None:
 
     Example:
         >>> check_minimums(argparse.Namespace(steps=0, size=None), steps=1, size=8)
-        FeatvizError: --steps must be at least 1, got 0
+        Traceback (most recent call last):
+        featviz.errors.FeatvizError: --steps must be at least 1, got 0
     """
     for name, minimum in minimums.items():
         value = getattr(args, name)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from featviz.cli.common import add_model_arguments, check_minimums
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.gallery.build import DEFAULT_DIVERSITY_WEIGHT, build_gallery, parse_units
+from featviz.gallery.extras import DEFAULT_FACET_STRENGTH
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +40,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--examples", type=int, default=6, help="dataset examples per unit (default 6)")
     parser.add_argument("--thumbnail-size", type=int, default=64, help="thumbnail size in pixels (default 64)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    multimodal = parser.add_argument_group(
+        "multimodal units", "models with a text tower (CLIP; classifiers such as efficientnet_lite0) and probes; "
+        "added to units rendered earlier too, without rendering them again"
+    )
+    multimodal.add_argument("--words", nargs="?", const=True, default=None, metavar="FILE|W1,W2",
+                            help="each unit's top words by zero-shot ranking, and a search box on each layer page; "
+                            "alone: the default concept list; or a file with one word a line, or comma-separated words")
+    multimodal.add_argument("--labels", nargs="?", const=True, default=None, metavar="IMAGES",
+                            help="label each unit with a concept (from --words' list when given) found on images; "
+                            "alone: the --images folder; or another folder, or 'shipped'")
+    multimodal.add_argument("--facets", default=None, metavar="PROBE[,PROBE]",
+                            help="comma-separated probe files (from `featviz.concepts`): one faceted render per "
+                            "unit and probe")
+    multimodal.add_argument("--facet-strength", type=float, default=DEFAULT_FACET_STRENGTH,
+                            help=f"strength of the facet term (default {DEFAULT_FACET_STRENGTH:g})")
+    multimodal.add_argument("--story", nargs="?", const=True, default=None, metavar="IMAGES",
+                            help="each unit's conditional-probability plot on images; alone: the --images folder")
     parser.set_defaults(run=run)
+
+
+def _words_option(value: str | bool | None) -> str | list[str] | bool | None:
+    """``--words``: alone (True), a file, or comma-separated words."""
+    if value is None or value is True:
+        return value
+    if os.path.isfile(value):
+        return value
+    if "," in value:
+        return [word for word in value.split(",") if word.strip()]
+    raise FeatvizError(
+        f"--words: '{value}' is not a file; give a file with one word a line, comma-separated words like "
+        "dog,water,striped, or --words alone for the default list"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         weights=args.weights, diversity_weight=args.diversity_weight, diversity_size=args.diversity_size,
         examples=args.examples,
         thumbnail_size=args.thumbnail_size,
+        words=_words_option(args.words), labels=args.labels, story=args.story,
+        facets=[path for path in args.facets.split(",") if path.strip()] if args.facets else None,
+        facet_strength=args.facet_strength,
     )
     if summary.index is not None:
         print(summary)

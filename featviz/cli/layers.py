@@ -14,6 +14,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `featviz layers` and its options on the `featviz` parser.
 
     Example:
+        >>> from featviz.cli import build_parser
         >>> build_parser().parse_args(["layers", "efficientnet_lite0"]).run is run
         True
     """
@@ -29,9 +30,12 @@ def run(args: argparse.Namespace) -> int:
     """Load the model (random weights unless --weights is given) and print its layer table.
 
     Example:
-        >>> run(build_parser().parse_args(["layers", "efficientnet_lite0"]))
-        layer                 type                    output shape  ...  channels
+        >>> from featviz.cli import build_parser
+        >>> run(build_parser().parse_args(["layers", "efficientnet_lite0", "--size", "64"]))
+        layer                 type                    output shape  layout  channels
+        conv_stem             Conv2dSame              1x32x32x32    nchw  32
         ...
+        0
     """
     if args.size is not None and args.size < 8:
         raise FeatvizError(f"--size must be at least 8 pixels, got {args.size}")

@@ -10,6 +10,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `featviz models` on the `featviz` parser.
 
     Example:
+        >>> from featviz.cli import build_parser
         >>> build_parser().parse_args(["models"]).run is run
         True
     """
@@ -25,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
         efficientnet_lite0
         ...
         timm:NAME                  any timm model; NAME may carry a pretrained tag, e.g. timm:resnet18.a1_in1k
+        ...
         0
     """
     for name in list_models():

@@ -10,6 +10,7 @@ import torch
 
 from featviz import objectives, optim, param, transforms
 from featviz.cli.common import add_model_arguments, check_minimums
+from featviz.cli.probe import facet_goals
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import ensure_writable_dir
@@ -36,9 +37,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--transforms", default="standard", choices=transforms.PRESETS, help="augmentations (default standard)")
     parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS, help="adam (default) or clampsgd")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the parameterization's)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="images of a single objective, seeds SEED, SEED+1, ... (default 1)")
+    parser.add_argument("--facet", default=None, metavar="PROBE.pt",
+                        help="steer each objective towards the facet of a probe made by `featviz probe` (faceted feature "
+                        "visualization; the probe's layers must come before the objectives')")
+    parser.add_argument("--facet-strength", default="20", metavar="LO,HI",
+                        help="facet strength: one number, or LO,HI spread from the first image to the last (default 20)")
     parser.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS), help="network precision: fp32 (default), bf16 or fp16 autocast")
     parser.add_argument("--out", default="featviz.png", help="a .png (one image, or a grid of several) or a folder (default featviz.png)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--importance", action="store_true",
+                        help="also write OUT-importance.png: the render as RGBA whose alpha is MACO's importance map "
+                        "(the objective's accumulated absolute gradient on each pixel)")
     parser.set_defaults(run=run)
 
 
@@ -53,10 +64,12 @@ def _optimizer_factory(name: str, lr: float | None, seed: int):
 
 def run(args: argparse.Namespace) -> int:
     """Check every option, render the objectives and print the paths written."""
-    check_minimums(args, steps=1, seed=0, size=8)
+    check_minimums(args, steps=1, seed=0, size=8, batch=1)
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         raise FeatvizError(f"--lr must be a finite number above 0 (e.g. 0.05), got {args.lr}")
     goals = [goal for text in args.objectives for goal in objectives.parse(text)]
+    if args.facet is not None:  # the probe is checked against the model when the render binds the objectives
+        goals = facet_goals(goals, args.facet, args.facet_strength, images=args.batch or len(goals))
     out = Path(args.out)
     if out.suffix.lower() == ".png" and out.is_dir():
         raise FeatvizError(f"--out '{out}' is a folder; give a file name ending in .png or a folder without .png")
@@ -68,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
     result = render(
         model, goals, param=args.param, transforms=args.transforms,
         optimizer=_optimizer_factory(args.optimizer, args.lr, args.seed), steps=args.steps, seed=args.seed,
-        size=args.size, progress=not args.no_progress, autocast=PRECISIONS[args.precision],
+        size=args.size, batch=args.batch, progress=not args.no_progress, autocast=PRECISIONS[args.precision],
+        importance=args.importance,
     )
-    for path in result.save(out):
+    for path in result.save(out, importance=args.importance):
         print(path)
     return 0

@@ -2,9 +2,10 @@
 it most (with the spot where it fires) and a histogram of its activation.
 
 Example:
-    >>> from featviz.dataset import ImageFolder, collect_activations
-    >>> stats = collect_activations(model, ImageFolder("val_images", 224), ["blocks.4.0.conv_pwl"], cache_dir="cache")
-    >>> best = stats["blocks.4.0.conv_pwl"].top_examples(3)[0]
+    >>> from featviz.dataset import ImageFolder, collect_activations, shipped_photo_paths
+    >>> folder = ImageFolder(shipped_photo_paths(), 64)      # or ImageFolder("val_images", 224)
+    >>> stats = collect_activations(model, folder, ["blocks.4.0.conv_pwl"], cache_dir="cache")
+    >>> best = stats["blocks.4.0.conv_pwl"].top_examples(3)[0]   # unit 3's best image
     >>> best.crop(128).save("unit3_crop.png")
 """
 from featviz.dataset.activations import (

@@ -5,7 +5,9 @@ many images the folder holds:
 
 * the top-k images by the unit's maximum over positions of its channels-first activation map, each with the
   value, the ``(y, x)`` of that maximum and the map's size (so `crop_around` can cut the spot out);
-* a histogram of the unit's per-image mean activation.
+* a histogram of the unit's per-image mean activation;
+* with ``per_image=True``, every image's mean and maximum of every unit (``images x units`` floats each, what
+  concept labels and conditional-probability plots in `featviz.concepts` read).
 
 Histogram range: each unit starts with ``bins`` equal bins over its first batch's range (padded by 5 %, or by
 ``max(5 % of |value|, 1e-3)`` around the middle of a bin when that range is a single value). A later value
@@ -34,7 +36,7 @@ from torch import nn
 
 from featviz.dataset.folder import PIL_MODES, ImageFolder, centre_square, open_oriented
 from featviz.errors import FeatvizError, check_int
-from featviz.hooks import IMAGE, ActivationCapture, Layout, bind_layers
+from featviz.hooks import IMAGE, OUTPUT, ActivationCapture, Layout, bind_layers
 from featviz.models import Model, load_model
 from featviz.io import atomic_path, ensure_writable_dir
 
@@ -48,9 +50,11 @@ class TopExample:
     """One of the images that excite a unit most: its file, the unit's maximum, where on the map and the map size.
 
     Example:
+        >>> from featviz.dataset import shipped_photo_paths
+        >>> stats = collect_activations(model, ImageFolder(shipped_photo_paths(), 64), ["blocks.4.0.conv_pwl"])
         >>> best = stats["blocks.4.0.conv_pwl"].top_examples(3)[0]
-        >>> best.path, best.value, best.position, best.map_size
-        ('/data/val/dog.jpg', 7.21, (5, 9), (14, 14))
+        >>> Path(best.path).name, round(best.value, 2), best.position, best.map_size
+        ('flower.jpg', 5.88, (0, 1), (4, 4))
     """
 
     path: str
@@ -62,7 +66,11 @@ class TopExample:
         """The ``size x size`` crop of this image around the spot where the unit fires most (see `crop_around`).
 
         Example:
-            >>> best.crop(96).save("crop.png")
+            >>> from featviz.dataset import shipped_photo_paths
+            >>> stats = collect_activations(model, ImageFolder(shipped_photo_paths(), 64), ["blocks.4.0.conv_pwl"])
+            >>> best = stats["blocks.4.0.conv_pwl"].top_examples(3)[0]
+            >>> best.crop(96).size
+            (96, 96)
         """
         return crop_around(self.path, self.position, self.map_size, size, crop_fraction, channels)
 
@@ -79,12 +87,15 @@ class UnitStats:
 
     Tensors are indexed by unit first. ``paths`` holds only the images some unit ranks in its top k;
     ``top_images`` indexes it. Values are in descending order along the second dimension; a folder smaller
-    than k gives fewer columns.
+    than k gives fewer columns. A pass with ``per_image=True`` also keeps every image's per-unit mean and
+    maximum over positions (`per_image`), ``(images, units)`` in the order of ``image_paths``.
 
     Example:
+        >>> from featviz.dataset import shipped_photo_paths
+        >>> folder = ImageFolder(shipped_photo_paths(), 64)   # the 15 shipped photos at 64 px
         >>> stats = collect_activations(model, folder, ["blocks.4.0.conv_pwl"])["blocks.4.0.conv_pwl"]
-        >>> stats.units, stats.map_size, stats.histogram(3).counts[:4]
-        (80, (14, 14), [0, 2, 11, 40])
+        >>> stats
+        UnitStats(layer='blocks.4.0.conv_pwl', units=112, k=9, map_size=(4, 4), images=15)
     """
 
     def __init__(
@@ -101,6 +112,9 @@ class UnitStats:
         image_count: int,
         image_size: int,
         channels: int = 3,
+        image_paths: list[str] | None = None,
+        image_means: torch.Tensor | None = None,
+        image_maxima: torch.Tensor | None = None,
     ) -> None:
         self.layer = layer
         self.paths = paths
@@ -114,6 +128,9 @@ class UnitStats:
         self.image_count = int(image_count)
         self.image_size = int(image_size)
         self.channels = int(channels)
+        self.image_paths = image_paths
+        self.image_means = image_means
+        self.image_maxima = image_maxima
 
     @property
     def units(self) -> int:
@@ -135,8 +152,10 @@ class UnitStats:
         """The images that excite ``unit`` most, best first.
 
         Example:
-            >>> [example.value for example in stats.top_examples(0)]
-            [9.1, 8.7, 8.2]
+            >>> from featviz.dataset import shipped_photo_paths
+            >>> stats = collect_activations(model, ImageFolder(shipped_photo_paths(), 64), ["blocks.4.0.conv_pwl"])
+            >>> [round(example.value, 2) for example in stats["blocks.4.0.conv_pwl"].top_examples(0)[:3]]
+            [6.74, 3.33, 3.2]
         """
         unit = self._check_unit(unit)
         return [
@@ -146,13 +165,37 @@ class UnitStats:
             )
         ]
 
+    def per_image(self, reduce: str = "mean") -> torch.Tensor:
+        """Every image's value of every unit, ``(images, units)`` float32 in ``image_paths`` order: the unit's
+        ``"mean"`` or ``"max"`` over positions. Needs a pass with ``per_image=True``.
+
+        Example:
+            >>> from featviz.dataset import shipped_photo_paths
+            >>> folder = ImageFolder(shipped_photo_paths(), 64)
+            >>> found = collect_activations(model, folder, ["blocks.4.0.conv_pwl"], per_image=True)
+            >>> found["blocks.4.0.conv_pwl"].per_image("mean").shape
+            torch.Size([15, 112])
+        """
+        found = {"mean": self.image_means, "max": self.image_maxima}
+        if reduce not in found:
+            raise FeatvizError(f"reduce must be 'mean' or 'max' (over positions), not {reduce!r}")
+        values = found[reduce]
+        if values is None:
+            raise FeatvizError(
+                f"these statistics of layer '{self.layer}' hold no per-image values; run collect_activations(..., "
+                "per_image=True)"
+            )
+        return values
+
     def histogram(self, unit: int) -> Histogram:
         """The histogram of ``unit``'s per-image mean activation over the folder.
 
         Example:
-            >>> counts, edges = stats.histogram(0)
-            >>> sum(counts) == stats.image_count
-            True
+            >>> from featviz.dataset import shipped_photo_paths
+            >>> stats = collect_activations(model, ImageFolder(shipped_photo_paths(), 64), ["blocks.4.0.conv_pwl"])
+            >>> counts, edges = stats["blocks.4.0.conv_pwl"].histogram(0)
+            >>> sum(counts), len(counts), len(edges)
+            (15, 32, 33)
         """
         unit = self._check_unit(unit)
         bins = self.histogram_counts.shape[1]
@@ -167,6 +210,8 @@ class UnitStats:
             "histogram_counts": self.histogram_counts, "histogram_low": self.histogram_low,
             "histogram_width": self.histogram_width, "image_count": self.image_count, "image_size": self.image_size,
             "channels": self.channels,
+            **({"image_paths": list(self.image_paths), "image_means": self.image_means,
+                "image_maxima": self.image_maxima} if self.image_means is not None else {}),
         }
 
     @classmethod
@@ -174,7 +219,10 @@ class UnitStats:
         """Rebuild statistics saved with `state`.
 
         Example:
-            >>> UnitStats.from_state(stats.state()).units == stats.units
+            >>> from featviz.dataset import shipped_photo_paths
+            >>> stats = collect_activations(model, ImageFolder(shipped_photo_paths(), 64), ["blocks.4.0.conv_pwl"])
+            >>> state = stats["blocks.4.0.conv_pwl"].state()
+            >>> UnitStats.from_state(state).top_examples(0) == stats["blocks.4.0.conv_pwl"].top_examples(0)
             True
         """
         return cls(**state)
@@ -240,7 +288,7 @@ class _RunningHistogram:
 class _LayerAccumulator:
     """The running top-k and histogram of one layer during the pass."""
 
-    def __init__(self, layer: str, k: int, bins: int) -> None:
+    def __init__(self, layer: str, k: int, bins: int, per_image: bool = False) -> None:
         self.layer = layer
         self.k = k
         self.top_values: torch.Tensor | None = None  # (units, <=k) float32
@@ -248,6 +296,8 @@ class _LayerAccumulator:
         self.top_spots: torch.Tensor | None = None  # (units, <=k) int64, flat y * width + x
         self.map_size: tuple[int, int] | None = None
         self.histogram = _RunningHistogram(bins)
+        self.image_means: list[torch.Tensor] | None = [] if per_image else None
+        self.image_maxima: list[torch.Tensor] = []
 
     def update(
         self,
@@ -276,6 +326,9 @@ class _LayerAccumulator:
         self.top_images = torch.cat([self.top_images, images], 1).gather(1, order)
         self.top_spots = torch.cat([self.top_spots, spots.t()], 1).gather(1, order)
         self.histogram.add(means)
+        if self.image_means is not None:
+            self.image_means.append(means.float())
+            self.image_maxima.append(maxima)
 
     def finish(self, all_paths: list[str], image_size: int, channels: int) -> UnitStats:
         assert self.top_values is not None and self.top_images is not None and self.top_spots is not None
@@ -298,6 +351,8 @@ class _LayerAccumulator:
             image_count=len(all_paths),
             image_size=image_size,
             channels=channels,
+            **({"image_paths": list(all_paths), "image_means": torch.cat(self.image_means),
+                "image_maxima": torch.cat(self.image_maxima)} if self.image_means is not None else {}),
         )
 
 
@@ -319,7 +374,7 @@ def weights_fingerprint(model: nn.Module, sample_bytes: int = 1 << 16) -> str:
 
     Example:
         >>> weights_fingerprint(model)[:12]
-        '3fa1c09be2d4'
+        'e96ab87dfba3'
     """
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
@@ -332,7 +387,9 @@ def weights_fingerprint(model: nn.Module, sample_bytes: int = 1 << 16) -> str:
     return digest.hexdigest()
 
 
-def _cache_key(model: nn.Module, folder: ImageFolder, layers: Sequence[str], k: int, bins: int) -> str:
+def _cache_key(
+    model: nn.Module, folder: ImageFolder, layers: Sequence[str], k: int, bins: int, per_image: bool = False
+) -> str:
     files = hashlib.sha256()
     for stamp in folder.stamps:
         files.update(f"{stamp.relative_path}\0{stamp.size}\0{stamp.mtime_ns}\n".encode())
@@ -342,6 +399,7 @@ def _cache_key(model: nn.Module, folder: ImageFolder, layers: Sequence[str], k: 
             "format": CACHE_FORMAT, "model": str(getattr(model, "name", type(network).__name__)),
             "weights": weights_fingerprint(model), "layers": sorted(layers), "size": folder.size,
             "channels": folder.channels, "root": str(folder.root), "files": files.hexdigest(), "k": k, "bins": bins,
+            **({"per_image": True} if per_image else {}),
         },
         sort_keys=True,
     )
@@ -372,6 +430,7 @@ def collect_activations(
     bins: int = 32,
     workers: int | None = None,
     progress: bool = False,
+    per_image: bool = False,
 ) -> dict[str, UnitStats]:
     """Run ``model`` once over every image of ``folder`` and return each layer's `UnitStats`.
 
@@ -382,12 +441,17 @@ def collect_activations(
     (default: the model's) in the model's dtype. ``workers`` threads decode images while the model runs
     (default: up to 4). With ``cache_dir``, the result is saved there under a hash of the model name, its
     weights fingerprint, the layers, image size and channels, every file's path, size and mtime, ``k`` and
-    ``bins``; a later call with the same inputs loads it without running the model.
+    ``bins``; a later call with the same inputs loads it without running the model. ``per_image`` also keeps
+    every image's per-unit mean and maximum (`UnitStats.per_image`; ``images x units`` floats per layer).
 
     Example:
-        >>> stats = collect_activations(model, ImageFolder("val", 224), ["blocks.4.0.conv_pwl"], cache_dir="cache")
-        >>> stats["blocks.4.0.conv_pwl"].top_examples(3)[0].path
-        '/data/val/n01440764/ILSVRC2012_val_00000293.JPEG'
+        >>> from featviz.dataset import shipped_photo_paths
+        >>> folder = ImageFolder(shipped_photo_paths(), 64)
+        >>> stats = collect_activations(model, folder, ["blocks.4.0.conv_pwl"], cache_dir="cache")
+        >>> Path(stats["blocks.4.0.conv_pwl"].top_examples(3)[0].path).name
+        'flower.jpg'
+        >>> len(list(Path("cache").iterdir()))   # a second call with the same inputs reads this file
+        1
     """
     if isinstance(layers, str):
         layers = [layers]
@@ -422,10 +486,11 @@ def collect_activations(
     if IMAGE in layer_names:
         raise FeatvizError(f"'{IMAGE}' is the input image, not a layer; pick layers of the network")
     for name in layer_names:
-        model.get_layer(name)  # an unknown name fails now, with the closest names, cached or not
+        if name != OUTPUT:
+            model.get_layer(name)  # an unknown name fails now, with the closest names, cached or not
     cache_path = None
     if cache_dir is not None:
-        key = _cache_key(model, folder, layer_names, k, bins)
+        key = _cache_key(model, folder, layer_names, k, bins, per_image)
         digest = hashlib.sha256(key.encode()).hexdigest()
         cache_path = ensure_writable_dir(cache_dir) / f"activations-{digest[:24]}.pt"
         cached = _load_cache(cache_path, key)
@@ -434,7 +499,7 @@ def collect_activations(
     binding = bind_layers(model, layer_names, (folder.size, folder.size))
     result = _run_pass(
         model, folder, layer_names, binding.layouts, batch_size, k, bins, workers, progress,
-        model.device,
+        model.device, per_image,
     )
     if cache_path is not None:
         with atomic_path(cache_path) as temporary:
@@ -453,10 +518,11 @@ def _run_pass(
     workers: int,
     progress: bool,
     device: torch.device,
+    per_image: bool = False,
 ) -> dict[str, UnitStats]:
     from tqdm.auto import tqdm
 
-    accumulators = {name: _LayerAccumulator(name, k, bins) for name in layer_names}
+    accumulators = {name: _LayerAccumulator(name, k, bins, per_image) for name in layer_names}
     all_paths: list[str] = []
     bar = tqdm(total=len(folder), unit="image", desc="dataset pass", disable=not progress)
     try:
@@ -495,8 +561,11 @@ def crop_around(
     (upright), centred on that spot and shifted to stay inside the image, then resized to ``size``.
 
     Example:
+        >>> from featviz.dataset import shipped_photo_paths
+        >>> stats = collect_activations(model, ImageFolder(shipped_photo_paths(), 64), ["blocks.4.0.conv_pwl"])
         >>> best = stats["blocks.4.0.conv_pwl"].top_examples(3)[0]
-        >>> crop_around(best.path, best.position, best.map_size, size=128, crop_fraction=0.4).save("crop.png")
+        >>> crop_around(best.path, best.position, best.map_size, size=128, crop_fraction=0.4).size
+        (128, 128)
     """
     size = check_int(size, "crop size")
     if isinstance(crop_fraction, bool) or not isinstance(crop_fraction, (int, float)) or not 0 < crop_fraction <= 1:

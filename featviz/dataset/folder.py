@@ -49,6 +49,7 @@ def open_oriented(path: str | os.PathLike, mode: str, draft_size: int | None = N
     image keeps both sides at least ``draft_size``). Decoding errors propagate (OSError, ValueError, ...).
 
     Example:
+        >>> Image.new("RGB", (640, 480)).save("photo.jpg")
         >>> open_oriented("photo.jpg", "RGB").size
         (640, 480)
     """
@@ -77,6 +78,7 @@ def load_image(path: str | os.PathLike, size: int, channels: int = 3) -> np.ndar
     Raises whatever PIL raises for an unreadable file; `ImageFolder` turns that into a warning and a skip.
 
     Example:
+        >>> Image.new("RGB", (640, 480)).save("photo.jpg")
         >>> load_image("photo.jpg", 64).shape
         (64, 64, 3)
     """
@@ -126,10 +128,17 @@ class ImageFolder:
     file for the life of the folder object); iteration never raises for a bad file.
 
     Example:
-        >>> folder = ImageFolder("val_images", size=224)
+        >>> Path("images/cats").mkdir(parents=True)
+        >>> for name in ("images/b.jpg", "images/cats/a.png", "images/notes.txt"):
+        ...     Image.new("RGB", (640, 480)).save(name, format="PNG")
+        >>> folder = ImageFolder("images", size=224)
+        >>> [path.relative_to(Path("images").resolve()).as_posix() for path in folder.paths]   # not notes.txt
+        ['b.jpg', 'cats/a.png']
         >>> for paths, images in folder.batches(32):
-        ...     images.shape  # (len(paths), 3, 224, 224), float32 in [0, 1]
-        >>> ImageFolder(shipped_photo_paths(), size=224)  # an explicit list of files
+        ...     print(len(paths), images.shape, images.dtype)   # values in [0, 1]
+        2 torch.Size([2, 3, 224, 224]) torch.float32
+        >>> ImageFolder(["images/cats/a.png", "images/b.jpg"], size=64).paths[0].name   # a list of files
+        'a.png'
     """
 
     def __init__(
@@ -203,8 +212,13 @@ class ImageFolder:
         works on the current one; memory stays bounded by two batches either way.
 
         Example:
-            >>> for paths, images in ImageFolder("images", 64).batches(16, workers=2):
-            ...     print(len(paths), images.shape)
+            >>> Path("images").mkdir()
+            >>> for index in range(3):
+            ...     Image.new("RGB", (80, 60), (90 * index, 0, 0)).save(f"images/{index}.png")
+            >>> for paths, images in ImageFolder("images", 64).batches(2, workers=2):
+            ...     print([path.name for path in paths], images.shape)
+            ['0.png', '1.png'] torch.Size([2, 3, 64, 64])
+            ['2.png'] torch.Size([1, 3, 64, 64])
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise FeatvizError(f"batch_size must be a positive int, not {batch_size!r}")

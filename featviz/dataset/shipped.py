@@ -34,6 +34,8 @@ def shipped_photo_paths() -> list[Path]:
     Example:
         >>> [path.name for path in shipped_photo_paths()][:2]
         ['astronaut.png', 'brick.png']
+        >>> len(shipped_photo_paths())    # 13 from scikit-image, 2 from scikit-learn
+        15
     """
     paths: list[Path] = []
     skimage = _package_folder("skimage")

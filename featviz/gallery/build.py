@@ -10,6 +10,9 @@ processes, so a build sharded over N processes makes the same images as one proc
 
 Safety: a batch's records are saved to the manifest only after all its files are written; every file is
 written under a temporary name and renamed. A build killed at any moment resumes where it stopped.
+
+Multimodal parts (top words, concept labels, facets, conditional probabilities; `featviz.gallery.extras`) are
+added per unit in the same batches, to new units and to units rendered by an earlier build alike.
 """
 from __future__ import annotations
 
@@ -29,8 +32,13 @@ from tqdm.auto import tqdm
 from featviz import objectives
 from featviz.dataset import ImageFolder, UnitStats, collect_activations, shipped_photo_paths, weights_fingerprint
 from featviz.errors import FeatvizError, check_int
+from featviz.gallery.extras import (
+    DEFAULT_FACET_STRENGTH, LABEL, WORDS, Extras, LayerData, add_parts, extras_from_options, prepare_labels,
+    prepare_words,
+)
 from featviz.gallery.manifest import MANIFEST_NAME, Manifest, shard_paths
 from featviz.gallery.site import DIVERSITY, unit_paths, write_site, write_unit_examples
+from featviz.gallery.words import WordsLike, write_search_table
 from featviz.device import resolve_device
 from featviz.hooks import IMAGE, ActivationCapture, bind_layers
 from featviz.io import ensure_writable_dir, write_text
@@ -46,7 +54,7 @@ DEFAULT_DIVERSITY_WEIGHT = 2.0
 BARRIER_TIMEOUT = datetime.timedelta(hours=24)  # the barrier waits for the slowest rank's whole shard
 _UNIT_PART = re.compile(r"(\d+)(?:-(\d+))?")
 _STALE_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
-SITE_FOLDERS = ("images", "units", "layers", "assets", CACHE_FOLDER)
+SITE_FOLDERS = ("images", "units", "layers", "assets", "search", CACHE_FOLDER)
 
 
 @dataclass
@@ -68,13 +76,15 @@ class GallerySummary:
     seconds: float
     world_size: int = 1
     layers: dict[str, int] = field(default_factory=dict)
+    annotated: int = 0
 
     def __str__(self) -> str:
         processes = f" on {self.world_size} processes" if self.world_size > 1 else ""
         where = f"; open {self.index}" if self.index is not None else ""
+        added = f", added multimodal parts to {self.annotated} rendered before" if self.annotated else ""
         return (
-            f"rendered {self.rendered} unit{'' if self.rendered == 1 else 's'}, skipped {self.skipped} already done, "
-            f"in {_duration(self.seconds)}{processes}{where}"
+            f"rendered {self.rendered} unit{'' if self.rendered == 1 else 's'}{added}, skipped {self.skipped} already "
+            f"done, in {_duration(self.seconds)}{processes}{where}"
         )
 
 
@@ -273,18 +283,32 @@ def _check_settings(site_dir: Path, settings: dict[str, Any]) -> None:
 class _Batch:
     layer: str
     units: list[int]
+    render: list[int] = field(default_factory=list)  # the units without a record yet
+    missing: dict[int, set[str]] = field(default_factory=dict)  # each unit's missing multimodal parts
 
 
-def _plan(layer_units: dict[str, list[int]], batch: int, manifest: Manifest) -> tuple[list[_Batch], int]:
-    """Fixed batches of ``batch`` requested units per layer, keeping only the units not done; and the skip count."""
+def _plan(
+    layer_units: dict[str, list[int]], batch: int, manifest: Manifest, extras: Extras
+) -> tuple[list[_Batch], int]:
+    """Fixed batches of ``batch`` requested units per layer, keeping only the units with something to do (a render
+    or a multimodal part); and the count of units with nothing to do."""
     batches, skipped = [], 0
     for layer, units in layer_units.items():
         for start in range(0, len(units), batch):
-            chunk = units[start:start + batch]
-            pending = [unit for unit in chunk if not manifest.is_done(layer, unit)]
-            skipped += len(chunk) - len(pending)
-            if pending:
-                batches.append(_Batch(layer, pending))
+            work = _Batch(layer, [])
+            for unit in units[start:start + batch]:
+                record = manifest.get(layer, unit) if extras else None
+                done = manifest.is_done(layer, unit)
+                missing = extras.missing(record if done else None) if extras else set()
+                if done and not missing:
+                    continue
+                work.units.append(unit)
+                work.missing[unit] = missing
+                if not done:
+                    work.render.append(unit)
+            skipped += len(units[start:start + batch]) - len(work.units)
+            if work.units:
+                batches.append(work)
     return batches, skipped
 
 
@@ -298,6 +322,26 @@ class _Settings:
     examples: int
     example_size: int
     crop_size: int
+
+
+def _process_batch(
+    renderer: Renderer, model: Model, work: _Batch, settings: _Settings, site_dir: Path, stats: UnitStats | None,
+    manifest: Manifest, extras: Extras, layer_data: LayerData | None,
+) -> list[dict[str, Any]]:
+    """Render the batch's new units, then give every unit of the batch its missing multimodal parts."""
+    records: dict[int, dict[str, Any]] = {}
+    if work.render:
+        rendered = _render_batch(renderer, _Batch(work.layer, work.render), settings, site_dir, stats)
+        records.update(zip(work.render, rendered))
+    for unit in work.units:
+        if unit not in records:
+            records[unit] = manifest.get(work.layer, unit) or {"layer": work.layer, "unit": unit}
+    if extras and any(work.missing.values()):
+        options = {"seed": settings.seed, "size": settings.size, "steps": settings.steps}
+        add_parts(
+            records, work.missing, work.layer, extras, layer_data or LayerData(), renderer, model, site_dir, options
+        )
+    return [records[unit] for unit in work.units]
 
 
 def _render_batch(
@@ -389,6 +433,64 @@ def _dataset_stats(
     return stats
 
 
+def _layer_data(
+    model: Model, plan: list[_Batch], extras: Extras, site_dir: Path, processes: _Processes
+) -> dict[str, LayerData]:
+    """Each planned layer's word scores and concept labels (rank 0 first, the other ranks then read its cache)."""
+    needed: dict[str, set[str]] = {}
+    for work in plan:
+        for missing in work.missing.values():
+            needed.setdefault(work.layer, set()).update(missing)
+    needed = {layer: parts for layer, parts in needed.items() if parts}
+    if not needed:
+        return {}
+    cache = site_dir / CACHE_FOLDER
+    data = {layer: LayerData() for layer in needed}
+    if processes.rank == 0:
+        ensure_writable_dir(cache)
+        if not (cache / ".gitignore").exists():
+            write_text(cache / ".gitignore", "*\n")
+    for turn in (0, 1):  # rank 0 fills the words' cache, then the other ranks read it
+        if (processes.rank == 0) == (turn == 0):
+            for layer, parts in needed.items():
+                if WORDS in parts:
+                    data[layer].words = prepare_words(model, layer, extras, cache)
+        processes.barrier()
+    for layer, parts in needed.items():
+        if LABEL in parts:
+            data[layer].labels = prepare_labels(model, layer, extras, cache)  # every rank: they share the pass
+    return data
+
+
+def _write_search_tables(
+    model: Model, site_dir: Path, records: list[dict[str, Any]], layers: list[str], extras: Extras
+) -> None:
+    """Each layer's search table (words this build ranks, and the concept labels its records hold)."""
+    if extras.words is None and extras.label_source is None:
+        return
+    by_layer: dict[str, dict[int, dict[str, Any]]] = {}
+    for record in records:
+        by_layer.setdefault(record["layer"], {})[record["unit"]] = record
+    for layer in layers:
+        units = by_layer.get(layer, {})
+        if not units:
+            continue
+        words = None
+        if extras.words is not None:
+            scores = prepare_words(model, layer, extras, site_dir / CACHE_FOLDER)
+            words = scores.top_units(sorted(units)) if scores is not None else None
+        labelled: dict[str, list[list[float | int]]] = {}
+        for unit, record in units.items():
+            concept, score = record.get("concept"), record.get("concept_score")
+            if isinstance(concept, str) and concept:
+                labelled.setdefault(concept, []).append([unit, round(float(score), 4) if score is not None else 0.0])
+        for pairs in labelled.values():
+            pairs.sort(key=lambda pair: -pair[1])
+        write_search_table(
+            site_dir, layer, words, labelled, word_count=len(extras.words) if extras.words is not None else len(labelled)
+        )
+
+
 def _ordered_records(records: list[dict[str, Any]], layers: list[str]) -> list[dict[str, Any]]:
     """Records of the requested layers first, in request order, then any others; units in numeric order."""
     rank = {layer: index for index, layer in enumerate(layers)}
@@ -422,6 +524,11 @@ def build_gallery(
     crop_size: int = 112,
     thumbnail_size: int = 64,
     title: str | None = None,
+    words: WordsLike = None,
+    labels: bool | str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    facets: Sequence[str | os.PathLike] | str | os.PathLike | None = None,
+    facet_strength: float = DEFAULT_FACET_STRENGTH,
+    story: bool | str | os.PathLike | Sequence[str | os.PathLike] | None = None,
 ) -> GallerySummary:
     """Render a Microscope-style gallery of ``units`` of each of ``layers`` into the static site ``out``.
 
@@ -435,11 +542,22 @@ def build_gallery(
     again skips them. Under torchrun (WORLD_SIZE > 1) each process renders its share of the batches and
     rank 0 merges the manifests and writes the site; ``device="cuda"`` means cuda:LOCAL_RANK.
 
+    Multimodal options (see docs/gallery.md; each is added to units rendered earlier too, without rendering
+    them again): ``words`` (models with a text tower: True for `featviz.concepts.default_concepts`, a list of
+    words or a file with one a line) gives every unit its top words by zero-shot ranking and each layer page a
+    search box that finds units by a word of the list; ``labels`` (True for ``images``, or another image
+    source) labels each unit with a concept (`featviz.concepts.label_units`; the concepts are ``words`` when it
+    is a list or file, else the default list); ``facets`` (paths of probes saved by `featviz.concepts`)
+    renders each unit's positive image once more per probe, steered towards its facet with
+    ``facet_strength``; ``story`` (True or an image source) adds each unit's conditional-probability plot.
+
     Example:
         >>> summary = build_gallery("efficientnet_lite0", ["blocks.2.0.conv_pwl", "blocks.4.0.conv_pwl"],
         ...                         units="0-15", images="shipped", steps=512, size=128, out="gallery")
         >>> summary.index
         PosixPath('gallery/index.html')
+        >>> build_gallery("efficientnet_lite0", "blocks.6", units="0-15", images="shipped", words=True,
+        ...               labels=True, out="gallery")  # doctest: +SKIP
     """
     started = time.perf_counter()
     layer_names = _layer_list(layers)
@@ -465,7 +583,8 @@ def build_gallery(
     resolved_device = resolve_device(device, default=default_device, per_process=True)
     processes = _Processes(resolved_device)
     try:
-        renderer = Renderer(load_model(model, weights=weights, device=resolved_device))
+        loaded = load_model(model, weights=weights, device=resolved_device)
+        renderer = Renderer(loaded)
         model = renderer.model
         render_size = (size, size) if size is not None else tuple(model.input_size)
         set_size = (diversity_size, diversity_size) if diversity_size is not None else render_size
@@ -489,6 +608,10 @@ def build_gallery(
             "examples": examples if source else None,
         }
         _check_settings(site_dir, recorded)
+        extras = extras_from_options(
+            loaded, words, labels, facets, facet_strength, story, source, _image_source,
+            settings_key=[steps, list(render_size), seed],
+        )
 
         if processes.world == 1:
             manifest = Manifest(site_dir / MANIFEST_NAME, read_also=shard_paths(site_dir))
@@ -498,31 +621,36 @@ def build_gallery(
         known = manifest.info.get("layers") if isinstance(manifest.info.get("layers"), dict) else {}
         info["layers"] = {**known, **channels}
         total = sum(len(units) for units in layer_units.values())
-        plan, skipped = _plan(layer_units, batch, manifest)
+        plan, skipped = _plan(layer_units, batch, manifest, extras)
         mine = plan[processes.rank::processes.world]
         if processes.rank == 0:
             _remove_stale_temporaries(site_dir)
         processes.barrier()  # every rank has read the manifests before anyone writes
 
         stats = None
-        if source is not None and plan:
+        if source is not None and any(work.render for work in plan):
             stats = _dataset_stats(model, source[0], layer_names, site_dir, processes, progress)
+        layer_data = _layer_data(loaded, plan, extras, site_dir, processes)
 
         show = progress and processes.rank == 0
         bar = tqdm(total=total, initial=skipped, unit="unit", desc=f"gallery of {model.name}", disable=not show)
-        rendered = 0
+        rendered = annotated = 0
         try:
             for work in mine:
-                for record in _render_batch(renderer, work, settings, site_dir, stats[work.layer] if stats else None):
+                layer_stats = stats[work.layer] if stats else None
+                for record in _process_batch(
+                    renderer, loaded, work, settings, site_dir, layer_stats, manifest, extras, layer_data.get(work.layer)
+                ):
                     manifest.add(record)
                 manifest.info.update(info)
                 manifest.save()
-                rendered += len(work.units)
+                rendered += len(work.render)
+                annotated += len(work.units) - len(work.render)
                 if processes.world == 1:
                     bar.update(len(work.units))
                 elif show:
                     bar.update(_done_count(site_dir, layer_units) - bar.n)
-            rendered = processes.total([rendered])[0]
+            rendered, annotated = processes.total([rendered, annotated])
             processes.barrier()  # every shard is saved
             bar.update(total - bar.n)
         finally:
@@ -535,6 +663,7 @@ def build_gallery(
             merged.info.update(info)
             merged.info["layers"] = {**earlier, **info["layers"]}
             merged.save()
+            _write_search_tables(loaded, site_dir, merged.records(), layer_names, extras)
             index = write_site(
                 site_dir, _ordered_records(merged.records(), layer_names), model.name, title=title,
                 layer_units=merged.info["layers"], thumbnail_size=thumbnail_size,
@@ -542,7 +671,7 @@ def build_gallery(
         processes.barrier()
         return GallerySummary(
             site_dir=site_dir, index=index, rendered=rendered, skipped=skipped, total=total,
-            seconds=time.perf_counter() - started, world_size=processes.world, layers=channels,
+            seconds=time.perf_counter() - started, world_size=processes.world, layers=channels, annotated=annotated,
         )
     finally:
         processes.close()

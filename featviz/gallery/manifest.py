@@ -117,7 +117,7 @@ class Manifest:
     """The finished units of a gallery, stored in one JSON file that every `save` replaces atomically.
 
     Opening an existing file loads its records (resume); ``read_also`` names other manifest files whose units
-    count as done too but are never written (what `shard` uses). Adding a record for a unit that is already
+    count as done too (and whose records `get` returns) but are never written (what `shard` uses). Adding a record for a unit that is already
     there replaces it. ``info`` is a free dict saved with the records (model name, settings, ...). Saving
     writes a temporary file and renames it over the old one, so a process killed at any moment leaves the
     old or the new manifest, never a broken one; the cost is one full rewrite per save, so save after each
@@ -134,7 +134,7 @@ class Manifest:
         self.path = Path(path)
         self.info: dict[str, Any] = {}
         self._records: dict[tuple[str, int], dict[str, Any]] = {}
-        self._done_elsewhere: set[tuple[str, int]] = set()
+        self._elsewhere: dict[tuple[str, int], dict[str, Any]] = {}
         if self.path.exists():
             self.info, records = _read_records(self.path)
             for record in records:
@@ -142,7 +142,8 @@ class Manifest:
         for other in read_also:
             other = Path(other)
             if other.exists() and other.resolve() != self.path.resolve():
-                self._done_elsewhere.update(record_key(record, "record") for record in _read_records(other)[1])
+                for record in _read_records(other)[1]:
+                    self._elsewhere[record_key(record, "record")] = record
 
     @classmethod
     def shard(cls, site_dir: str | os.PathLike, rank: int) -> "Manifest":
@@ -188,7 +189,19 @@ class Manifest:
             >>> manifest.is_done("blocks.4.0.conv_pwl", 3)
             True
         """
-        return (layer, unit) in self._records or (layer, unit) in self._done_elsewhere
+        return (layer, unit) in self._records or (layer, unit) in self._elsewhere
+
+    def get(self, layer: str, unit: int) -> dict[str, Any] | None:
+        """A copy of the record of ``(layer, unit)``, this manifest's own or else one a manifest it reads has
+        (`shard`; the last read wins), or None. Adding the changed copy back updates the unit.
+
+        Example:
+            >>> record = manifest.get("conv1", 0)
+            >>> record["top_words"] = [["dog", 0.12]]
+            >>> manifest.add(record)
+        """
+        record = self._records.get((layer, unit), self._elsewhere.get((layer, unit)))
+        return json.loads(json.dumps(record)) if record is not None else None
 
     def add(self, record: Mapping[str, Any]) -> None:
         """Add (or replace) the record of one finished unit; call `save` to write it.

@@ -4,16 +4,22 @@ No external URL, CDN or build step. File layout (paths relative to the site fold
 `layer_slug` of the layer name, ``UNIT`` the unit number)::
 
     index.html                        the layers, their unit counts and a few preview thumbnails
-    layers/LAYER.html                 a grid of the layer's unit thumbnails (lazy-loaded), linking to unit pages
-    units/LAYER/UNIT.html             one unit: visualizations, diversity set, dataset examples, histogram, metadata
+    layers/LAYER.html                 a grid of the layer's unit thumbnails (lazy-loaded), linking to unit pages;
+                                      with a search table, a box that finds units by a word
+    units/LAYER/UNIT.html             one unit: visualizations, diversity set, concept label and top words,
+                                      faceted renders, dataset examples, histogram, conditional probabilities,
+                                      metadata
     images/LAYER/UNIT/positive.png    the unit's visualizations, written by the renderer (see `unit_paths`)
     images/LAYER/UNIT/negative.png
     images/LAYER/UNIT/diversity-I.png I = 0, 1, 2, 3
     images/LAYER/UNIT/thumbnail.png   a small copy of the positive image, made by `write_site`
     images/LAYER/UNIT/example-I.jpg   dataset example I as the model saw it, and
     images/LAYER/UNIT/crop-I.jpg      its crop around the spot where the unit fires most (`write_unit_examples`)
+    images/LAYER/UNIT/facet-NAME.png  the positive visualization steered towards a facet (a probe's name)
+    images/LAYER/UNIT/conditional.svg the unit's conditional-probability plot
     images/dataset/NAME-HASH.jpg      dataset images shared by all units (`write_unit_examples(shared_images=True)`)
-    assets/style.css, assets/site.js  copied from featviz/gallery/assets
+    assets/style.css, assets/site.js  copied from featviz/gallery/assets (and assets/search.js)
+    search/LAYER.js                   the layer's search table (`featviz.gallery.words.write_search_table`)
     manifest.json                     the records the pages are made from (`featviz.gallery.manifest`)
 
 Every name written into HTML is escaped (``html.escape(..., quote=True)``) and every URL is percent-encoded,
@@ -41,11 +47,15 @@ from featviz.dataset.folder import load_image
 from featviz.errors import FeatvizError
 from featviz.gallery.manifest import Manifest, record_key
 from featviz.io import atomic_path, ensure_writable_dir, write_bytes
+from featviz.text.directions import POOR_FIT
 
 DIVERSITY = 4
-ASSETS = ("style.css", "site.js")
+ASSETS = ("style.css", "site.js", "search.js")
 KNOWN_KEYS = ("objective", "steps", "seed", "activation", "render_seconds")
-STRUCTURE_KEYS = frozenset({"layer", "unit", "images", "dataset_examples", "histogram"})
+STRUCTURE_KEYS = frozenset({
+    "layer", "unit", "images", "dataset_examples", "histogram", "parts", "top_words", "concept", "concept_score",
+    "concept_runners_up",
+})
 _UNSAFE = re.compile(r"[^a-z0-9._-]")
 
 
@@ -88,6 +98,15 @@ class UnitPaths:
     def crop(self, index: int) -> str:
         """The path of the crop of dataset example ``index``."""
         return f"{self.folder}/crop-{index}.jpg"
+
+    def facet(self, name: str) -> str:
+        """The path of the unit's render steered towards the facet ``name`` (a probe's name)."""
+        return f"{self.folder}/facet-{layer_slug(name)}.png"
+
+    @property
+    def conditional(self) -> str:
+        """The path of the unit's conditional-probability plot (SVG)."""
+        return f"{self.folder}/conditional.svg"
 
 
 def unit_paths(layer: str, unit: int, diversity: int = DIVERSITY) -> UnitPaths:
@@ -264,9 +283,11 @@ LAYER_KEYS = (
 
 
 def _page(
-    title: str, depth: int, kind: str, crumbs: Sequence[tuple[str, str | None]], body: str, nav: str = ""
+    title: str, depth: int, kind: str, crumbs: Sequence[tuple[str, str | None]], body: str, nav: str = "",
+    scripts: Sequence[str] = (),
 ) -> str:
     prefix = "../" * depth
+    extra = "".join(f"<script src=\"{_href(prefix, script)}\" defer></script>\n" for script in scripts)
     trail = " <span class=\"sep\">/</span> ".join(
         f"<a href=\"{_href(prefix, link)}\">{_text(label)}</a>" if link is not None else f"<span>{_text(label)}</span>"
         for label, link in crumbs
@@ -276,7 +297,7 @@ def _page(
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         f"<title>{_text(title)}</title>\n<link rel=\"icon\" href=\"data:,\">\n"
         f"<link rel=\"stylesheet\" href=\"{_href(prefix, 'assets/style.css')}\">\n"
-        f"<script src=\"{_href(prefix, 'assets/site.js')}\" defer></script>\n</head>\n"
+        f"<script src=\"{_href(prefix, 'assets/site.js')}\" defer></script>\n{extra}</head>\n"
         f"<body class=\"{kind}\">\n<header><nav class=\"crumbs\">{trail}</nav>{nav}</header>\n"
         f"<main>\n{body}\n</main>\n<footer>Made with featviz.</footer>\n</body>\n</html>\n"
     )
@@ -389,7 +410,63 @@ def _metadata_table(record: Mapping[str, Any]) -> str:
     return f"<table class=\"meta\">{cells}</table>"
 
 
-def _unit_body(prefix: str, layer: str, unit: int, record: Mapping[str, Any], files: _SiteFiles) -> str:
+def _scored(value: Any) -> list[tuple[str, float]]:
+    """``[[name, score], ...]`` (or ``{"word"|"concept": name, "score": score}`` items) as pairs; bad items dropped."""
+    pairs = []
+    for item in value if isinstance(value, list) else []:
+        if isinstance(item, Mapping):
+            item = (item.get("word", item.get("concept")), item.get("score"))
+        if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str):
+            score = item[1]
+            if isinstance(score, (int, float)) and not isinstance(score, bool):
+                pairs.append((item[0], float(score)))
+    return pairs
+
+
+def _meaning_section(prefix: str, layer: str, record: Mapping[str, Any], searchable: bool) -> str:
+    """The unit's concept label (with its score and runners-up) and its top words, or "" when it has neither."""
+    blocks = []
+    concept = record.get("concept")
+    if isinstance(concept, str) and concept:
+        score = record.get("concept_score")
+        shown = f" <span class=\"score\">score {_text(_number(score))}</span>" if isinstance(score, (int, float)) else ""
+        others = ", ".join(f"{_text(name)} ({_text(_number(value))})" for name, value in _scored(record.get("concept_runners_up")))
+        runners = f"<p class=\"note\">Runners-up: {others}</p>" if others else ""
+        blocks.append(
+            f"<h3>Concept label</h3><p class=\"concept\"><span class=\"concept-name\">{_text(concept)}</span>{shown}</p>"
+            f"{runners}"
+        )
+    words = _scored(record.get("top_words"))
+    if words:
+        peak = max(abs(score) for _, score in words) or 1.0
+        items = []
+        for word, score in words:
+            label = _text(word)
+            if searchable:
+                label = f"<a href=\"{_href(prefix, layer_page(layer))}#search={quote(word, safe='')}\">{label}</a>"
+            items.append(
+                f"<li><span class=\"word\">{label}</span><span class=\"bar\" style=\"width:{max(score, 0) / peak * 100:.0f}%\">"
+                f"</span><span class=\"score\">{_text(_number(score))}</span></li>"
+            )
+        r2 = record.get("words_r2")
+        caution = ""
+        if isinstance(r2, (int, float)) and r2 < POOR_FIT:
+            caution = (
+                f"<p class=\"note\">This layer's text directions come from a linear map that predicts held-out photos "
+                f"poorly (R² {_text(_number(float(r2)))}): read these words with care; later layers fit better.</p>"
+            )
+        blocks.append(
+            "<h3>Top words (zero-shot: the words whose text direction weighs most on this unit)</h3>"
+            f"{caution}<ol class=\"top-words\">{''.join(items)}</ol>"
+        )
+    if not blocks:
+        return ""
+    return f"<section class=\"meaning\"><h2>What it stands for</h2>{''.join(blocks)}</section>"
+
+
+def _unit_body(
+    prefix: str, layer: str, unit: int, record: Mapping[str, Any], files: _SiteFiles, searchable: bool = False
+) -> str:
     images = _mapping(record, "images")
     name = f"layer {layer} unit {unit}"
     parts = [f"<h1>{_text(layer)} <span class=\"unit\">unit {unit}</span></h1>"]
@@ -406,6 +483,18 @@ def _unit_body(prefix: str, layer: str, unit: int, record: Mapping[str, Any], fi
             for index, path in enumerate(diversity)
         )
         parts.append(f"<section><h2>Diversity</h2><div class=\"row\">{figures}</div></section>")
+    meaning = _meaning_section(prefix, layer, record, searchable)
+    if meaning:
+        parts.append(meaning)
+    facets = _mapping(images, "facets")
+    if facets:
+        strength = record.get("facet_strength")
+        suffix = f" (strength {_number(strength)})" if isinstance(strength, (int, float)) else ""
+        figures = "".join(
+            _figure(prefix, files.get(path), f"{facet} facet of {name}", f"{facet}{suffix}", "diverse facet")
+            for facet, path in facets.items()
+        )
+        parts.append(f"<section><h2>Facets</h2><div class=\"row\">{figures}</div></section>")
     cards = _example_cards(prefix, _list(record, "dataset_examples"), files)
     histogram = _histogram_svg(record.get("histogram"))
     if cards or histogram:
@@ -417,8 +506,36 @@ def _unit_body(prefix: str, layer: str, unit: int, record: Mapping[str, Any], fi
             "<section><h2>Dataset examples</h2><p class=\"note\">No dataset examples for this unit "
             "(render with a folder of images to add them).</p></section>"
         )
+    conditional = files.get(images.get("conditional")) if images.get("conditional") else None
+    if conditional is not None:
+        parts.append(
+            "<section><h2>Conditional probability</h2><img class=\"conditional\" "
+            f"src=\"{_href(prefix, conditional)}\" alt=\"{_text(f'conditional-probability plot of {name}')}\">"
+            "</section>"
+        )
     parts.append(f"<section><h2>Details</h2>{_metadata_table(record)}</section>")
     return "\n".join(parts)
+
+
+def _card_label(record: Mapping[str, Any] | None) -> str:
+    """A unit card's concept label (from the record), or ""."""
+    concept = record.get("concept") if isinstance(record, Mapping) else None
+    if not isinstance(concept, str) or not concept:
+        return ""
+    return f"<span class=\"label\" title=\"{_text(concept)}\">{_text(concept)}</span>"
+
+
+def _search_box(layer: str) -> str:
+    """The layer page's search form; assets/search.js fills it from the layer's search table."""
+    return (
+        f"<section class=\"unit-search\" data-layer=\"{_text(layer)}\" "
+        f"data-units=\"{_href('../', f'units/{layer_slug(layer)}/')}\" "
+        f"data-images=\"{_href('../', f'images/{layer_slug(layer)}/')}\">"
+        "<form role=\"search\"><label for=\"unit-search-input\">Find units by a word</label> "
+        "<input id=\"unit-search-input\" type=\"search\" list=\"unit-search-words\" autocomplete=\"off\" "
+        "placeholder=\"e.g. dog, water, striped\"><datalist id=\"unit-search-words\"></datalist></form>"
+        "<div class=\"search-results\" aria-live=\"polite\"></div></section>"
+    )
 
 
 def _records_by_layer(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[int, Mapping[str, Any]]]:
@@ -451,6 +568,13 @@ class _SiteWriter:
         self.files = _SiteFiles(site_dir)
         self.thumbnails: dict[tuple[str, int], str | None] = {}
 
+    def search_table(self, layer: str) -> str | None:
+        """The layer's search table (site-relative) when the build wrote one."""
+        from featviz.gallery.words import search_table_path
+
+        path = search_table_path(layer)
+        return path if (self.site_dir / path).is_file() else None
+
     def make_thumbnails(self, layers: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> None:
         for layer, units in layers.items():
             for unit, record in units.items():
@@ -480,12 +604,17 @@ class _SiteWriter:
 
         nav = _pager("../../", link(previous), (layer, layer_page(layer)), link(following), UNIT_KEYS)
         crumbs = [(self.model_name, "index.html"), (layer, layer_page(layer)), (f"unit {unit}", None)]
-        body = _unit_body("../../", layer, unit, units[unit], self.files)
+        searchable = self.search_table(layer) is not None
+        body = _unit_body("../../", layer, unit, units[unit], self.files, searchable)
         page = _page(f"{layer} unit {unit} - {self.title}", 2, "unit-page", crumbs, body, nav)
         _write_if_changed(self.site_dir / unit_paths(layer, unit).page, page)
 
-    def layer_page(self, layers: Sequence[str], position: int, units: Sequence[int], count: str) -> None:
+    def layer_page(
+        self, layers: Sequence[str], position: int, units: Sequence[int], count: str,
+        records: Mapping[int, Mapping[str, Any]] | None = None,
+    ) -> None:
         layer = layers[position]
+        records = records or {}
         previous, following = _neighbours(layers, position)
         def link(other: str | None) -> Link | None:
             return None if other is None else (other, layer_page(other))
@@ -493,12 +622,17 @@ class _SiteWriter:
         nav = _pager("../", link(previous), ("index", "index.html"), link(following), LAYER_KEYS)
         cards = "".join(
             f"<a class=\"unit-card\" href=\"{_href('../', unit_paths(layer, unit).page)}\">"
-            f"{self.thumb('../', layer, unit)}<span>{unit}</span></a>"
+            f"{self.thumb('../', layer, unit)}<span>{unit}</span>{_card_label(records.get(unit))}</a>"
             for unit in units
         )
-        body = f"<h1>{_text(layer)}</h1><p class=\"count\">{_text(count)}</p><div class=\"grid\">{cards}</div>"
+        table = self.search_table(layer)
+        search = _search_box(layer) if table is not None else ""
+        body = (
+            f"<h1>{_text(layer)}</h1><p class=\"count\">{_text(count)}</p>{search}<div class=\"grid\">{cards}</div>"
+        )
         crumbs = [(self.model_name, "index.html"), (layer, None)]
-        page = _page(f"{layer} - {self.title}", 1, "layer-page", crumbs, body, nav)
+        scripts = (table, "assets/search.js") if table is not None else ()
+        page = _page(f"{layer} - {self.title}", 1, "layer-page", crumbs, body, nav, scripts)
         _write_if_changed(self.site_dir / layer_page(layer), page)
 
     def index_card(self, layer: str, units: Sequence[int], count: str) -> str:
@@ -572,7 +706,7 @@ def write_site(
         total = (layer_units or {}).get(layer)
         done = len(units)
         count = f"{done} of {total} units" if total else f"{done} unit{'' if done == 1 else 's'}"
-        writer.layer_page(layer_names, layer_position, list(units), count)
+        writer.layer_page(layer_names, layer_position, list(units), count, units)
         cards.append(writer.index_card(layer, list(units), count))
     index_path = writer.index_page(cards)
     missing = writer.files.missing

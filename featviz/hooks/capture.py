@@ -48,8 +48,11 @@ class ActivationCapture:
     the layer output it. A layer that runs several times in one forward pass is read at its first call.
 
     Example:
-        >>> with ActivationCapture(model, ["blocks.4.0.conv_pwl"]) as capture:
-        ...     activations = capture.run(images)
+        >>> images = torch.rand(2, 3, 64, 96)
+        >>> with ActivationCapture(model, ["blocks.4.0.conv_pwl", "blocks.2"]) as capture:
+        ...     activations = capture.run(images)       # the forward stops after blocks.4.0.conv_pwl
+        >>> {name: tuple(value.shape) for name, value in sorted(activations.items())}
+        {'blocks.2': (2, 40, 8, 12), 'blocks.4.0.conv_pwl': (2, 112, 4, 6)}
     """
 
     def __init__(

@@ -28,8 +28,11 @@ def layer_table(model: Any, size: tuple[int, int] | None = None) -> list[LayerIn
     Layouts come from `featviz.hooks.survey` (two dry forward passes, cached on the model).
 
     Example:
-        >>> for row in layer_table(featviz.load_model("efficientnet_lite0"))[:3]:
+        >>> for row in layer_table(model, (64, 64))[:3]:
         ...     print(row.name, row.type, row.shape, row.layout, row.channels)
+        conv_stem Conv2dSame (1, 32, 32, 32) nchw 32
+        bn1 BatchNormAct2d (1, 32, 32, 32) nchw 32
+        bn1.drop Identity (1, 32, 32, 32) nchw 32
     """
     found = survey_model(model)
     shapes, seen = found.shapes, found.size

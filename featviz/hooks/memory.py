@@ -52,9 +52,11 @@ def render_bytes(
     of activation values per input pixel), kept for the backward pass with their gradients.
 
     Example:
-        >>> render_bytes(survey_model(model), image_size=(224, 224), network_size=(224, 224), images=1, views=1,
-        ...              channels=3, network_dtype=torch.float32) / 2**20
-        310.5
+        >>> from featviz.hooks import survey_model
+        >>> needed = render_bytes(survey_model(model), image_size=(224, 224), network_size=(224, 224), images=1,
+        ...                       views=1, channels=3, network_dtype=torch.float32)
+        >>> round(needed / 2**20)   # MiB
+        200
     """
     image_values = images * channels * image_size[0] * image_size[1]
     parameter_bytes = image_values * 4 * PARAMETERIZATION_VALUES_PER_PIXEL if parameterized else 0
@@ -70,9 +72,11 @@ def check_render_memory(survey: Any, *, device: torch.device, **sizes: Any) -> N
     ``sizes`` are `render_bytes`'s keyword arguments. Nothing is checked where free memory cannot be read.
 
     Example:
+        >>> from featviz.hooks import survey_model
         >>> check_render_memory(survey_model(model), device=torch.device("cpu"), image_size=(100000, 100000),
         ...     network_size=(100000, 100000), images=1, views=1, channels=3, network_dtype=torch.float32)
-        FeatvizError: a 100000x100000 render of 1 image needs about 1.2e+04 GiB but 21.3 GiB is free; ...
+        Traceback (most recent call last):
+        featviz.errors.FeatvizError: a 100000x100000 render of 1 image needs about 3.89e+04 GiB but ... GiB is free on cpu; use size ... or less (--size ...)
     """
     needed = render_bytes(survey, **sizes)
     free = available_bytes(device)

@@ -45,7 +45,11 @@ def redirected_clamp(x: torch.Tensor, low: float = 0.0, high: float | None = Non
     """`x.clamp(low, high)` whose gradient is redirected for batch elements with no ordinary gradient.
 
     Example:
-        >>> y = redirected_clamp(torch.full((1, 3), -1.0, requires_grad=True))  # a dead ReLU
+        >>> x = torch.full((1, 3), -1.0, requires_grad=True)      # every input below 0: a dead ReLU
+        >>> loss = -redirected_clamp(x).sum()                     # renders minimize minus the objective
+        >>> loss.backward()
+        >>> x.grad                                                 # a descent step x - lr * grad raises x
+        tensor([[-1., -1., -1.]])
     """
     return _RedirectedClamp.apply(x, low, high)
 
@@ -67,9 +71,15 @@ class RedirectedReLU(TorchFunctionMode):
     compute the same forward values with redirected gradients.
 
     Example:
+        >>> network = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+        >>> with torch.no_grad():
+        ...     _ = network[0].bias.fill_(-10.0)                  # the ReLU is dead for small inputs
+        >>> inputs = torch.rand(1, 2, requires_grad=True)
         >>> with RedirectedReLU():
-        ...     loss = -model(images)[:, 3].mean()
+        ...     loss = -network(inputs).sum()
         >>> loss.backward()
+        >>> bool(inputs.grad.abs().sum() > 0)                      # a plain ReLU would give zero gradient here
+        True
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):

@@ -183,6 +183,7 @@ def declared_patch_grid(network: nn.Module) -> tuple[tuple[int, int], int] | Non
     declares ``patch_size`` and has one class token.
 
     Example:
+        >>> import timm
         >>> declared_patch_grid(timm.create_model("vit_tiny_patch16_224"))
         ((16, 16), 1)
     """
@@ -267,7 +268,7 @@ def survey_model(model: Any) -> Survey:
     """Survey a featviz `Model` (cached on it): every layer's output shape at two input sizes, and its layouts.
 
     Example:
-        >>> survey_model(load_model("efficientnet_lite0")).takes_other_sizes
+        >>> survey_model(model).takes_other_sizes      # EfficientNet-Lite0 renders at any size
         True
     """
     cached = model.__dict__.get("_featviz_survey")
@@ -308,9 +309,9 @@ class LayerBinding:
     ``shapes`` ``(1, C, H, W)`` at that size.
 
     Example:
-        >>> binding = bind_layers(model, ["blocks.2"], (320, 240))
-        >>> binding.shapes["blocks.2"]
-        (1, 40, 40, 30)
+        >>> binding = bind_layers(model, ["blocks.2"], (64, 48))
+        >>> binding.shapes["blocks.2"], binding.size
+        ((1, 40, 8, 6), (64, 48))
     """
 
     size: tuple[int, int]
@@ -327,7 +328,7 @@ def bind_layers(model: Any, layers: Iterable[str], size: Sequence[int] | None = 
 
     Example:
         >>> bind_layers(model, ["blocks.4.0.conv_pwl"], (128, 96)).shapes["blocks.4.0.conv_pwl"]
-        (1, 80, 8, 6)
+        (1, 112, 8, 6)
     """
     from featviz.hooks.layout import map_shape
 

@@ -5,11 +5,12 @@ line's `featviz score IMAGE MODEL OBJECTIVE` prints them. See docs/metrics.md.
 
 Example:
     >>> from featviz import metrics
-    >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=256, size=128, seed=0)
-    >>> metrics.activation_reached(model, "blocks.4.0.conv_pwl:12", result.images).held_out_mean_vs_natural
-    tensor([7.91])
-    >>> metrics.spectrum(result.images).mean_slope
-    -2.11
+    >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=16, size=64, seed=0, progress=False)
+    >>> report = metrics.activation_reached(model, "blocks.4.0.conv_pwl:12", result.images, samples=4)
+    >>> bool(report.held_out_mean_vs_natural > 1)   # beyond the best natural photo, even when moved
+    True
+    >>> -3 < metrics.spectrum(result.images).mean_slope < -2   # photo-like: about -2
+    True
 """
 from featviz.metrics.activation import (
     ActivationReport, BoundObjective, activation_reached, bind_objective, held_out_seed, parse_objectives,

@@ -65,11 +65,12 @@ class ActivationReport:
     natural image gives the same value).
 
     Example:
-        >>> report = activation_reached(model, "blocks.4.0.conv_pwl:12", result.images)
-        >>> report.rendered.item(), report.natural_max.item(), report.natural_mean.item()
-        (6.62, -3.62, -4.92)
-        >>> report.rendered_vs_natural.item()   # 8.9 times as far above the mean photo as the best photo
-        8.87
+        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=16, size=64, seed=0, progress=False)
+        >>> report = activation_reached(model, "blocks.4.0.conv_pwl:12", result.images, samples=4)
+        >>> [round(value.item(), 1) for value in (report.rendered, report.natural_max, report.natural_mean)]
+        [-0.1, -3.8, -5.1]
+        >>> round(report.rendered_vs_natural.item(), 1)   # 4 times as far above the mean photo as the best photo
+        4.0
     """
 
     objectives: list[str]
@@ -115,7 +116,13 @@ class ActivationReport:
         """Plain Python values, one list entry per image (None for NaN), ready for ``json.dumps``.
 
         Example:
-            >>> json.dumps(report.to_dict())
+            >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=4, size=64, seed=0, progress=False)
+            >>> found = activation_reached(model, "blocks.4.0.conv_pwl:12", result.images, samples=4).to_dict()
+            >>> import json
+            >>> json.dumps(found)[:41]
+            '{"objectives": ["blocks.4.0.conv_pwl:12"]'
+            >>> sorted(found)[:4]
+            ['held_out_mean', 'held_out_mean_vs_natural', 'held_out_min', 'held_out_min_vs_natural']
         """
         return {
             "objectives": list(self.objectives),
@@ -160,10 +167,10 @@ def activation_reached(
     composited on grey.
 
     Example:
-        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=256, size=128, seed=0)
-        >>> report = activation_reached(model, "blocks.4.0.conv_pwl:12", result.images)
-        >>> report.rendered_vs_natural, report.held_out_min_vs_natural
-        (tensor([8.87]), tensor([6.94]))
+        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=16, size=64, seed=0, progress=False)
+        >>> report = activation_reached(model, "blocks.4.0.conv_pwl:12", result.images, samples=4)
+        >>> report.rendered_vs_natural.shape, bool(report.held_out_min_vs_natural > 1)
+        (torch.Size([1]), True)
     """
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise FeatvizError(f"samples must be a positive int (held-out transforms per image), not {samples!r}")

@@ -69,9 +69,12 @@ def batch_diversity(
     two images; alpha channels are composited on grey.
 
     Example:
-        >>> result = featviz.render(model, goal + 100 * objectives.diversity("blocks.3"), batch=4)
-        >>> batch_diversity(result.images, model, "blocks.3")
-        0.38
+        >>> goal = objectives.channel("blocks.4.0.conv_pwl", 12) + 100 * objectives.diversity("blocks.3")
+        >>> result = featviz.render(model, goal, batch=4, steps=8, size=64, seed=0, progress=False)
+        >>> 0 < batch_diversity(result.images, model, "blocks.3") <= 1        # Gram matrices of blocks.3
+        True
+        >>> 0 < batch_diversity(result.images) <= 2                             # pixels
+        True
     """
     if (model is None) != (layer is None):
         raise FeatvizError("give both model and layer for Gram-matrix diversity, or neither for pixel diversity")

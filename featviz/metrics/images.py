@@ -32,9 +32,11 @@ class LoadedImages:
     grey), the ``paths`` they came from, and each file's ``featviz:objective`` text chunk (None when absent).
 
     Example:
+        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:0-1", steps=2, size=64, seed=0, progress=False)
+        >>> written = result.save("renders/")
         >>> loaded = load_images("renders/")
-        >>> loaded.images.shape, loaded.objectives[0]
-        (torch.Size([4, 3, 224, 224]), 'blocks.4.0.conv_pwl:0')
+        >>> loaded.images.shape, loaded.objectives
+        (torch.Size([2, 3, 64, 64]), ['blocks.4.0.conv_pwl:0', 'blocks.4.0.conv_pwl:1'])
     """
 
     images: torch.Tensor
@@ -49,8 +51,11 @@ def image_paths(spec: str | os.PathLike) -> list[Path]:
     Raises FeatvizError when nothing matches or the path does not exist.
 
     Example:
-        >>> [path.name for path in image_paths("renders/*.png")]
-        ['0-blocks.4.0.conv_pwl-0.png', '1-blocks.4.0.conv_pwl-1.png']
+        >>> Path("renders").mkdir()
+        >>> for name in ("b.png", "a.png", "notes.txt"):
+        ...     Image.new("RGB", (8, 8)).save(f"renders/{name}", format="PNG")
+        >>> [path.name for path in image_paths("renders/*.png")], [path.name for path in image_paths("renders")]
+        (['a.png', 'b.png'], ['a.png', 'b.png'])
     """
     text = os.fspath(spec)
     path = Path(text).expanduser()
@@ -86,9 +91,11 @@ def read_image(path: str | os.PathLike, channels: int = 3) -> tuple[np.ndarray, 
     Raises FeatvizError naming the file when it cannot be decoded.
 
     Example:
+        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=2, size=64, seed=0, progress=False)
+        >>> written = result.save("channel12.png")
         >>> array, objective = read_image("channel12.png")
         >>> array.shape, objective
-        ((224, 224, 3), 'blocks.4.0.conv_pwl:12')
+        ((64, 64, 3), 'blocks.4.0.conv_pwl:12')
     """
     if channels not in (1, 3):
         raise FeatvizError(f"image files can be read with 1 (grey) or 3 (RGB) channels, not {channels}; pass a tensor instead")
@@ -128,8 +135,11 @@ def load_images(spec: str | os.PathLike, channels: int = 3) -> LoadedImages:
     ``featviz:objective`` text chunk (written by `featviz render`) is kept in ``objectives``.
 
     Example:
+        >>> Path("renders").mkdir()
+        >>> for index in range(4):
+        ...     Image.new("RGB", (96, 64)).save(f"renders/{index}.png")
         >>> load_images("renders/*.png").images.shape
-        torch.Size([4, 3, 224, 224])
+        torch.Size([4, 3, 64, 96])
     """
     paths = image_paths(spec)
     arrays, objectives = [], []

@@ -81,10 +81,16 @@ def score(
     comma-separated string; empty without judges). `format_score` prints it as a table.
 
     Example:
-        >>> result = score("renders/", "efficientnet_lite0", "-", judges="efficientnet_lite1,efficientnet_lite2")
-        >>> result["activation"]["held_out_mean_vs_natural"], result["spectrum"]["mean_slope"]
-        ([12.58, 8.53], -2.09)
-        >>> print(format_score(result))
+        >>> render = featviz.render(model, "blocks.4.0.conv_pwl:0-1", steps=8, size=64, seed=0, progress=False)
+        >>> written = render.save("renders/")        # two PNGs, each with its objective in a text chunk
+        >>> result = score("renders/", model, "-", samples=4)    # "-": each PNG's own objective
+        >>> [value > 1 for value in result["activation"]["held_out_mean_vs_natural"]]
+        [True, True]
+        >>> sorted(result)
+        ['activation', 'diversity', 'images', 'model', 'natural', 'size', 'spectrum', 'transfer']
+
+        With judges (class objectives only): ``score("goldfish.png", "efficientnet_lite0", "-",
+        judges="efficientnet_lite1,efficientnet_lite2")``.
     """
     model = load_model(model)
     if isinstance(image_or_images, (str, os.PathLike)):
@@ -152,7 +158,15 @@ def format_score(result: dict) -> str:
     mean and max, spectrum slope and high-frequency share), the batch's diversity and a row per image and judge for transferability.
 
     Example:
-        >>> print(format_score(score("channel12.png", "efficientnet_lite0", "-")))
+        >>> render = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=8, size=64, seed=0, progress=False)
+        >>> written = render.save("channel12.png")
+        >>> print(format_score(score("channel12.png", model, "-", samples=4)))
+        efficientnet_lite0: 1 image of 64x64; natural reference: 15 shipped photos; 4 held-out transforms (standard, seed 0)
+        <BLANKLINE>
+        image          objective               rendered  ...  natural mean  natural max   slope  high-freq
+        channel12.png  blocks.4.0.conv_pwl:12  ...
+        (x): on the natural scale, (value - natural mean) / (natural max - natural mean): 1 = the best natural image
+        slope: of log power against log frequency (photos about -2, white noise 0); high-freq: share of energy above half Nyquist
     """
     activation, spectral = result["activation"], result["spectrum"]
     count = len(result["images"])

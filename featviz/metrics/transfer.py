@@ -21,9 +21,10 @@ class TransferScore:
     probability; ``label`` is the class as given and ``index`` its output index in the judge.
 
     Example:
-        >>> score = transferability(result.images, "goldfish", [lite1])[0]
-        >>> score.judge, score.rank.tolist(), score.top1_rate
-        ('efficientnet_lite1', [0], 1.0)
+        >>> images = torch.rand(3, 3, 64, 64)           # three class visualizations of goldfish
+        >>> score = transferability(images, "goldfish", ["efficientnet_lite1"])[0]
+        >>> score.judge, score.index, score.rank.shape, 0 <= score.top1_rate <= 1
+        ('efficientnet_lite1', [1, 1, 1], torch.Size([3]), True)
     """
 
     judge: str
@@ -52,7 +53,12 @@ class TransferScore:
         """Plain Python values, one list entry per image, ready for ``json.dumps``.
 
         Example:
-            >>> json.dumps([score.to_dict() for score in scores])
+            >>> scores = transferability(torch.rand(2, 3, 64, 64), "goldfish", ["efficientnet_lite1"])
+            >>> found = scores[0].to_dict()
+            >>> found["judge"], found["label"], len(found["rank"])
+            ('efficientnet_lite1', ['goldfish', 'goldfish'], 2)
+            >>> import json
+            >>> text = json.dumps([score.to_dict() for score in scores])
         """
         return {
             "judge": self.judge,
@@ -94,10 +100,10 @@ def transferability(
     shows the class rather than A's idiosyncrasies.
 
     Example:
-        >>> result = featviz.render(lite0, "class:goldfish", steps=256, seed=0)
+        >>> result = featviz.render(model, "class:goldfish", steps=32, size=96, seed=0, progress=False)
         >>> scores = transferability(result.images, "goldfish", ["efficientnet_lite1", "efficientnet_lite2"])
-        >>> [(score.judge, score.rank.tolist()) for score in scores]
-        [('efficientnet_lite1', [0]), ('efficientnet_lite2', [8])]
+        >>> [(score.judge, score.rank.item() < 10) for score in scores]   # goldfish in each judge's top 10
+        [('efficientnet_lite1', True), ('efficientnet_lite2', True)]
     """
     if isinstance(judges, (str, Model)):
         judges = [judges]

@@ -27,6 +27,7 @@ class ModuleConfig:
     model's text tower (see `Model`).
 
     Example:
+        >>> network = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
         >>> config = ModuleConfig(network, input_size=(256, 256), channels=3, mean=(0.5,), std=(0.5,))
         >>> model_from_config(config, name="mine").input_size
         (256, 256)

@@ -90,8 +90,10 @@ def convert_state_dict(
 
     Example:
         >>> network = build_network(0)
-        >>> state = convert_state_dict(torch.load(path), network, source=path, model_name="efficientnet_lite0")
+        >>> path = packaged_weights_path(0)                       # efficientnet_pytorch's names
+        >>> state = convert_state_dict(read_state_dict(path), network, source=path, model_name="efficientnet_lite0")
         >>> network.load_state_dict(state)
+        <All keys matched successfully>
     """
     names = module_name_map(network)
     converted: dict[str, torch.Tensor] = {}

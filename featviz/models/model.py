@@ -107,6 +107,8 @@ class Model(nn.Module):
         """The device the model's normalization buffers (and, after `load_model`, its network) live on.
 
         Example:
+            >>> model.device                                    # EfficientNet-Lite0, loaded on the CPU
+            device(type='cpu')
             >>> images = torch.rand(1, model.channels, *model.input_size, device=model.device, dtype=model.dtype)
         """
         return self.mean.device
@@ -116,7 +118,10 @@ class Model(nn.Module):
         """The floating-point dtype of the model's normalization buffers (and, after `load_model`, its network).
 
         Example:
-            >>> load_model("efficientnet_lite0", dtype=torch.float64).dtype
+            >>> model.dtype
+            torch.float32
+            >>> from featviz.models import load_model
+            >>> load_model(model, dtype=torch.float64).dtype     # a float64 copy
             torch.float64
         """
         return self.mean.dtype
@@ -126,6 +131,8 @@ class Model(nn.Module):
 
         Example:
             >>> logits = model(torch.rand(2, model.channels, *model.input_size))
+            >>> logits.shape                                    # EfficientNet-Lite0: 1000 ImageNet classes
+            torch.Size([2, 1000])
         """
         if images.dim() != 4 or images.shape[1] != self.channels:
             raise FeatvizError(
@@ -139,7 +146,10 @@ class Model(nn.Module):
         """The same model (name, input, normalization, labels, layouts, text tower) around another ``network``.
 
         Example:
-            >>> folded = model.with_network(fold(copy.deepcopy(model.network)))
+            >>> import copy
+            >>> smaller = model.with_network(copy.deepcopy(model.network).half())
+            >>> smaller.name, smaller.input_size, smaller.labels[1]
+            ('efficientnet_lite0', (224, 224), 'goldfish')
         """
         return Model(
             network, name=self.name, input_size=self.input_size, channels=self.channels,
@@ -151,7 +161,7 @@ class Model(nn.Module):
         """Dot paths of every submodule of the network (the root excluded), in definition order.
 
         Example:
-            >>> "blocks.4.0.conv_pwl" in load_model("efficientnet_lite0").layer_names()
+            >>> "blocks.4.0.conv_pwl" in model.layer_names()
             True
         """
         return [name for name, _ in self.network.named_modules() if name]
@@ -161,7 +171,10 @@ class Model(nn.Module):
 
         Example:
             >>> model.get_layer("blocks.4.0.conv_pwl")
-            Conv2d(480, 80, kernel_size=(1, 1), stride=(1, 1), bias=False)
+            Conv2d(480, 112, kernel_size=(1, 1), stride=(1, 1), bias=False)
+            >>> model.get_layer("blocks.4.0.conv_pwx")
+            Traceback (most recent call last):
+            featviz.errors.FeatvizError: unknown layer 'blocks.4.0.conv_pwx' in efficientnet_lite0; closest: blocks.4.0.conv_pw, blocks.4.0.conv_pwl, ...
         """
         if name:
             try:
@@ -180,8 +193,8 @@ class Model(nn.Module):
         when the model has class names.
 
         Example:
-            >>> load_model("efficientnet_lite0").label_index("Goldfish")
-            1
+            >>> model.label_index("Goldfish"), model.label_index("great white shark")
+            (1, 2)
         """
         if isinstance(label, bool) or not isinstance(label, (int, str)):
             raise FeatvizError(f"a class must be a name or an int index, not {label!r}")

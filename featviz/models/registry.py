@@ -107,9 +107,12 @@ def register_source(
     Prefixes are matched ignoring case, and ``-`` equals ``_``. See docs/how-to/add-a-model-source.md.
 
     Example:
+        >>> networks = {"tiny": lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())}    # "mylib"
         >>> @register_source("mylib", syntax="mylib:NAME", description="any mylib network")
         ... def build_mylib(name: str, weights: WeightsChoice) -> Model:
-        ...     return model_from_config(ModuleConfig(mylib.create(name)), name=f"mylib:{name}")
+        ...     return model_from_config(ModuleConfig(networks[name](), input_size=(64, 64)), name=f"mylib:{name}")
+        >>> load_model("mylib:tiny").layer_names()
+        ['0', '1']
     """
     key = _registry_key(prefix)
     if not key.isidentifier():
@@ -267,7 +270,10 @@ def load_model(
         1
         >>> load_model("timm:resnet18", weights="random").input_size
         (224, 224)
-        >>> model = load_model(my_network, device="cuda")  # my_network itself stays where it was, unchanged
+        >>> my_network = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+        >>> model = load_model(my_network, input_size=(64, 64), dtype=torch.float64)
+        >>> model.dtype, next(my_network.parameters()).dtype      # a copy: my_network itself is unchanged
+        (torch.float64, torch.float32)
     """
     choice = resolve_weights_argument(weights)
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):

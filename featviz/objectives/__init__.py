@@ -11,6 +11,7 @@ from featviz.objectives.algebra import stack
 from featviz.objectives.base import Objective
 from featviz.objectives.batch import alignment, channel_interpolate, diversity
 from featviz.objectives.callables import FunctionObjective, wrap_objective
+from featviz.objectives.faceted import facet
 from featviz.objectives.language import text, text_direction
 from featviz.objectives.shorthand import objective, parse
 from featviz.objectives.penalties import blur, l1, l2, total_variation
@@ -21,4 +22,5 @@ __all__ = [
     "channel", "neuron", "layer", "deepdream", "direction", "direction_neuron", "class_logit",
     "diversity", "alignment", "channel_interpolate",
     "total_variation", "l1", "l2", "blur", "text", "text_direction",
+    "facet",
 ]

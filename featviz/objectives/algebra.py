@@ -23,6 +23,7 @@ class Sum(Objective):
     terms of the same layer are evaluated together with one gather.
 
     Example:
+        >>> from featviz.objectives import channel
         >>> total = sum(channel("blocks.4.0.conv_pwl", c) for c in range(80))
         >>> len(total.terms)
         80
@@ -103,6 +104,7 @@ class Product(Objective):
     """The element-wise product of two objectives (``a * b``).
 
     Example:
+        >>> from featviz.objectives import channel
         >>> (channel("conv_head", 1) * channel("conv_head", 2)).name
         'conv_head:1 * conv_head:2'
     """
@@ -130,6 +132,7 @@ class Quotient(Objective):
     """The element-wise quotient of an objective (or a number) by an objective (``a / b``, ``2 / b``).
 
     Example:
+        >>> from featviz.objectives import channel
         >>> (channel("conv_head", 1) / channel("conv_head", 2)).name
         'conv_head:1 / conv_head:2'
     """
@@ -167,8 +170,10 @@ class Stack(Objective):
     Built by ``stack()``.
 
     Example:
+        >>> from featviz.objectives import channel
         >>> gallery = stack([channel("blocks.4.0.conv_pwl", c) for c in range(64)])
-        >>> gallery(activations).shape  # activations hold 64 * K elements
+        >>> activations = {"blocks.4.0.conv_pwl": torch.rand(64 * 2, 112, 4, 4)}   # K = 2 views of 64 images
+        >>> gallery(activations).shape
         torch.Size([128])
     """
 
@@ -229,8 +234,12 @@ def stack(objectives: Sequence[Objective]) -> Objective:
     channels costs about as much as one; other objectives are evaluated on their own elements only.
 
     Example:
+        >>> from featviz.objectives import channel
         >>> gallery = stack([channel("blocks.4.0.conv_pwl", c) for c in range(16)])
-        >>> values = gallery(activations)  # activations hold 16 * K elements; shape (16 * K,)
+        >>> activations = {"blocks.4.0.conv_pwl": torch.rand(16, 112, 4, 4)}     # one view of 16 images
+        >>> values = gallery(activations)
+        >>> torch.allclose(values[3], activations["blocks.4.0.conv_pwl"][3, 3].mean())   # image 3: channel 3
+        True
     """
     return Stack(objectives)
 

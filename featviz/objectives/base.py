@@ -24,9 +24,13 @@ class Objective(abc.ABC):
     ``+ - * /``; sums stay flat, so ``sum()`` over thousands of objectives is evaluated in one loop.
 
     Example:
+        >>> from featviz.objectives import channel, total_variation
         >>> goal = channel("blocks.4.0.conv_pwl", 12) - 0.01 * total_variation()
         >>> goal.name
         'blocks.4.0.conv_pwl:12 - 0.01*total_variation(@image)'
+        >>> sorted(goal.layers)
+        ['@image', 'blocks.4.0.conv_pwl']
+        >>> activations, images = torch.rand(4, 112, 8, 8), torch.rand(4, 3, 128, 128)
         >>> goal({"blocks.4.0.conv_pwl": activations, "@image": images}).shape
         torch.Size([4])
     """
@@ -60,8 +64,10 @@ class Objective(abc.ABC):
         nothing needs resolving through it (no class label names).
 
         Example:
-            >>> channel("blocks.4.0.conv_pwl", 500).bind(model, {"blocks.4.0.conv_pwl": (1, 80, 14, 14)})
-            FeatvizError: channel 500 is out of range for layer 'blocks.4.0.conv_pwl' with 80 channels; valid: 0-79
+            >>> from featviz.objectives import channel
+            >>> channel("blocks.4.0.conv_pwl", 500).bind(model, {"blocks.4.0.conv_pwl": (1, 112, 14, 14)})
+            Traceback (most recent call last):
+            featviz.errors.FeatvizError: channel 500 is out of range for layer 'blocks.4.0.conv_pwl' with 112 channels; valid: 0-111
         """
         for layer_name in self.layers:
             layer_shape(model, shapes, layer_name)
@@ -138,8 +144,9 @@ class Unit(Objective):
     (row) are None for the map's centre.
 
     Example:
-        >>> isinstance(channel("blocks.4.0.conv_pwl", 3), Unit)
-        True
+        >>> from featviz.objectives import channel, neuron
+        >>> isinstance(channel("blocks.4.0.conv_pwl", 3), Unit), neuron("blocks.4.0.conv_pwl", 3, x=1, y=2).point
+        (True, True)
     """
 
     def __init__(self, layer: str, channel: int | None, point: bool, x: int | None, y: int | None, name: str) -> None:
@@ -183,7 +190,9 @@ class Constant:
 
     Example:
         >>> weights = Constant(torch.tensor([0.5, 2.0]))
+        >>> activations = torch.rand(2, 8, dtype=torch.float64)
         >>> weights.like(activations)  # on activations' device, in their dtype
+        tensor([0.5000, 2.0000], dtype=torch.float64)
     """
 
     __slots__ = ("source", "_converted")

@@ -141,8 +141,11 @@ def diversity(layer: str, *, images: int | None = None, group: int | None = None
     set ``s`` then scores exactly as a render of its G images alone).
 
     Example:
+        >>> from featviz.objectives import channel, stack
         >>> goal = channel("blocks.4.0.conv_pwl", 12) + 100 * diversity("blocks.3", images=4)
         >>> sets = stack([channel("blocks.3", c) for c in (0, 0, 1, 1)]) + 100 * diversity("blocks.3", images=4, group=2)
+        >>> diversity("blocks.3")({"blocks.3": torch.rand(3, 8, 4, 4)}).shape   # one value per image, <= 0
+        torch.Size([3])
     """
     return Diversity(layer, images, group)
 
@@ -192,6 +195,9 @@ def alignment(layer: str, decay_ratio: float = 2.0, *, images: int | None = None
 
     Example:
         >>> goal = channel_interpolate("blocks.3", 1, "blocks.3", 7) + 10 * alignment("blocks.3")
+        >>> same = torch.ones(1, 8, 4, 4).expand(3, -1, -1, -1)
+        >>> alignment("blocks.3")({"blocks.3": same}).abs().sum()     # identical neighbours: no penalty
+        tensor(0.)
     """
     return Alignment(layer, decay_ratio, images)
 

@@ -28,7 +28,9 @@ class FunctionObjective(Objective):
 
     Example:
         >>> goal = FunctionObjective(lambda T: T("blocks.4.0.conv_pwl")[:, 12].mean((1, 2)), name="my channel")
-        >>> featviz.render(model, goal - 0.01 * objectives.total_variation(), steps=64)
+        >>> result = featviz.render(model, goal - 0.01 * objectives.total_variation(), steps=4, size=64, progress=False)
+        >>> result.objectives
+        ['my channel - 0.01*total_variation(@image)']
     """
 
     elementwise = False  # a function may look at the whole batch
@@ -85,7 +87,10 @@ def wrap_objective(factory: Callable[..., ObjectiveFunction] | None = None):
         ...     def inner(T):
         ...         return T(layer)[:, n].clamp(max=ceiling).mean((1, 2))
         ...     return inner
+        >>> from featviz.objectives import channel
         >>> goal = clamped_channel("blocks.4.0.conv_pwl", 12) + 0.5 * channel("blocks.4.0.conv_pwl", 3)
+        >>> goal.name
+        "clamped_channel('blocks.4.0.conv_pwl', 12) + 0.5*blocks.4.0.conv_pwl:3"
     """
 
     def decorate(function: Callable[..., ObjectiveFunction]) -> Callable[..., Objective]:

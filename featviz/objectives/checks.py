@@ -21,8 +21,12 @@ def read(acts: Activations, layer: str) -> Tensor:
     """``acts[layer]``, a ``(B, C, H, W)`` map, or a FeatvizError naming the captured layers when it is missing.
 
     Example:
-        >>> read({"conv_head": activation}, "conv_head").shape
+        >>> import torch
+        >>> read({"conv_head": torch.rand(2, 1280, 7, 7)}, "conv_head").shape
         torch.Size([2, 1280, 7, 7])
+        >>> read({"conv_head": torch.rand(2, 1280, 7, 7)}, "conv_hed")
+        Traceback (most recent call last):
+        featviz.errors.FeatvizError: no activation for layer 'conv_hed' was captured...
     """
     try:
         return acts[layer]
@@ -57,8 +61,9 @@ def check_channel(channel: int, layer: str, shape: Sequence[int]) -> None:
     """Raise FeatvizError when ``channel`` is not a channel of ``layer`` (channels-first ``shape``).
 
     Example:
-        >>> check_channel(500, "blocks.4.0.conv_pwl", (1, 80, 14, 14))
-        FeatvizError: channel 500 is out of range for layer 'blocks.4.0.conv_pwl' with 80 channels; valid: 0-79
+        >>> check_channel(500, "blocks.4.0.conv_pwl", (1, 112, 14, 14))
+        Traceback (most recent call last):
+        featviz.errors.FeatvizError: channel 500 is out of range for layer 'blocks.4.0.conv_pwl' with 112 channels; valid: 0-111
     """
     channels = shape[1]
     if not 0 <= channel < channels:
@@ -69,8 +74,9 @@ def check_position(x: int | None, y: int | None, layer: str, shape: Sequence[int
     """Raise FeatvizError when column ``x`` or row ``y`` lies outside ``layer``'s map (None = centre).
 
     Example:
-        >>> check_position(5, 0, "blocks.4.0.conv_pwl", (1, 80, 3, 5))
-        FeatvizError: neuron x=5 is out of range for layer 'blocks.4.0.conv_pwl' with a 3x5 map (height x width); valid x: 0-4
+        >>> check_position(5, 0, "blocks.4.0.conv_pwl", (1, 112, 3, 5))
+        Traceback (most recent call last):
+        featviz.errors.FeatvizError: neuron x=5 is out of range for layer 'blocks.4.0.conv_pwl' with a 3x5 map (height x width); valid x: 0-4
     """
     height, width = shape[2], shape[3]
     for axis, value, size in (("x", x, width), ("y", y, height)):

@@ -20,7 +20,11 @@ def fusable(item: Objective) -> bool:
     A class opts in by setting ``fusable = True`` in its own body; subclasses do not inherit it.
 
     Example:
-        >>> fusable(channel("blocks.4", 3)), fusable(MyClampedChannel("blocks.4", 3))
+        >>> from featviz.objectives.units import Channel
+        >>> class ClampedChannel(Channel):                    # a subclass is called, never gathered
+        ...     def __call__(self, acts):
+        ...         return super().__call__(acts).clamp(max=4.0)
+        >>> fusable(Channel("blocks.4", 3)), fusable(ClampedChannel("blocks.4", 3))
         (True, False)
     """
     return isinstance(item, Unit) and type(item).__dict__.get("fusable", False) is True
@@ -54,6 +58,7 @@ class UnitGather:
     """A stack of units of one layer (all spatial means, or all positions) read with one gather.
 
     Example:
+        >>> from featviz.objectives import channel
         >>> gather = UnitGather.build([channel("blocks.4", c) for c in range(4)])
         >>> gather({"blocks.4": torch.rand(8, 16, 4, 4)}, views=2).shape
         torch.Size([8])

@@ -64,8 +64,11 @@ def prompt_embeddings(model: Any, prompts: Sequence[str], templates: Sequence[st
     with one ``{}``), each prompt's is the normalized mean over its templated sentences (a prompt ensemble).
 
     Example:
-        >>> prompt_embeddings(model, ["dog"], templates=ENSEMBLE).shape
-        torch.Size([1, 512])
+        >>> clip = featviz.load_model("open_clip:featviz-tiny-ViT", weights="random")   # a tiny random CLIP
+        >>> prompt_embeddings(clip, ["dog", "cat"], templates=ENSEMBLE).shape
+        torch.Size([2, 32])
+        >>> prompt_embeddings(clip, ["dog"]).norm(dim=1)
+        tensor([1.0000])
     """
     tower = text_tower(model)
     if not templates:
@@ -131,8 +134,15 @@ def text(
     ``"text:a dog|a cat:-0.5"``.
 
     Example:
+        >>> from featviz.objectives import total_variation
         >>> goal = text("a photo of a dog") - 0.5 * text("a photo of a cat") - 0.05 * total_variation()
-        >>> featviz.render("open_clip:RN50/openai", goal)
+        >>> clip = featviz.load_model("open_clip:featviz-tiny-ViT", weights="random")   # a tiny random CLIP
+        >>> featviz.render(clip, goal, steps=2, progress=False).images.shape
+        torch.Size([1, 3, 64, 64])
+
+        With real CLIP weights (OpenAI's ``RN50.pt``, or the hub cache after one download):
+
+        >>> result = featviz.render(featviz.load_model("open_clip:RN50", weights="RN50.pt"), goal)   # doctest: +SKIP
     """
     return Text(weighted_prompts(prompts, weights), templates)
 
@@ -184,7 +194,11 @@ def text_direction(
     positions with lucid's ``cossim_pow`` weighting. Shorthand: ``"text@LAYER:PROMPT"``.
 
     Example:
-        >>> featviz.render("open_clip:RN50/openai", text_direction("layer4", "a photo of a spider"))
+        >>> clip = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")    # a tiny random CLIP ResNet
+        >>> result = featviz.render(clip, text_direction("layer4", "a photo of a spider"), steps=2, progress=False)
+        >>> result.objectives
+        ['text@layer4:a photo of a spider']
+        >>> result = featviz.render("open_clip:RN50/openai", text_direction("layer4", "a photo of a spider"))  # doctest: +SKIP
     """
     return TextDirectionObjective(layer, weighted_prompts(prompts, weights), cossim_pow, templates)
 

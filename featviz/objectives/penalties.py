@@ -1,6 +1,7 @@
 """Penalties on the image (or any layer): total variation, L1, L2, blur. All are POSITIVE; subtract them.
 
 Example:
+    >>> from featviz.objectives import channel
     >>> goal = channel("blocks.4.0.conv_pwl", 12) - 0.05 * total_variation() - 0.01 * l1(constant=0.5)
 """
 from __future__ import annotations
@@ -152,7 +153,10 @@ def blur(layer: str = IMAGE) -> Objective:
     neighbours that exist), which smooths the image a little each step.
 
     Example:
+        >>> from featviz.objectives import channel
         >>> goal = channel("blocks.4.0.conv_pwl", 12) - 1.0 * blur()
+        >>> blur()({"@image": torch.full((1, 3, 8, 8), 0.5)})      # a flat image is its own blur
+        tensor([0.])
     """
     return Blur(layer)
 

@@ -284,7 +284,9 @@ def class_logit(label: str | int, layer: str = OUTPUT) -> Objective:
 
     Example:
         >>> goal = class_logit("goldfish")  # or class_logit(1)
-        >>> goal.bind(model, shapes)        # resolves 'goldfish' to its index
+        >>> goal.bind(model, {})            # resolves 'goldfish' to its index (renders bind for you)
+        >>> goal.channel
+        1
     """
     return ClassLogit(label, layer)
 

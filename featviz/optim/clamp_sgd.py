@@ -16,8 +16,14 @@ class ClampSGD(torch.optim.Optimizer):
     does in training mode. Pass a seeded `generator` for reproducible renders.
 
     Example:
-        >>> render(model, "blocks.4.0.conv_pwl:3",
-        ...        optimizer=lambda params: ClampSGD(params, lr=0.01, generator=torch.Generator().manual_seed(0)))
+        >>> weight = torch.nn.Parameter(torch.zeros(4))
+        >>> optimizer = ClampSGD([weight], lr=0.1, drop=0.0)
+        >>> weight.grad = torch.tensor([3.0, -0.001, 0.0, 2.0])
+        >>> optimizer.step()                                   # every coordinate moves by lr, against its gradient
+        >>> weight.data
+        tensor([-0.1000,  0.1000,  0.0000, -0.1000])
+        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=4, size=64, progress=False,
+        ...     optimizer=lambda params: ClampSGD(params, lr=0.01, generator=torch.Generator().manual_seed(0)))
     """
 
     def __init__(

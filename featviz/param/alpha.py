@@ -51,6 +51,7 @@ def composite(images: Tensor, background: Tensor) -> Tensor:
     for a flat colour). Gradients reach the colours, the alpha and the background.
 
     Example:
+        >>> from featviz.param import Fourier
         >>> images = Fourier(64, alpha=True, seed=0)()
         >>> composite(images, torch.rand(1, 3, 64, 64)).shape
         torch.Size([1, 3, 64, 64])

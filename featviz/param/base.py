@@ -88,7 +88,15 @@ class Parameterization(nn.Module, metaclass=abc.ABCMeta):
         on every device and in every precision; the result is on this module's ``device`` in its ``dtype``.
 
         Example:
-            >>> self.pixels = nn.Parameter(self.draw(lambda g: torch.randn(3, 8, 8, generator=g)))
+            >>> class Noise(Parameterization):
+            ...     def __init__(self, size, **shared):
+            ...         super().__init__(size, **shared)
+            ...         draw = lambda g: torch.randn(self.out_channels, *self.size, generator=g)
+            ...         self.pixels = nn.Parameter(self.draw(draw))
+            ...     def components(self):
+            ...         return self.pixels
+            >>> Noise(8, batch=2, seed=[5, 9]).pixels.shape         # element i drawn with seed i
+            torch.Size([2, 3, 8, 8])
         """
         return draw_per_element(self.seeds, sample, self._device, self._dtype)
 
@@ -96,7 +104,8 @@ class Parameterization(nn.Module, metaclass=abc.ABCMeta):
         """``tensor`` on the ``device`` and in the ``dtype`` this parameterization was created with.
 
         Example:
-            >>> self.register_buffer("scale", self.place(power_law(64, 64, 1.0)))
+            >>> featviz.param.Fourier(8, dtype=torch.float64).place(torch.ones(2)).dtype
+            torch.float64
         """
         return tensor.to(self._device, self._dtype)
 
@@ -108,7 +117,8 @@ class Parameterization(nn.Module, metaclass=abc.ABCMeta):
         3 channels), ``decorrelate=False`` mixes nothing, and an alpha channel is never mixed.
 
         Example:
-            >>> self.decorrelate_colors(decorrelate=True, color_sqrt=None)
+            >>> featviz.param.Fourier(8).mixing.shape, featviz.param.Fourier(8, decorrelate=False).mixing
+            (torch.Size([3, 3]), None)
         """
         self.mixing = mixing_matrix(
             self.channels,
@@ -118,6 +128,43 @@ class Parameterization(nn.Module, metaclass=abc.ABCMeta):
             device=self._device,
             dtype=self._dtype,
         )
+
+    def components_from_images(self, images: Tensor) -> Tensor:
+        """The ``components()`` that make ``forward()`` return ``images``: the sigmoid and the colour mixing undone.
+
+        ``images`` is ``(C, H, W)`` or ``(1 or B, C, H, W)`` in ``[0, 1]`` at this parameterization's size, with
+        ``channels`` channels (an alpha channel then starts opaque) or ``out_channels``. Values are clipped to
+        ``[0.001, 0.999]`` first, where the sigmoid is still invertible. A subclass that starts from an image
+        (``Fourier(init_image=...)``) turns the result into its own parameters. Returns ``(B, out_channels, H,
+        W)`` in float64.
+
+        Example:
+            >>> image = featviz.param.Fourier(32)
+            >>> image.components_from_images(torch.full((3, 32, 32), 0.5)).abs().max()
+            tensor(0., dtype=torch.float64)
+        """
+        if not isinstance(images, Tensor) or images.dim() not in (3, 4) or not images.is_floating_point():
+            shown = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+            raise FeatvizError(f"an initial image must be a float tensor (C, H, W) or (B, C, H, W) in [0, 1], got {shown}")
+        images = images.detach().to("cpu", torch.float64)
+        images = images.unsqueeze(0) if images.dim() == 3 else images
+        count, channels, height, width = images.shape
+        if (height, width) != self.size:
+            raise FeatvizError(f"the initial image is {height}x{width} (height x width) but the parameterization is "
+                               f"{self.size[0]}x{self.size[1]}; resize it to that size")
+        if channels not in (self.channels, self.out_channels) or count not in (1, self.batch):
+            raise FeatvizError(f"the initial image has shape {tuple(images.shape)}; give ({self.channels}, {height}, "
+                               f"{width}) or (1 or {self.batch}, {self.channels}, {height}, {width}) in [0, 1]")
+        if not torch.isfinite(images).all():
+            raise FeatvizError("the initial image contains NaN or infinite values; give values in [0, 1]")
+        if channels < self.out_channels:
+            images = torch.cat([images, torch.ones_like(images[:, :1])], dim=1)
+        images = images.expand(self.batch, -1, -1, -1).clamp(0.001, 0.999)
+        logits = torch.log(images) - torch.log1p(-images)
+        if self.mixing is None:
+            return logits
+        mixing = self.mixing.detach().to("cpu", torch.float64)
+        return torch.linalg.solve(mixing, logits.flatten(2)).view(logits.shape)
 
     @abc.abstractmethod
     def components(self) -> Tensor:

@@ -60,7 +60,10 @@ def color_sqrt_from_images(images: Tensor) -> Tensor:
 
     Example:
         >>> sqrt = color_sqrt_from_images(torch.rand(16, 13, 32, 32))
+        >>> from featviz.param import Fourier
         >>> image = Fourier(64, channels=13, color_sqrt=sqrt)
+        >>> image().shape
+        torch.Size([1, 13, 64, 64])
     """
     if not isinstance(images, Tensor) or images.dim() not in (3, 4):
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__

@@ -27,7 +27,9 @@ class Fourier(Parameterization):
     by high-frequency noise, and images come out smooth and natural. ``torch.fft.irfft2`` with ``norm="ortho"``
     turns the spectrum into an image; colour decorrelation (``decorrelate``, ImageNet statistics for 3
     channels or ``color_sqrt``) and a sigmoid follow. The spectrum starts as normal noise of standard
-    deviation ``init_scale``, so images start grey.
+    deviation ``init_scale``, so images start grey; with ``init_image`` (``(C, H, W)`` or ``(B, C, H, W)`` in
+    ``[0, 1]`` at ``size``) it is that image's own spectrum instead, so the first image is that image (values
+    clipped to ``[0.001, 0.999]``), as feature accentuation starts.
 
     ``default_lr`` is 0.05, the Adam learning rate tensorflow/lucid uses with this parameterization; on
     efficientnet_lite0 channels (96 px, 96 to 256 steps) larger rates gained little activation and added
@@ -45,7 +47,8 @@ class Fourier(Parameterization):
     default_lr: float = 0.05
 
     def __init__(self, size: SizeLike, *, decay: float = 1.3, decorrelate: bool = True,
-                 color_sqrt: Tensor | None = None, init_scale: float = 0.01, **shared: Any) -> None:
+                 color_sqrt: Tensor | None = None, init_scale: float = 0.01, init_image: Tensor | None = None,
+                 **shared: Any) -> None:
         super().__init__(size, **shared)
         init_scale = check_init_scale(init_scale)
         height, width = self.size
@@ -55,6 +58,10 @@ class Fourier(Parameterization):
         shape = (self.out_channels, height, width // 2 + 1, 2)
         self.spectrum = nn.Parameter(self.draw(lambda generator: torch.randn(shape, generator=generator) * init_scale))
         self.decorrelate_colors(decorrelate, color_sqrt)
+        if init_image is not None:  # the image's own spectrum, so that forward() returns it
+            with torch.no_grad():
+                spectrum = torch.fft.rfft2(self.components_from_images(init_image), norm="ortho")
+                self.spectrum.copy_(torch.view_as_real(spectrum / self.scale.squeeze(-1).to("cpu", torch.float64)))
 
     def components(self) -> Tensor:
         spectrum = torch.view_as_complex(self.spectrum * self.scale)

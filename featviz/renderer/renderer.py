@@ -108,6 +108,7 @@ class Renderer:
         batch: int | None = None,
         redirect_relu_steps: int = 16,
         progress: bool = True,
+        importance: bool = False,
     ) -> RenderResult:
         """Optimize images so that ``objective`` is as high as possible and return them (see `featviz.render`).
 
@@ -117,6 +118,8 @@ class Renderer:
         model, device = self.model, self.device
         steps = check_int(steps, "steps", 1)
         redirect_relu_steps = check_int(redirect_relu_steps, "redirect_relu_steps", 0)
+        if not isinstance(importance, bool):
+            raise FeatvizError(f"importance must be True or False, not {importance!r}")
         if batch is not None:
             batch = check_int(batch, "batch", 1)
         if seed is not None:
@@ -177,19 +180,21 @@ class Renderer:
         wanted = sorted({int(t) for t in (thresholds or ()) if 1 <= int(t) <= steps})
         return self._loop(
             network, bound, image_param, augment, source, optim, steps, wanted, seed, count, views, has_alpha,
-            redirect_relu_steps, progress, goals,
+            redirect_relu_steps, progress, goals, importance,
         )
 
     def _loop(
         self, network: Model, bound: Any, image_param: nn.Module, augment: Callable, source: Any,
         optim: torch.optim.Optimizer, steps: int, wanted: list[int], seed: int, count: int, views: int,
-        has_alpha: bool, redirect_relu_steps: int, progress: bool, goals: list[Objective],
+        has_alpha: bool, redirect_relu_steps: int, progress: bool, goals: list[Objective], importance: bool = False,
     ) -> RenderResult:
         device, channels = self.device, self.model.channels
         target = bound.target
         snapshots: dict[int, torch.Tensor] = {}
         history = torch.empty(steps, count, device=device)
         needs_image = IMAGE in target.layers
+        # MACO's importance: |d loss / d image| summed over the steps, on the images the parameterization returns
+        accumulated = None
         precision = (
             torch.autocast(device.type, dtype=self.autocast) if self.autocast is not None else contextlib.nullcontext()
         )
@@ -201,6 +206,8 @@ class Renderer:
                     redirect = RedirectedReLU() if step < redirect_relu_steps else contextlib.nullcontext()
                     with redirect:
                         images = image_param()
+                        if importance:
+                            images.retain_grad()
                         visible = images
                         if has_alpha:
                             background = source.uniform(channels, 0.0, 1.0).view(count, channels, 1, 1)
@@ -222,6 +229,9 @@ class Renderer:
                         )
                     optim.zero_grad(set_to_none=True)
                     loss.backward()
+                    if importance:
+                        gradient = images.grad.detach()[:, :channels].abs().mean(1)
+                        accumulated = gradient if accumulated is None else accumulated.add_(gradient)
                     optim.step()
                     history[step] = values.detach()
                     if wanted and step + 1 in wanted:
@@ -239,6 +249,7 @@ class Renderer:
         return RenderResult(
             images=final, history=history.cpu(), objectives=[goal.name for goal in goals], seed=seed, steps=steps,
             seconds=time.perf_counter() - started, snapshots=snapshots,
+            importance=None if accumulated is None else accumulated.float().cpu(),
         )
 
 
@@ -257,6 +268,7 @@ def render(
     batch: int | None = None,
     redirect_relu_steps: int = 16,
     progress: bool = True,
+    importance: bool = False,
     autocast: torch.dtype | None = None,
     channels_last: bool | None = None,
     fold_batchnorm: bool = True,
@@ -272,8 +284,10 @@ def render(
     images``; `optimizer` a callable taking the parameters (default Adam at the parameterization's
     `default_lr`, 0.05 for Fourier). Element i of a batch uses seed `seed + i`. Dead ReLUs get redirected
     gradients for the first `redirect_relu_steps` steps. A non-finite objective stops the render with an
-    error naming the step. `device`, `autocast`, `channels_last` and `fold_batchnorm` prepare the model as
-    `Renderer` does; to render many objective sets, make one `Renderer` and call its `render`.
+    error naming the step. `importance` also accumulates, over the steps, the absolute gradient of the
+    objective with respect to the images (MACO's importance map, ``RenderResult.importance``; save it with
+    ``result.save(path, importance=True)``). `device`, `autocast`, `channels_last` and `fold_batchnorm` prepare
+    the model as `Renderer` does; to render many objective sets, make one `Renderer` and call its `render`.
 
     Example:
         >>> model = featviz.load_model("efficientnet_lite0")
@@ -286,6 +300,7 @@ def render(
     return renderer.render(
         objective, param=param, transforms=transforms, optimizer=optimizer, steps=steps, thresholds=thresholds,
         seed=seed, size=size, batch=batch, redirect_relu_steps=redirect_relu_steps, progress=progress,
+        importance=importance,
     )
 
 

@@ -23,11 +23,13 @@ from torch import Tensor, nn
 from featviz.errors import FeatvizError
 from featviz.hooks import IMAGE, OUTPUT, ActivationCapture, Layout, bind_layers, survey_model
 from featviz.io import atomic_path
+from featviz.text.ridge import ridge_fits
 from featviz.text.tower import text_tower
 
 CROPS_PER_PHOTO = 12
 POOR_FIT = 0.3
 RIDGE_CANDIDATES = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+LINEARIZE_CHUNK = 16
 
 
 @dataclass
@@ -94,7 +96,8 @@ def _channel_sum(raw: Tensor, layout: Layout) -> Tensor:
 
 def _linearized(model: Any, layer: str, layout: Layout, images: Tensor, embedding: Tensor) -> Tensor:
     """``J^T e`` at ``images``: the gradient of ``e . image_embedding`` with respect to the layer's output,
-    summed over batch and positions (prefix tokens included)."""
+    summed over batch and positions (prefix tokens included). ``embedding`` ``(D,)`` gives ``(C,)``; a stack
+    ``(K, D)`` gives ``(K, C)`` from one forward pass (backward passes batched `LINEARIZE_CHUNK` at a time)."""
     tower_layer = text_tower(model).image_layer
     module = model.network if layer == OUTPUT else model.get_layer(layer)
     stored: dict[str, Tensor] = {}
@@ -110,15 +113,37 @@ def _linearized(model: Any, layer: str, layout: Layout, images: Tensor, embeddin
     try:
         with torch.enable_grad(), ActivationCapture(model, [tower_layer], stop_early=False) as capture:
             activation = capture.run(images.to(model.device, model.dtype))[tower_layer]
-            score = (activation.flatten(1) @ embedding.to(activation)).sum()
             if "output" not in stored:
                 raise FeatvizError(f"layer '{layer}' outputs no single tensor; pick another layer for a text direction")
+            if embedding.dim() == 2:
+                return _linearized_rows(activation.flatten(1), stored["output"], embedding, layer, layout)
+            score = (activation.flatten(1) @ embedding.to(activation)).sum()
             (gradient,) = torch.autograd.grad(score, stored["output"], allow_unused=True)
     finally:
         handle.remove()
     if gradient is None:
         raise FeatvizError(f"the image embedding does not depend on layer '{layer}'; pick a layer before it")
     return _channel_sum(gradient, layout)
+
+
+def _linearized_rows(activation: Tensor, leaf: Tensor, embeddings: Tensor, layer: str, layout: Layout) -> Tensor:
+    """``(K, C)``: `_linearized` for each row of ``embeddings``, sharing the forward pass that made ``activation``."""
+    if not activation.requires_grad:
+        raise FeatvizError(f"the image embedding does not depend on layer '{layer}'; pick a layer before it")
+    rows = []
+    for start in range(0, embeddings.shape[0], LINEARIZE_CHUNK):
+        chunk = embeddings[start:start + LINEARIZE_CHUNK].to(activation)
+        outputs = chunk[:, None, :].expand(-1, activation.shape[0], -1)
+        try:
+            (gradients,) = torch.autograd.grad(
+                activation, leaf, grad_outputs=outputs, is_grads_batched=True, retain_graph=True
+            )
+        except RuntimeError:  # an operation without a batching rule: one backward pass per row
+            gradients = torch.stack([
+                torch.autograd.grad(activation, leaf, grad_outputs=output, retain_graph=True)[0] for output in outputs
+            ])
+        rows += [_channel_sum(gradient, layout) for gradient in gradients]
+    return torch.stack(rows)
 
 
 def _fit_cache(model: Any, layer: str) -> Path:
@@ -149,24 +174,18 @@ def fit_linear_map(model: Any, layer: str, target: str, images: Tensor) -> tuple
     order = torch.randperm(inputs.shape[0], generator=generator)
     held = order[: max(1, inputs.shape[0] // 5)]
     kept = order[held.shape[0]:]
-    best: tuple[float, float] = (-math.inf, RIDGE_CANDIDATES[0])
-    for strength in RIDGE_CANDIDATES:
-        weights, mean_in, mean_out = _ridge(inputs[kept], outputs[kept], strength)
-        predicted = (inputs[held] - mean_in) @ weights + mean_out
-        residual = (outputs[held] - predicted).square().sum()
+    # Strengths are relative to the inputs' variance times the number of samples, so one list suits any layer.
+    def absolute(sample: Tensor) -> list[float]:
+        scale = float((sample - sample.mean(0)).square().mean().clamp(min=1e-12)) * sample.shape[0]
+        return [strength * scale for strength in RIDGE_CANDIDATES]
+
+    best: tuple[float, int] = (-math.inf, 0)
+    for index, (weights, bias) in enumerate(ridge_fits(inputs[kept], outputs[kept], absolute(inputs[kept]))):
+        residual = (outputs[held] - (inputs[held] @ weights + bias)).square().sum()
         total = (outputs[held] - outputs[held].mean(0)).square().sum().clamp(min=1e-12)
-        best = max(best, (float(1 - residual / total), strength))
-    weights, _, _ = _ridge(inputs, outputs, best[1])
+        best = max(best, (float(1 - residual / total), index))
+    ((weights, _),) = ridge_fits(inputs, outputs, [absolute(inputs)[best[1]]])
     return weights.float(), best[0]
-
-
-def _ridge(inputs: Tensor, outputs: Tensor, strength: float) -> tuple[Tensor, Tensor, Tensor]:
-    mean_in, mean_out = inputs.mean(0), outputs.mean(0)
-    centred = inputs - mean_in
-    scale = centred.square().mean().clamp(min=1e-12)
-    gram = centred.t() @ centred + strength * scale * inputs.shape[0] * torch.eye(inputs.shape[1], dtype=inputs.dtype)
-    weights = torch.linalg.solve(gram, centred.t() @ (outputs - mean_out))
-    return weights, mean_in, mean_out
 
 
 def text_direction(
@@ -215,21 +234,108 @@ def text_direction(
             photos = reference_images(model, crops_per_photo=0)  # a linearization point needs no crops
             vector = _linearized(model, layer, layout, photos, embedding).detach().cpu().float()
         return TextDirection(layer, _unit(vector, layer), "exact")
+    linear_map, r2 = _fitted_map(model, layer)
+    return TextDirection(layer, _unit(linear_map @ embedding.to(linear_map), layer), "fitted", r2)
+
+
+def _fitted_map(model: Any, layer: str) -> tuple[Tensor, float]:
+    """The cached ridge map ``(C, D)`` from ``layer`` to the image embedding and its held-out R² (warns when poor)."""
     cache = _fit_cache(model, layer)
     if cache.exists():
         saved = torch.load(cache, weights_only=True)
         linear_map, r2 = saved["weights"], float(saved["r2"])
     else:
-        linear_map, r2 = fit_linear_map(model, layer, tower_layer, reference_images(model))
+        linear_map, r2 = fit_linear_map(model, layer, text_tower(model).image_layer, reference_images(model))
         cache.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(cache) as temporary:
             torch.save({"weights": linear_map, "r2": r2}, temporary)
     if r2 < POOR_FIT:
         warnings.warn(
             f"the linear map from layer '{layer}' to the image embedding predicts held-out photos poorly (R² "
-            f"{r2:.2f}); the text direction there is unreliable: prefer a later layer", stacklevel=2,
+            f"{r2:.2f}); the text direction there is unreliable: prefer a later layer", stacklevel=3,
         )
-    return TextDirection(layer, _unit(linear_map @ embedding.to(linear_map), layer), "fitted", r2)
+    return linear_map, r2
+
+
+@dataclass
+class TextDirections:
+    """Many prompts' directions in one layer: row ``i`` of ``vectors`` ``(P, C)`` is ``prompts[i]``'s unit-norm
+    direction, as `text_direction` finds it for that prompt alone; ``method`` and ``r2`` as in `TextDirection`.
+
+    Example:
+        >>> found = text_directions(model, "layer4", ["dog", "cat", "car"], templates=["a photo of a {}."])
+        >>> found.vectors.shape
+        torch.Size([3, 2048])
+    """
+
+    layer: str
+    prompts: list[str]
+    vectors: Tensor
+    method: str
+    r2: float | None = None
+
+
+def text_directions(
+    model: Any,
+    layer: str,
+    prompts: Sequence[str],
+    *,
+    templates: Sequence[str] | None = None,
+    method: str | None = None,
+    embeddings: Tensor | None = None,
+) -> TextDirections:
+    """Each prompt's direction in ``layer``'s channel space, all at once: one text-tower encode of every prompt
+    and one linear map (the layer's Jacobian sum where it is exact, found with one forward pass; the cached
+    ridge map where it is fitted). Row ``i`` equals ``text_direction(model, layer, prompts[i]).vector``.
+
+    ``prompts`` is a list of strings (each with ``templates``, strings holding ``{}`` once, averaged as in
+    `featviz.objectives.language.prompt_embeddings`); ``method`` as in `text_direction`. ``embeddings``, when
+    given, are the prompts' embeddings already encoded that way ``(P, D)``, for a caller that reuses them over
+    several layers.
+
+    Example:
+        >>> model = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")
+        >>> text_directions(model, "layer4", ["dog", "cat"], templates=["a photo of a {}."]).vectors.shape
+        torch.Size([2, 512])
+    """
+    from featviz.objectives.language import prompt_embeddings
+    from featviz.text.clip import check_prompts
+
+    if method not in (None, "exact", "fitted"):
+        raise FeatvizError(f"method must be 'exact', 'fitted' or None (choose for me), not {method!r}")
+    if layer == IMAGE:
+        raise FeatvizError("'@image' is the input image, not a layer with channels; pick a layer of the network")
+    prompts = check_prompts(prompts)
+    if embeddings is None:
+        embeddings = prompt_embeddings(model, prompts, templates)
+    elif embeddings.dim() != 2 or embeddings.shape[0] != len(prompts):
+        raise FeatvizError(f"embeddings must be one row per prompt, ({len(prompts)}, D), not {tuple(embeddings.shape)}")
+    embeddings = embeddings.detach().cpu().float()
+    exact = layer in exact_layers(model)
+    if method == "exact" and not exact:
+        raise FeatvizError(
+            f"no exact text direction for layer '{layer}': the network is not linear from it to the embedding; "
+            f"use method='fitted' or one of {', '.join(sorted(exact_layers(model)))}"
+        )
+    chosen = method or ("exact" if exact else "fitted")
+    r2 = None
+    if chosen == "exact" and layer == text_tower(model).image_layer:
+        vectors = embeddings.clone()
+    elif chosen == "exact":
+        layout = bind_layers(model, [layer], tuple(model.input_size)).layouts[layer]
+        photos = reference_images(model, crops_per_photo=0)
+        width = embeddings.shape[1]
+        # Fewer prompts than embedding dimensions: one backward pass each; more: the whole map, then one product.
+        basis = embeddings if embeddings.shape[0] <= width else torch.eye(width)
+        rows = _linearized(model, layer, layout, photos, basis).detach().cpu().float()
+        vectors = rows if basis is embeddings else embeddings @ rows
+    else:
+        linear_map, r2 = _fitted_map(model, layer)
+        vectors = embeddings.to(linear_map) @ linear_map.t()
+    norms = vectors.norm(dim=1, keepdim=True)
+    if not torch.isfinite(norms).all() or (norms == 0).any():
+        raise FeatvizError(f"a text direction in layer '{layer}' is zero; pick a layer the embedding depends on")
+    return TextDirections(layer, prompts, (vectors / norms).float(), chosen, r2)
 
 
 def _unit(vector: Tensor, layer: str) -> Tensor:
@@ -239,4 +345,7 @@ def _unit(vector: Tensor, layer: str) -> Tensor:
     return vector / norm
 
 
-__all__ = ["TextDirection", "exact_layers", "fit_linear_map", "reference_images", "text_direction"]
+__all__ = [
+    "TextDirection", "TextDirections", "exact_layers", "fit_linear_map", "reference_images", "text_direction",
+    "text_directions",
+]

@@ -199,7 +199,20 @@ def robust(output_size: int | Sequence[int] | None = None) -> Compose:
                    output_size)
 
 
-PRESETS: dict[str, Callable[..., Compose]] = {"none": none, "standard": standard, "maco": maco, "robust": robust}
+def facet(output_size: int | Sequence[int] | None = None) -> Compose:
+    """The set of the Multimodal Neurons article's faceted renders: pad 2 (grey), ten jitters of 4, scale
+    0.67-1.025, rotate twice by +-10 degrees (+-20 in all, most often near 0, as the article's list of angles), jitter 2.
+
+    Example:
+        >>> facet((128, 128))(torch.rand(1, 3, 128, 128), RandomSource([0])).shape
+        torch.Size([1, 3, 128, 128])
+    """
+    return Compose([pad(2, fill=0.5), *[jitter(4)] * 10, random_scale(0.67, 1.025), random_rotate(10.0),
+                    random_rotate(10.0), jitter(2)], output_size)
+
+
+PRESETS: dict[str, Callable[..., Compose]] = {"none": none, "standard": standard, "maco": maco, "robust": robust,
+                                              "facet": facet}
 
 
 def create(name: str, output_size: int | Sequence[int] | None = None) -> Compose:
@@ -237,4 +250,4 @@ def resolve(transforms: str | Compose | Transform | Iterable[Transform] | None,
     return Compose(list(transforms), output_size=output_size)
 
 
-__all__ = ["PRESETS", "Compose", "create", "maco", "none", "resolve", "robust", "standard", "takes_source"]
+__all__ = ["PRESETS", "Compose", "create", "facet", "maco", "none", "resolve", "robust", "standard", "takes_source"]

@@ -67,6 +67,7 @@ def read_open_clip_config(module: nn.Module) -> ModuleConfig | None:
     ``image_mean``/``image_std``, else open_clip's defaults (OpenAI's CLIP values).
 
     Example:
+        >>> import open_clip
         >>> read_open_clip_config(open_clip.create_model("ViT-S-32-alt")).input_size
         (224, 224)
     """

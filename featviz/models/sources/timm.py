@@ -39,6 +39,7 @@ def read_timm_config(module: nn.Module) -> ModuleConfig | None:
     """What a timm model declares in its ``pretrained_cfg`` (or ``default_cfg``), or None for other modules.
 
     Example:
+        >>> import timm
         >>> read_timm_config(timm.create_model("vit_tiny_patch16_224")).mean
         (0.5, 0.5, 0.5)
     """

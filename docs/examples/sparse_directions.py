@@ -1,0 +1,74 @@
+"""Make the images and the table of docs/concepts/sparse-directions.md: sparse concept directions of
+EfficientNet-Lite0 found through its text tower, and renders of them beside the single unit that each concept's
+prompts point to most.
+
+    python docs/examples/sparse_directions.py [--steps 160] [--size 112]
+
+Writes docs/images/sparse-directions/CONCEPT.png (the sparse direction), CONCEPT-unit.png (the top single
+unit) and prints the Markdown table of the page. The first run fits the text tower (minutes; cached after).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+import featviz
+from featviz import objectives
+from featviz.recipes import sparse_concept_directions
+from featviz.text import text_direction
+
+OUT = Path(__file__).resolve().parents[1] / "images" / "sparse-directions"
+LAYER = "global_pool"  # exact for Lite0's text tower: the penultimate features the classifier reads
+RENDER_LAYER = "bn2.drop"  # the same 1280 channels before ReLU6 and pooling (a pooled unit saturates at 6)
+CONCEPTS = {
+    "water": ["water", "a lake", "the sea", "waves on the ocean", "a river", "a glass of water", "rain drops",
+              "a swimming pool"],
+    "fire": ["fire", "flames", "a camp fire", "a burning house", "a candle flame", "a fireplace", "embers",
+             "a forest fire"],
+    "dog": ["a dog", "a puppy", "a golden retriever", "a dog running on grass", "a sleeping dog", "a terrier",
+            "a dog's face", "a sheepdog"],
+    "bird": ["a bird", "a small bird on a branch", "a flying bird", "a parrot", "an eagle", "a songbird",
+             "feathers of a bird", "a seagull"],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=160)
+    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--units", type=int, default=8)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = featviz.load_model("efficientnet_lite0")
+    started = time.perf_counter()
+    found = sparse_concept_directions(model, LAYER, CONCEPTS, units=args.units, folds=4)
+    print(found)
+    print(f"fit in {time.perf_counter() - started:.1f} s")
+    # the unit each concept's prompts point to most (what `featviz neurons` ranks first)
+    single = {name: int(text_direction(model, LAYER, prompts).vector.argmax()) for name, prompts in CONCEPTS.items()}
+    goals = [objectives.direction(RENDER_LAYER, direction.vector) for direction in found.directions.values()]
+    goals += [objectives.channel(RENDER_LAYER, unit) for unit in single.values()]
+    started = time.perf_counter()
+    result = featviz.render(model, goals, steps=args.steps, size=args.size, seed=0, progress=True)
+    print(f"rendered {len(goals)} images in {time.perf_counter() - started:.1f} s")
+    OUT.mkdir(parents=True, exist_ok=True)
+    images = result.to_pil()
+    count = len(found.concepts)
+    for index, name in enumerate(found.concepts):
+        images[index].save(OUT / f"{name}.png", optimize=True)
+        images[count + index].save(OUT / f"{name}-unit.png", optimize=True)
+
+    print("\n| concept | sparse direction | its units (weight) | top single unit |")
+    print("|---|---|---|---|")
+    for name, direction in found.directions.items():
+        weights = ", ".join(f"{unit} ({weight:+.2f})" for unit, weight in zip(direction.units, direction.weights))
+        print(f"| {name} | ![{name}](../images/sparse-directions/{name}.png) | {weights} | "
+              f"![unit {single[name]}](../images/sparse-directions/{name}-unit.png) unit {single[name]} |")
+    print(f"\nheld-out accuracy {found.accuracy:.2f} (chance {found.chance:.2f}), training {found.train_accuracy:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""`featviz caricature IMAGE MODEL --layer L --out PNG`: feature inversion and caricatures of a photo
+(`featviz.recipes.caricature`)."""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from featviz import param, transforms
+from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums
+from featviz.device import resolve_device
+from featviz.errors import FeatvizError
+from featviz.io import ensure_writable_dir
+from featviz.models import load_model
+from featviz.recipes.caricature import MODES, caricature, load_photo
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `featviz caricature` and its options on the `featviz` parser."""
+    parser = subparsers.add_parser(
+        "caricature",
+        help="render what a layer sees in a photo: reproduced (inversion) or exaggerated (caricature)",
+        description="Optimize an image whose activations at --layer match the photo's (--mode inversion) or push "
+        "the photo's pattern further (--mode caricature: dot product times cosine ** --cossim-pow). The photo keeps "
+        "its aspect ratio; --size is its shorter side. Several layers give one image each, in a grid.",
+    )
+    parser.add_argument("image", metavar="IMAGE", help="the photo (JPEG, PNG, ...)")
+    add_model_arguments(parser)
+    parser.add_argument("--layer", required=True, action="append",
+                        help="layer to compare (see `featviz layers MODEL`); repeat it or separate names with commas "
+                        "for one image per layer")
+    parser.add_argument("--mode", default="caricature", choices=MODES, help="caricature (default) or inversion")
+    parser.add_argument("--cossim-pow", type=float, default=1.0,
+                        help="caricature's cosine power: 0 exaggerates most, larger stays closer to the photo (default 1)")
+    parser.add_argument("--param", default="fft", choices=param.KINDS, help="image parameterization (default fft)")
+    parser.add_argument("--transforms", default="standard", choices=transforms.PRESETS,
+                        help="augmentations, applied to the photo alike (default standard)")
+    add_render_arguments(parser, out="caricature.png", steps=512)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check every option, render the caricature and print the path written."""
+    check_minimums(args, steps=1, size=8, seed=0)
+    if not (math.isfinite(args.cossim_pow) and args.cossim_pow >= 0):
+        raise FeatvizError(f"--cossim-pow must be a finite number >= 0 (0: plain dot product), got {args.cossim_pow}")
+    layers = [name.strip() for text in args.layer for name in text.split(",") if name.strip()]
+    if not layers:
+        raise FeatvizError("--layer is empty; give a layer name such as blocks.4 (see `featviz layers MODEL`)")
+    out = Path(args.out)
+    if out.suffix.lower() != ".png" or out.is_dir():
+        raise FeatvizError(f"--out '{out}' must be a file name ending in .png")
+    ensure_writable_dir(out.parent)
+    photo = load_photo(args.image)
+    device = resolve_device(args.device)
+    model = load_model(args.model, weights=args.weights, device=device)
+    result = caricature(
+        photo, model, layers, cossim_pow=args.cossim_pow, mode=args.mode, size=args.size, steps=args.steps,
+        param=args.param, transforms=args.transforms, seed=args.seed, device=device, progress=not args.no_progress,
+    )
+    for path in result.save(out):
+        print(path)
+    return 0

@@ -1,0 +1,353 @@
+"""Feature inversion and caricatures (lucid's caricature recipe): an image optimized so that a layer sees in it what
+it sees in a photo, reproduced (inversion) or exaggerated (caricature).
+
+Both compare the image's activations ``a`` at a layer with the photo's ``p``, position by position, on the same
+random views: each step the photo goes through the very same transforms as the image (``PhotoPair``), so the
+comparison stays aligned however the views are jittered, scaled or rotated. Inversion minimizes the relative
+squared error ``|a - p|^2 / |p|^2``; caricature maximizes ``(a . p / |p|^2) * max(cos(a, p), 0.1) ** cossim_pow``,
+the photo's pattern pushed further wherever the image already points its way. The photo-loading and the paired
+views here are shared by the other photo recipes (style transfer, accentuation).
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from featviz import param as param_module
+from featviz import transforms as transforms_module
+from featviz.dataset.folder import open_oriented
+from featviz.errors import FeatvizError, check_int
+from featviz.hooks import IMAGE, ActivationCapture, bind_layers, survey_model
+from featviz.models import Model
+from featviz.objectives import Objective
+from featviz.objectives.checks import read
+from featviz.param.arguments import check_size
+from featviz.renderer import Renderer, RenderResult
+from featviz.transforms import Compose, RandomSource
+
+PhotoLike = str | os.PathLike | Image.Image | np.ndarray | Tensor
+TransformsLike = str | Compose | Callable | Sequence[Callable] | None
+
+MODES = ("caricature", "inversion")
+_EPSILON = 1e-8
+_COSINE_FLOOR = 0.1
+_LUMA = torch.tensor([0.299, 0.587, 0.114])
+
+
+def load_photo(image: PhotoLike, size: int | Sequence[int] | None = None, channels: int = 3) -> Tensor:
+    """A photo as a ``(1, channels, H, W)`` float32 tensor in ``[0, 1]``, upright, its aspect ratio kept.
+
+    ``image`` is a file path (read with ``featviz.dataset.folder.open_oriented``: EXIF orientation applied), a PIL
+    image, an ``(H, W, C)`` array (uint8, or floats in ``[0, 1]``) or a ``(C, H, W)`` / ``(1, C, H, W)`` tensor.
+    ``size`` None keeps the photo's size; an int resizes it so that its shorter side is ``size`` pixels (the
+    longer side follows the aspect ratio: nothing is cropped); ``(height, width)`` resizes to exactly that.
+    Resizing is bicubic with antialiasing; colour photos become grey for a one-channel model and grey ones are
+    repeated for a three-channel one. Raises FeatvizError for a missing or unreadable file.
+
+    Example:
+        >>> load_photo(np.zeros((480, 640, 3), np.uint8), 224).shape      # a 640 x 480 photo
+        torch.Size([1, 3, 224, 299])
+    """
+    if channels not in (1, 3):
+        raise FeatvizError(f"photos can be read with 1 (grey) or 3 (RGB) channels, not {channels}; pass a tensor instead")
+    if isinstance(image, (str, os.PathLike)):
+        path = os.fspath(image)
+        if not os.path.isfile(path):
+            what = "is not a file" if os.path.exists(path) else "does not exist"
+            raise FeatvizError(f"image '{path}' {what}; give a photo file (JPEG, PNG, ...)")
+        try:
+            image = open_oriented(path, "RGB" if channels == 3 else "L")
+        except Exception as error:  # noqa: BLE001 - any decoder failure is an unreadable photo
+            reason = " ".join(str(error).split()) or type(error).__name__
+            raise FeatvizError(f"cannot read image '{path}' ({reason}); give a JPEG or PNG photo") from None
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB" if channels == 3 else "L"))
+    if isinstance(image, np.ndarray):
+        array = image[:, :, None] if image.ndim == 2 else image
+        if array.ndim != 3:
+            raise FeatvizError(f"a photo array must be (H, W) or (H, W, C), got shape {image.shape}")
+        image = torch.from_numpy(np.array(array)).permute(2, 0, 1)
+    if not isinstance(image, Tensor):
+        raise FeatvizError(f"a photo must be a file path, a PIL image, an array or a tensor, not {type(image).__name__}")
+    photo = image.detach().unsqueeze(0) if image.dim() == 3 else image.detach()
+    if photo.dim() != 4 or photo.shape[0] != 1 or min(photo.shape[2:]) < 1:
+        raise FeatvizError(f"a photo tensor must be (C, H, W) or (1, C, H, W), got shape {tuple(image.shape)}")
+    if photo.dtype == torch.uint8:
+        photo = photo.float() / 255.0
+    elif not photo.is_floating_point():
+        raise FeatvizError(f"a photo must hold floats in [0, 1] or uint8, not {photo.dtype}")
+    photo = photo.float().cpu()
+    if (photo.shape[1], channels) == (3, 1):  # grey as PIL makes it (ITU-R 601 luma)
+        photo = (photo * _LUMA.view(1, 3, 1, 1)).sum(1, keepdim=True)
+    elif (photo.shape[1], channels) == (1, 3):
+        photo = photo.expand(-1, 3, -1, -1)
+    elif photo.shape[1] != channels:
+        raise FeatvizError(f"the photo has {photo.shape[1]} channels but the model takes {channels}; give a "
+                           f"{channels}-channel photo")
+    if not torch.isfinite(photo).all():
+        raise FeatvizError("the photo contains NaN or infinite values; give values in [0, 1]")
+    target = _photo_size(tuple(photo.shape[2:]), size)
+    if target != tuple(photo.shape[2:]):
+        photo = F.interpolate(photo, size=target, mode="bicubic", align_corners=False, antialias=True)
+    return photo.clamp(0, 1).contiguous()
+
+
+def _photo_size(current: tuple[int, int], size: int | Sequence[int] | None) -> tuple[int, int]:
+    if size is None:
+        return current
+    if isinstance(size, int) and not isinstance(size, bool):
+        if size < 1:
+            raise FeatvizError(f"size must be at least 1 pixel, got {size}")
+        height, width = current
+        scale = size / min(height, width)
+        return max(1, round(height * scale)), max(1, round(width * scale))
+    return check_size(size)
+
+
+def photo_size(model: Model, size: int | Sequence[int] | None) -> int | Sequence[int]:
+    """The ``size`` a photo recipe loads its photos at: ``size``, or the shorter side of ``model``'s input size.
+
+    Example:
+        >>> photo_size(model, None)
+        224
+    """
+    return min(model.input_size) if size is None else size
+
+
+class PhotoPair:
+    """Photos shown to the model beside the images being optimized, so that objectives can compare the two.
+
+    With random ``transforms`` every step passes the ``2B`` images ``[images; photos]`` through them with a
+    ``RandomSource`` whose elements ``b`` and ``B + b`` are seeded alike (``seeds[b]``) and drawn in step: each
+    image and its photo get the very same view, so position-by-position comparisons stay aligned. In view-major
+    order such a batch is ``(views, 2, B)``; ``split`` separates it. With transforms that draw nothing (the
+    "none" preset) the photos' activations are computed once instead, and the batch holds the images only.
+    Comparison objectives (`PhotoComparison`) and objectives on the images alone (`OnImages`) read the batch
+    through this object; ``render`` runs the renderer with it. ``photos`` is ``(1 or B, C, H, W)`` in ``[0, 1]``
+    at the images' size.
+
+    Example:
+        >>> pair = PhotoPair(featviz.Renderer(model), torch.rand(1, 3, 48, 64), transforms="standard", seeds=[0])
+        >>> pair(torch.rand(1, 3, 48, 64), None).shape                    # the image's view, then the photo's
+        torch.Size([2, 3, 48, 64])
+    """
+
+    def __init__(self, renderer: Renderer, photos: Tensor, *, transforms: TransformsLike, seeds: Sequence[int]) -> None:
+        self.renderer = renderer
+        self.count = len(seeds)
+        self.seeds = list(seeds)
+        self.photos = photos.to(renderer.device).expand(self.count, -1, -1, -1)
+        model = renderer.model
+        size = tuple(photos.shape[-2:])
+        found = survey_model(model)
+        self.seen = size if found.takes_other_sizes else tuple(model.input_size)
+        self.augment = transforms_module.resolve(transforms, output_size=self.seen)
+        self.views = int(getattr(self.augment, "views", 1))
+        self.paired = bool(self.augment.transforms)
+        self.source = RandomSource(self.seeds * 2, device=renderer.device)
+        self.layers: set[str] = set()
+        self.fixed: dict[str, Tensor] = {}
+
+    def request(self, layers: Sequence[str]) -> None:
+        """Note that an objective compares ``layers`` (their photo activations are computed once when unpaired)."""
+        self.layers.update(name for name in layers if name != IMAGE)
+
+    def __call__(self, images: Tensor, source: RandomSource) -> Tensor:
+        """The transform the renderer calls: the images' views, and the photos' beside them when paired."""
+        if not self.paired:
+            return self.augment(images, source)
+        photos = self.photos.to(dtype=images.dtype)
+        if photos.shape[-2:] != images.shape[-2:]:  # a fixed-size model: the images were resized to its input
+            photos = F.interpolate(photos, size=images.shape[-2:], mode="bicubic", align_corners=False, antialias=True)
+        return self.augment(torch.cat([images, photos]), self.source)
+
+    def split(self, acts: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """``(image_acts, photo_acts)``, ``(views * B, ...)`` each in view-major order; the photos' are detached.
+        ``"@image"`` (the images before transforms) is paired with the photos themselves."""
+        once: list[str] = []  # photo entries held once per image, to repeat for every view
+        if not self.paired:
+            image_acts, photo_acts = dict(acts), dict(self.fixed)
+            once += list(photo_acts)
+        else:
+            image_acts, photo_acts = {}, {}
+            for name, value in acts.items():
+                if name == IMAGE:  # the renderer adds the images alone
+                    image_acts[name] = value
+                    continue
+                pairs = value.unflatten(0, (-1, 2, self.count))
+                image_acts[name] = pairs[:, 0].flatten(0, 1)
+                photo_acts[name] = pairs[:, 1].flatten(0, 1).detach()
+        if IMAGE in image_acts:
+            photo_acts[IMAGE] = self.photos.to(image_acts[IMAGE])
+            once.append(IMAGE)
+        views = next(iter(image_acts.values())).shape[0] // self.count
+        for name in once:
+            if views > 1:
+                photo_acts[name] = photo_acts[name].repeat(views, *[1] * (photo_acts[name].dim() - 1))
+        return image_acts, photo_acts
+
+    def render(self, goal: Objective, image: nn.Module, *, steps: int, progress: bool, importance: bool = False,
+               optimizer: Callable | None = None) -> RenderResult:
+        """Optimize ``image`` (a parameterization module of ``B`` images) for ``goal`` with the photos beside it."""
+        if not self.paired and self.layers:
+            binding = bind_layers(self.renderer.model, self.layers, self.seen)
+            with torch.no_grad(), ActivationCapture(self.renderer.model, self.layers, layouts=binding.layouts) as capture:
+                seen = self.augment(self.photos, RandomSource(self.seeds, device=self.renderer.device))
+                self.fixed = {name: value.detach() for name, value in capture.run(seen).items()}
+        return self.renderer.render(goal, param=image, transforms=self, optimizer=optimizer, steps=steps,
+                                    seed=self.seeds[0], progress=progress, importance=importance)
+
+
+class PhotoComparison(Objective):
+    """An objective that scores the images against the photos of a `PhotoPair`.
+
+    ``compare(image_acts, photo_acts)`` (defined by subclasses) returns one value per image view, ``(views *
+    B,)``, from the two halves `PhotoPair.split` makes; ``bind`` checks every layer in ``layers``.
+
+    Example:
+        >>> pair = PhotoPair(featviz.Renderer(nn.Sequential(nn.Conv2d(3, 4, 3))), torch.rand(1, 3, 16, 16),
+        ...                  transforms="none", seeds=[0])
+        >>> class Match(PhotoComparison):
+        ...     def compare(self, image_acts, photo_acts):
+        ...         return -(image_acts["0"] - photo_acts["0"]).square().mean((1, 2, 3))
+        >>> result = pair.render(Match(["0"], "match(0)", pair), featviz.param.Pixel(16), steps=2, progress=False)
+        >>> result.history.shape
+        torch.Size([2, 1])
+    """
+
+    elementwise = False  # it reads the photos' half of the batch
+
+    def __init__(self, layers: Sequence[str], name: str, pair: PhotoPair) -> None:
+        super().__init__(layers, name)
+        self.pair = pair
+        pair.request(list(layers))
+
+    def __call__(self, acts: Mapping[str, Tensor]) -> Tensor:
+        return self.compare(*self.pair.split(acts))
+
+    def compare(self, image_acts: dict[str, Tensor], photo_acts: dict[str, Tensor]) -> Tensor:
+        """One value per image view, ``(views * B,)``; higher is better."""
+        raise NotImplementedError
+
+
+class OnImages(Objective):
+    """Any objective evaluated on the images of a `PhotoPair` batch only (the photos are not scored).
+
+    Example:
+        >>> pair = PhotoPair(featviz.Renderer(nn.Sequential(nn.Conv2d(3, 4, 3))), torch.rand(1, 3, 16, 16),
+        ...                  transforms="standard", seeds=[0])
+        >>> goal = OnImages(objectives.channel("0", 1), pair)
+        >>> pair.render(goal, featviz.param.Fourier(16), steps=2, progress=False).images.shape
+        torch.Size([1, 3, 16, 16])
+    """
+
+    elementwise = False
+
+    def __init__(self, objective: Objective, pair: PhotoPair) -> None:
+        super().__init__(objective.layers, objective.name)
+        self.objective = objective
+        self.pair = pair
+
+    def resolve_layers(self, model: object, read_layer: Callable[[str], Tensor]) -> None:
+        self.objective.resolve_layers(model, read_layer)
+        self._layers = self.objective.layers
+
+    def bind(self, model: object, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        self.objective.bind(model, shapes)
+
+    def __call__(self, acts: Mapping[str, Tensor]) -> Tensor:
+        return self.objective(self.pair.split(acts)[0] if self.pair.paired else acts)
+
+
+class _Caricature(PhotoComparison):
+    """Per image ``b``: its ``layers[b]`` compared with the photo's, as inversion or caricature (see the module)."""
+
+    def __init__(self, layers: Sequence[str], mode: str, cossim_pow: float, pair: PhotoPair) -> None:
+        shown = layers[0] if len(set(layers)) == 1 else ", ".join(layers)
+        super().__init__(sorted(set(layers)), f"{mode}({shown})", pair)
+        self.count = len(layers)
+        self.per_image = list(layers)
+        self.mode = mode
+        self.cossim_pow = cossim_pow
+
+    def score(self, image: Tensor, photo: Tensor) -> Tensor:
+        """``(N,)`` scores of ``(N, C, H, W)`` image activations against the photo's."""
+        image, photo = image.flatten(1), photo.flatten(1)
+        photo_energy = photo.square().sum(1) + _EPSILON
+        if self.mode == "inversion":
+            return -(image - photo).square().sum(1) / photo_energy
+        dot = (image * photo).sum(1)
+        cosine = dot / (torch.linalg.vector_norm(image, dim=1) * photo_energy.sqrt() + _EPSILON)
+        return dot / photo_energy * cosine.clamp(min=_COSINE_FLOOR).pow(self.cossim_pow)
+
+    def compare(self, image_acts: dict[str, Tensor], photo_acts: dict[str, Tensor]) -> Tensor:
+        values = None
+        for layer in dict.fromkeys(self.per_image):
+            scores = self.score(read(image_acts, layer), read(photo_acts, layer))
+            if values is None:
+                values = torch.zeros_like(scores)
+            mine = torch.tensor([name == layer for name in self.per_image], device=scores.device)
+            values = torch.where(mine.repeat(scores.shape[0] // self.count), scores, values)
+        return values
+
+
+def caricature(
+    image: PhotoLike,
+    model: Model | nn.Module | str,
+    layer: str | Sequence[str],
+    *,
+    cossim_pow: float = 1.0,
+    mode: str = "caricature",
+    size: int | Sequence[int] | None = None,
+    steps: int = 512,
+    param: str = "fft",
+    transforms: TransformsLike = "standard",
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> RenderResult:
+    """Render what ``layer`` sees in a photo: reproduced (``mode="inversion"``) or exaggerated (``"caricature"``).
+
+    ``image`` is the photo (a path, PIL image, array or tensor; see `load_photo`), loaded at ``size`` (default:
+    its shorter side becomes the shorter side of the model's input, its aspect ratio kept, so non-square photos
+    stay non-square). ``layer`` is one layer name or a list of them: one image per layer, a batch. The image is
+    a ``param`` parameterization ("fft" default, or "pixel", "maco", ...) started from noise with ``seed`` and
+    optimized for ``steps`` steps; each step the photo goes through the same random ``transforms`` (a preset
+    name, "standard" default, or transforms as `featviz.render` takes them). Caricature maximizes ``(a . p /
+    |p|^2) * max(cos(a, p), 0.1) ** cossim_pow`` between the image's and the photo's activations ``a`` and ``p``
+    (lucid's dot times cosine power: 0 pushes the photo's pattern as far as it goes, larger values keep the
+    image closer to the photo's own pattern); inversion maximizes ``-|a - p|^2 / |p|^2`` (``cossim_pow`` unused).
+    Returns a `RenderResult` whose ``history`` is that score per step (1 for caricature and 0 for inversion mean
+    the photo's activations exactly).
+
+    Example:
+        >>> from skimage import data
+        >>> result = caricature(data.chelsea(), model, "blocks.3", size=32, steps=2, progress=False)
+        >>> result.images.shape                     # a 451 x 300 photo keeps its aspect
+        torch.Size([1, 3, 32, 48])
+    """
+    if mode not in MODES:
+        raise FeatvizError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if isinstance(cossim_pow, bool) or not isinstance(cossim_pow, (int, float)) or not 0 <= cossim_pow < float("inf"):
+        raise FeatvizError(f"cossim_pow must be a number >= 0 (0: plain dot product), not {cossim_pow!r}")
+    layers = [layer] if isinstance(layer, str) else list(layer)
+    if not layers or not all(isinstance(name, str) and name for name in layers):
+        raise FeatvizError(f"layer must be a layer name or a list of layer names, not {layer!r}")
+    steps = check_int(steps, "steps", 1)
+    seed = check_int(seed, "seed", 0)
+    renderer = Renderer(model, device=device)
+    photo = load_photo(image, photo_size(renderer.model, size), renderer.model.channels)
+    picture = param_module.create(param, tuple(photo.shape[-2:]), batch=len(layers), channels=renderer.model.channels,
+                                  seed=seed, device=renderer.device)
+    pair = PhotoPair(renderer, photo, transforms=transforms, seeds=[seed + index for index in range(len(layers))])
+    goal = _Caricature(layers, mode, float(cossim_pow), pair)
+    return pair.render(goal, picture, steps=steps, progress=progress)
+
+
+__all__ = ["caricature"]
