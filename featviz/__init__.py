@@ -6,8 +6,9 @@ The package's folders follow a render's data flow: models -> hooks -> objectives
 Example:
     >>> import featviz
     >>> model = featviz.load_model("efficientnet_lite0")
-    >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=256, seed=0)
+    >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=8, size=64, seed=0)   # 512 steps by default
     >>> result.save("channel3.png")
+    [PosixPath('channel3.png')]
 """
 from featviz import hooks, objectives, optim, param, transforms
 from featviz.errors import FeatvizError

@@ -66,8 +66,11 @@ EXAMPLES = _docstring_examples()
 
 
 @pytest.fixture(scope="module")
-def namespace(lite0):
-    return {"featviz": featviz, "torch": torch, "nn": nn, "np": np, "objectives": featviz.objectives, "model": lite0}
+def namespace(lite0, tmp_path_factory):
+    # Text towers cache what they fit in $FEATVIZ_CACHE: a folder of this test module's, not the user's cache.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FEATVIZ_CACHE", str(tmp_path_factory.mktemp("featviz-cache")))
+        yield {"featviz": featviz, "torch": torch, "nn": nn, "np": np, "objectives": featviz.objectives, "model": lite0}
 
 
 def test_examples_were_found():

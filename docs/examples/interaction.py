@@ -4,9 +4,10 @@
 * an interpolation between two of them in 8 frames, once with shared parameters and alignment (the default)
   and once with independent frames, and the correlation of neighbouring frames for both.
 
-All at 96 px and 256 steps, seed 0. Images go to docs/images/interaction/ as 256-colour PNGs.
+All at 96 px, seed 0. Images go to docs/images/interaction/ as 256-colour PNGs. The docs' images were made
+with ``--steps 128`` (23 minutes on two CPU cores shared with other work).
 
-Run from the repository root (about a quarter of an hour on two busy CPU cores):
+Run from the repository root:
     python docs/examples/interaction.py [--steps 256]
 """
 from __future__ import annotations

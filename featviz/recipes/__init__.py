@@ -5,7 +5,10 @@ large canvas or a generator's output, optimized towards a prompt's embedding wit
 
 Example:
     >>> from featviz.recipes import dream
-    >>> dream("open_clip:ViT-B-32/openai", "a lighthouse in a storm", steps=200).save("lighthouse.png")
+    >>> result = dream("open_clip:featviz-tiny-ViT", "a lighthouse in a storm", size=64, steps=2, views=2, progress=False)
+    >>> result.images.shape                  # a tiny random CLIP: the recipe runs, the image means nothing
+    torch.Size([1, 3, 64, 64])
+    >>> dream("open_clip:ViT-B-32/openai", "a lighthouse in a storm", steps=200).save("lighthouse.png")  # doctest: +SKIP
 """
 from featviz.discovery import import_modules
 

@@ -37,20 +37,27 @@ BALANCE_NOISE = 0.02
 
 
 class _Distance(PhotoComparison):
-    """The mean squared difference between the images' and the photos' activations at one layer, per image view."""
+    """The mean squared difference between the images' and the photos' activations at one layer, per image view,
+    times each image's weight."""
 
-    def __init__(self, layer: str, pair: PhotoPair) -> None:
-        super().__init__([layer], f"distance({layer})", pair)
+    def __init__(self, layer: str, weights: Tensor, pair: PhotoPair) -> None:
+        shown = ", ".join(f"{float(weight):.3g}" for weight in weights)
+        super().__init__([layer], f"{shown}*distance({layer})" if len(weights) == 1 else f"[{shown}]*distance({layer})",
+                         pair)
         self.layer = layer
+        self.weights = weights
 
     def compare(self, image_acts: dict[str, Tensor], photo_acts: dict[str, Tensor]) -> Tensor:
         difference = read(image_acts, self.layer) - read(photo_acts, self.layer)
-        return difference.square().flatten(1).mean(1)
+        distances = difference.square().flatten(1).mean(1)
+        weights = self.weights.to(distances).repeat(distances.shape[0] // len(self.weights))
+        return distances * weights
 
 
-def _balance_weight(model: Model, goals: list[Objective], photo: Tensor, layer: str, seed: int) -> float:
-    """``|d objective / d photo| / |d distance / d photo|`` summed over pixels, the distance at the photo plus
-    `BALANCE_NOISE` Gaussian noise: the weight that gives both terms gradients of the same size at the start."""
+def _balance_weights(model: Model, goals: list[Objective], photo: Tensor, layer: str, seed: int) -> Tensor:
+    """Per goal, ``|d objective / d photo| / |d distance / d photo|`` summed over pixels, the distance taken at the
+    photo plus `BALANCE_NOISE` Gaussian noise: the weights that give both terms gradients of the same size at
+    the start."""
     size = tuple(photo.shape[-2:]) if survey_model(model).takes_other_sizes else tuple(model.input_size)
     bound = bind_objective(model, goals, size=size)
     layers = sorted({*bound.target.layers, layer} - {IMAGE})
@@ -61,7 +68,6 @@ def _balance_weight(model: Model, goals: list[Objective], photo: Tensor, layer: 
     images = images.expand(count, -1, -1, -1).to(model.device, model.dtype)
     noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed)).to(images) * BALANCE_NOISE
     with ActivationCapture(model, layers, layouts=layouts) as capture:
-        objective_gradient = 0.0
         for redirect in (False, True):  # a unit silent on the photo gets gradients through its redirected ReLUs
             start = images.clone().requires_grad_(True)
             with RedirectedReLU() if redirect else contextlib.nullcontext():
@@ -69,21 +75,22 @@ def _balance_weight(model: Model, goals: list[Objective], photo: Tensor, layer: 
                 if IMAGE in bound.target.layers:
                     acts[IMAGE] = start
                 bound.target(acts).sum().backward()
-            objective_gradient = float(start.grad.abs().sum())
-            if objective_gradient > 0:
+            objective_gradient = start.grad.abs().flatten(1).sum(1)
+            if bool((objective_gradient > 0).all()):
                 break
         with torch.no_grad():
             reference = capture.run(images)[layer] if layer != IMAGE else images
         noisy = (images + noise).clamp(0, 1).requires_grad_(True)
         value = capture.run(noisy)[layer] if layer != IMAGE else noisy
         (value - reference).square().flatten(1).mean(1).sum().backward()
-        distance_gradient = float(noisy.grad.abs().sum())
-    if not objective_gradient > 0:
-        raise FeatvizError(f"the objective '{bound.target.name}' does not change with this photo (zero gradient); "
-                           "choose another unit, or another photo")
-    if not distance_gradient > 0:
+        distance_gradient = noisy.grad.abs().flatten(1).sum(1)
+    for goal, gradient in zip(goals, objective_gradient):
+        if not gradient > 0:
+            raise FeatvizError(f"the objective '{goal.name}' does not change with this photo (zero gradient); "
+                               "choose another unit, or another photo")
+    if not bool((distance_gradient > 0).all()):
         raise FeatvizError(f"the regularization layer '{layer}' does not change with the photo; choose another layer")
-    return objective_gradient / distance_gradient
+    return (objective_gradient / distance_gradient).detach().float().cpu()
 
 
 def accentuate(
@@ -113,7 +120,8 @@ def accentuate(
     ``regularization_layer`` (default ``blocks.2`` on EfficientNet-Lite; ``"@image"``, the pixels, on other
     models), both seen through the same random ``transforms`` ("standard" default). ``w`` is ``balance`` (1 by
     default, as in the paper's Faccent library) times the ratio of the two terms' starting gradient magnitudes
-    (see the module): 0 gives an unconstrained accentuation, larger values stay closer to the photo. With
+    (see the module; one ``w`` per objective): 0 gives an unconstrained accentuation, larger values stay closer
+    to the photo. With
     ``importance`` (default) the result carries MACO's importance map (``result.importance``, saved with
     ``result.save(path, importance=True)``): where in the photo the optimization changed what the unit sees.
 
@@ -141,8 +149,9 @@ def accentuate(
                       init_image=photo, device=renderer.device)
     pair = PhotoPair(renderer, photo, transforms=transforms, seeds=[seed + index for index in range(len(goals))])
     target = OnImages(stack(goals) if len(goals) > 1 else goals[0], pair)
-    weight = balance * _balance_weight(prepared, goals, photo, layer, seed) if balance > 0 else 0.0
-    goal = target - weight * _Distance(layer, pair) if weight > 0 else target
+    goal = target
+    if balance > 0:
+        goal = target - _Distance(layer, balance * _balance_weights(prepared, goals, photo, layer, seed), pair)
     return pair.render(goal, picture, steps=steps, progress=progress, importance=importance)
 
 

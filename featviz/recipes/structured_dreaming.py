@@ -64,8 +64,15 @@ def dream(
     ``default_lr`` for Adam and 0.4 times it for ClampSGD.
 
     Example:
-        >>> result = dream("open_clip:ViT-B-32/openai", "a red cube on a beach", steps=300, seed=1)
-        >>> result.save("cube.png")
+        >>> result = dream("open_clip:featviz-tiny-ViT", "a red cube on a beach", size=64, steps=2, views=2, seed=1,
+        ...                progress=False)                  # a tiny random CLIP, to try the recipe
+        >>> result.history.shape                            # (steps, images): the cosine similarity
+        torch.Size([2, 1])
+
+        With CLIP's weights (downloaded once into the hub cache, or ``weights=PATH``):
+
+        >>> result = dream("open_clip:ViT-B-32/openai", "a red cube on a beach", steps=300, seed=1)  # doctest: +SKIP
+        >>> result.save("cube.png")  # doctest: +SKIP
     """
     steps = check_int(steps, "steps", 1)
     views = check_int(views, "views", 1)

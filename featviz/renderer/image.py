@@ -52,8 +52,8 @@ def grid(images: torch.Tensor, columns: int | None = None, padding: int = 2, fil
     """Tile a batch (B, C, H, W) into one image (1, C, H', W'), `columns` wide (default: near-square).
 
     Example:
-        >>> grid(torch.rand(4, 3, 8, 8), columns=2).shape
-        torch.Size([1, 3, 20, 20])
+        >>> grid(torch.rand(4, 3, 8, 8), columns=2).shape      # 2 x 2 images, 2 px between and around them
+        torch.Size([1, 3, 22, 22])
     """
     count, channels, height, width = images.shape
     columns = columns or math.ceil(math.sqrt(count))
@@ -74,7 +74,10 @@ def save_png(image: torch.Tensor, path: str | os.PathLike, metadata: Mapping[str
     (objective, steps, seed...) stored in the PNG's text chunks.
 
     Example:
-        >>> save_png(result.images[0], "channel.png", {"objective": "blocks.4.0.conv_pwl:3"})
+        >>> save_png(torch.rand(3, 32, 48), "channel.png", {"featviz:objective": "blocks.4.0.conv_pwl:3"})
+        PosixPath('channel.png')
+        >>> Image.open("channel.png").text
+        {'featviz:objective': 'blocks.4.0.conv_pwl:3'}
     """
     (picture,) = to_pil(image if image.dim() == 4 else image.unsqueeze(0))
     info = PngImagePlugin.PngInfo()

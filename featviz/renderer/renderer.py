@@ -47,9 +47,11 @@ class Renderer:
     float32. The caller's model is never changed.
 
     Example:
-        >>> renderer = featviz.Renderer("efficientnet_lite0")
-        >>> first = renderer.render("blocks.4.0.conv_pwl:0-7", steps=256, seed=0)
-        >>> second = renderer.render("blocks.5.0.conv_pwl:0-7", steps=256, seed=0)
+        >>> renderer = featviz.Renderer(model)          # or featviz.Renderer("efficientnet_lite0")
+        >>> first = renderer.render("blocks.4.0.conv_pwl:0-7", steps=4, size=64, seed=0, progress=False)
+        >>> second = renderer.render("blocks.5.0.conv_pwl:0-7", steps=4, size=64, seed=0, progress=False)
+        >>> first.images.shape, second.objectives[0]
+        (torch.Size([8, 3, 64, 64]), 'blocks.5.0.conv_pwl:0')
     """
 
     def __init__(
@@ -83,7 +85,10 @@ class Renderer:
         """The prepared network that computes ``layers`` (folded where that leaves them unchanged).
 
         Example:
-            >>> renderer.network_for({"blocks.4.0.conv_pwl"})
+            >>> renderer = featviz.Renderer(model)
+            >>> network = renderer.network_for({"blocks.4.0.conv_pwl"})
+            >>> network is renderer.network_for({"blocks.4.0.conv_pwl"})   # prepared once, then kept
+            True
         """
         key = frozenset(layers) - RESERVED
         network = self._networks.get(key)
@@ -113,7 +118,10 @@ class Renderer:
         """Optimize images so that ``objective`` is as high as possible and return them (see `featviz.render`).
 
         Example:
-            >>> result = renderer.render("blocks.4.0.conv_pwl:3", steps=256, seed=0)
+            >>> renderer = featviz.Renderer(model)
+            >>> result = renderer.render("blocks.4.0.conv_pwl:3", steps=4, size=(48, 64), seed=0, progress=False)
+            >>> result.images.shape, result.history.shape
+            (torch.Size([1, 3, 48, 64]), torch.Size([4, 1]))
         """
         model, device = self.model, self.device
         steps = check_int(steps, "steps", 1)
@@ -291,8 +299,9 @@ def render(
 
     Example:
         >>> model = featviz.load_model("efficientnet_lite0")
-        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=256, seed=0)
+        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=8, size=64, seed=0)   # 512 steps by default
         >>> result.save("channel3.png")
+        [PosixPath('channel3.png')]
     """
     renderer = Renderer(
         model, device=device, channels_last=channels_last, fold_batchnorm=fold_batchnorm, autocast=autocast

@@ -21,8 +21,11 @@ class RenderResult:
     ``importance=True``, else None) is (B, H, W): each pixel's absolute gradient, summed over the steps.
 
     Example:
-        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=128)
+        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=4, size=64, seed=0, progress=False)
+        >>> result.images.shape, result.history.shape, result.objectives
+        (torch.Size([1, 3, 64, 64]), torch.Size([4, 1]), ['blocks.4.0.conv_pwl:3'])
         >>> result.save("channel3.png")
+        [PosixPath('channel3.png')]
     """
 
     images: torch.Tensor
@@ -83,7 +86,11 @@ class RenderResult:
         `<name>-importance.png` beside it (see `importance_images`). Returns the written paths.
 
         Example:
-            >>> result.save("out/")        # out/0-blocks.4.0.conv_pwl-3.png, ...
+            >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3-4", steps=2, size=32, progress=False)
+            >>> result.save("out/")                     # a folder: one PNG per image
+            [PosixPath('out/0-blocks.4.0.conv_pwl-3.png'), PosixPath('out/1-blocks.4.0.conv_pwl-4.png')]
+            >>> result.save("grid.png")                 # a .png: one grid
+            [PosixPath('grid.png')]
         """
         path = Path(path)
         outputs = [(self.images, "")]

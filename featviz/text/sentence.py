@@ -150,7 +150,10 @@ class SentenceEncoder:
         Sentences are batched by length so that little padding is computed; the result keeps their order.
 
         Example:
-            >>> encoder.encode(["a dog", "a cat"]) @ encoder.encode(["a puppy"]).T
+            >>> encoder = sentence_encoder()
+            >>> similarity = encoder.encode(["a dog", "a cat"]) @ encoder.encode(["a puppy"]).T
+            >>> similarity.flatten().round(decimals=2)            # unit vectors: cosine similarities
+            tensor([0.7700, 0.3800])
         """
         from tqdm.auto import tqdm
 
@@ -251,7 +254,8 @@ class TextMap:
     classes to validate), ``classes`` the indices of the classes fitted on.
 
     Example:
-        >>> found = fit_text_map(class_embeddings(labels), classifier_weights)
+        >>> labels, classifier_weights = model.labels[:20], model.get_layer("classifier").weight[:20]
+        >>> found = fit_text_map(class_embeddings(labels, progress=False), classifier_weights)
         >>> found.apply(sentence_encoder().encode(["a photo of a goldfish"])).shape
         torch.Size([1, 1280])
     """
@@ -266,8 +270,9 @@ class TextMap:
         """Map ``(N, 384)`` sentence embeddings to ``(N, D)`` unit vectors in the classifier's feature space.
 
         Example:
+            >>> text_map = fit_classifier_map(model, classes=range(20), progress=False)
             >>> text_map.apply(torch.randn(2, 384)).norm(dim=1)
-            tensor([1., 1.])
+            tensor([1.0000, 1.0000])
         """
         weight = self.weight.to(embeddings.device, torch.float32)
         bias = self.bias.to(embeddings.device, torch.float32)
@@ -299,7 +304,7 @@ def fit_text_map(
     vector among the held-out classes'; the map is then refitted on all ``K`` classes.
 
     Example:
-        >>> found = fit_text_map(class_embeddings(model.labels), model.get_layer("classifier").weight)
+        >>> found = fit_text_map(class_embeddings(model.labels[:20], progress=False), model.get_layer("classifier").weight[:20])
         >>> found.strength in RIDGE_STRENGTHS
         True
     """
@@ -388,7 +393,7 @@ def classifier_layer(model: "Model") -> str:
     """The name of ``model``'s final ``nn.Linear`` with one output per class name (the last such in the network).
 
     Example:
-        >>> classifier_layer(featviz.load_model("efficientnet_lite0"))
+        >>> classifier_layer(model)                  # EfficientNet-Lite0
         'classifier'
     """
     labels = getattr(model, "labels", None)
@@ -417,7 +422,7 @@ def image_embedding_layer(network: nn.Module, classifier: str, sample: Tensor) -
     hand their input on unchanged (Dropout, Identity) are skipped.
 
     Example:
-        >>> image_embedding_layer(model.network, "classifier", torch.zeros(1, 3, 224, 224))
+        >>> image_embedding_layer(model.network, "classifier", torch.zeros(1, 3, 64, 64))
         'global_pool'
     """
     calls = feeding_layers(network, sample, [classifier], views=True)
@@ -442,7 +447,7 @@ class SentenceTextTower(TextTower):
 
     Example:
         >>> model = featviz.load_model("efficientnet_lite0")
-        >>> tower = SentenceTextTower(model)
+        >>> tower = SentenceTextTower(model, classes=range(20))   # fitted on 20 classes; default: all 1000
         >>> tower.image_layer, tower.encode(["a photo of a lemon"]).shape
         ('global_pool', torch.Size([1, 1280]))
     """
@@ -482,7 +487,8 @@ class SentenceTextTower(TextTower):
         """Load or fit the map (cached on disk) and return it; `encode` calls this on first use.
 
         Example:
-            >>> model.text.fit().strength in RIDGE_STRENGTHS
+            >>> tower = SentenceTextTower(model, classes=range(20))
+            >>> tower.fit().strength in RIDGE_STRENGTHS
             True
         """
         if self.text_map is None:
@@ -498,7 +504,8 @@ class SentenceTextTower(TextTower):
         device of the model that holds the tower; the first call loads the encoder and the map.
 
         Example:
-            >>> model.text.encode(["a photo of a lemon", "a yellow citrus fruit"]).shape
+            >>> tower = SentenceTextTower(model, classes=range(20))
+            >>> tower.encode(["a photo of a lemon", "a yellow citrus fruit"]).shape
             torch.Size([2, 1280])
         """
         from featviz.text.clip import check_prompts
@@ -523,9 +530,9 @@ def fit_classifier_map(
     classes serve as an honest held-out test (see ``benchmarks/text_transfer.py``).
 
     Example:
-        >>> found = fit_classifier_map(featviz.load_model("efficientnet_lite0"), classes=range(900))
-        >>> found.weight.shape
-        torch.Size([384, 1280])
+        >>> found = fit_classifier_map(model, classes=range(20), progress=False)   # EfficientNet-Lite0
+        >>> found.weight.shape, found.classes[:3]
+        (torch.Size([384, 1280]), (0, 1, 2))
     """
     classifier = classifier_layer(model)
     labels = list(model.labels or [])
@@ -541,8 +548,10 @@ def attach_text_tower(
     Nothing is loaded or fitted until the tower's first ``encode``.
 
     Example:
-        >>> model = attach_text_tower(featviz.load_model("timm:resnet18"))
-        >>> featviz.render(model, "text:a photo of a lemon")
+        >>> resnet = attach_text_tower(featviz.load_model("timm:resnet18", weights="random"), classes=range(20))
+        >>> resnet.text.image_layer
+        'global_pool'
+        >>> result = featviz.render(resnet, "text:a photo of a lemon", steps=2, size=64, progress=False)
     """
     from featviz.models.model import Model
 
