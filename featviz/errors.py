@@ -32,17 +32,29 @@ def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
 
 
 def suggestion(name: str, candidates: Iterable[str], n: int = 3) -> str:
-    """``"; closest: a, b, c"`` or an empty string when nothing is close."""
+    """``"; closest: a, b, c"``: the ``n`` ``candidates`` closest to ``name`` (see `closest`), or an empty string
+    when nothing is close.
+
+    Example:
+        >>> suggestion("blocks.4.0.conv_pwx", ["blocks.4.0.conv_pwl", "conv_head"])
+        '; closest: blocks.4.0.conv_pwl'
+        >>> suggestion("classifier", ["blocks.4.0.conv_pwl"])
+        ''
+    """
     found = closest(name, candidates, n)
     return "; closest: " + ", ".join(found) if found else ""
 
 
 def check_int(value: Any, what: str, minimum: int = 1) -> int:
-    """``value`` as an int when it is an integer (not a bool) of at least ``minimum``, else a FeatvizError.
+    """``value`` as an int when it is an integer (not a bool) of at least ``minimum``, else a FeatvizError whose
+    message names the argument as ``what``.
 
     Example:
         >>> check_int(16, "batch")
         16
+        >>> check_int(0, "steps")
+        Traceback (most recent call last):
+        featviz.errors.FeatvizError: steps must be an int >= 1, not 0
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise FeatvizError(f"{what} must be an int >= {minimum}, not {value!r}")

@@ -1,4 +1,4 @@
-"""Feature inversion and caricatures (`featviz.recipes.caricature`), the photo loading and paired views they share
+"""Feature inversion and caricatures (`featviz.recipes.inversion`), the photo loading and paired views they share
 with the other photo recipes, and `featviz caricature`."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from featviz.cli import main
 from featviz.errors import FeatvizError
 from featviz.hooks import ActivationCapture, bind_layers
 from featviz.recipes import caricature
-from featviz.recipes.caricature import PhotoPair, load_photo
+from featviz.recipes.inversion import PhotoPair, load_photo
 from featviz_testing import tiny_model
 
 

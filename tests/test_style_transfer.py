@@ -1,4 +1,4 @@
-"""Style transfer in a decorrelated parameterization (`featviz.recipes.style_transfer`) and `featviz style`."""
+"""Style transfer in a decorrelated parameterization (`featviz.recipes.style`) and `featviz style`."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +11,7 @@ from featviz.cli import main
 from featviz.cli import style as style_cli
 from featviz.errors import FeatvizError
 from featviz.recipes import gram_matrix, style_transfer, transfer_losses
-from featviz.recipes.caricature import load_photo
+from featviz.recipes.inversion import load_photo
 from featviz_testing import tiny_model
 
 

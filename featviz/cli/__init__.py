@@ -41,7 +41,8 @@ def _commands() -> list:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code (0 ok, 2 user mistake, 130 interrupted)."""
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit code (0 ok, 2 user mistake, 130
+    interrupted)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ from featviz.errors import FeatvizError
 from featviz.io import ensure_writable_dir
 from featviz.models import load_model
 from featviz.recipes.accentuation import accentuate
-from featviz.recipes.caricature import load_photo
+from featviz.recipes.inversion import load_photo
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

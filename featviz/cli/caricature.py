@@ -1,5 +1,5 @@
 """`featviz caricature IMAGE MODEL --layer L --out PNG`: feature inversion and caricatures of a photo
-(`featviz.recipes.caricature`)."""
+(`featviz.recipes.inversion`)."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +12,7 @@ from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import ensure_writable_dir
 from featviz.models import load_model
-from featviz.recipes.caricature import MODES, caricature, load_photo
+from featviz.recipes.inversion import MODES, caricature, load_photo
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

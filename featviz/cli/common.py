@@ -50,7 +50,8 @@ def add_render_arguments(parser: argparse.ArgumentParser, *, out: str, steps: in
 
 
 def check_minimums(args: argparse.Namespace, **minimums: Any) -> None:
-    """Raise FeatvizError for the first option below its minimum; options left unset (None) are skipped.
+    """Raise FeatvizError for the first option of ``args`` below its minimum in ``minimums`` (option name ->
+    minimum); options left unset (None) are skipped.
 
     Sizes (options whose name ends in ``size``) are counted in pixels in the message.
 

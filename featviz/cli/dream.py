@@ -18,7 +18,7 @@ PARAMETERIZATIONS = ("fft", "maco")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `featviz dream` and its options on the `featviz` parser."""
+    """Register `featviz dream` and its options on ``subparsers``, the `featviz` parser's subcommands."""
     parser = subparsers.add_parser(
         "dream",
         help="generate an image from a text prompt",
@@ -46,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check every option, dream the image and print the path written."""
+    """With ``args``, the parsed command line: check every option, dream the image and print the path written."""
     check_minimums(args, steps=1, views=1, seed=0, size=8)
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         raise FeatvizError(f"--lr must be a finite number above 0 (e.g. 0.01), got {args.lr}")

@@ -12,7 +12,7 @@ from featviz.gallery.extras import DEFAULT_FACET_STRENGTH
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `featviz gallery` and its options on the `featviz` parser."""
+    """Register `featviz gallery` and its options on ``subparsers``, the `featviz` parser's subcommands."""
     parser = subparsers.add_parser(
         "gallery",
         help="render a Microscope-style gallery of many units into a static site",
@@ -75,7 +75,8 @@ def _words_option(value: str | bool | None) -> str | list[str] | bool | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the options, build the gallery and print its summary (rank 0 only under torchrun)."""
+    """With ``args``, the parsed command line: check the options, build the gallery and print its summary (rank 0
+    only under torchrun)."""
     check_minimums(
         args, steps=1, batch=1, seed=0, examples=1, thumbnail_size=8, size=8, diversity_size=8, diversity_weight=0
     )

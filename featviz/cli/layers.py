@@ -11,7 +11,7 @@ from featviz.models import load_model
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `featviz layers` and its options on the `featviz` parser.
+    """Register `featviz layers` and its options on ``subparsers``, the `featviz` parser's subcommands.
 
     Example:
         >>> from featviz.cli import build_parser
@@ -27,7 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the model (random weights unless --weights is given) and print its layer table.
+    """With ``args``, the parsed command line: load the model (random weights unless --weights is given) and print
+    its layer table.
 
     Example:
         >>> from featviz.cli import build_parser

@@ -7,7 +7,7 @@ from featviz.models import list_models, list_sources
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `featviz models` on the `featviz` parser.
+    """Register `featviz models` on ``subparsers``, the `featviz` parser's subcommands.
 
     Example:
         >>> from featviz.cli import build_parser
@@ -19,7 +19,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print one registered name a line, then one line per source: its syntax and what it loads.
+    """With ``args``, the parsed command line: print one registered name a line, then one line per source: its
+    syntax and what it loads.
 
     Example:
         >>> run(argparse.Namespace())

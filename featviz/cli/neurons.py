@@ -16,7 +16,7 @@ from featviz.text import format_neurons, rank_neurons
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `featviz neurons` and its options on the `featviz` parser."""
+    """Register `featviz neurons` and its options on ``subparsers``, the `featviz` parser's subcommands."""
     parser = subparsers.add_parser(
         "neurons",
         help="rank a layer's units by a prompt (zero-shot neuron search; CLIP, or a classifier's text tower)",
@@ -36,7 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the options, rank the units, print the table and, with --render, write the grid."""
+    """With ``args``, the parsed command line: check the options, rank the units, print the table and, with
+    --render, write the grid."""
     check_minimums(args, top=1, steps=1, seed=0, size=8)
     out = Path(args.render) if args.render else None
     if out is not None:

@@ -22,6 +22,7 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `featviz render` and its options on ``subparsers``, the `featviz` parser's subcommands."""
     parser = subparsers.add_parser(
         "render",
         help="render objectives into PNG files",
@@ -63,7 +64,7 @@ def _optimizer_factory(name: str, lr: float | None, seed: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check every option, render the objectives and print the paths written."""
+    """With ``args``, the parsed command line: check every option, render the objectives and print the paths written."""
     check_minimums(args, steps=1, seed=0, size=8, batch=1)
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         raise FeatvizError(f"--lr must be a finite number above 0 (e.g. 0.05), got {args.lr}")

@@ -13,6 +13,7 @@ from featviz.models import load_model
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `featviz score` and its options on ``subparsers``, the `featviz` parser's subcommands."""
     parser = subparsers.add_parser(
         "score",
         help="quality figures for rendered images: activation vs natural photos, robustness, spectrum, diversity, transfer",
@@ -35,6 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """With ``args``, the parsed command line: check the options, score the images and print the table (or JSON)."""
     if args.surplus:
         raise FeatvizError(
             f"featviz score takes one IMAGE, then MODEL and OBJECTIVE, but got {3 + len(args.surplus)} arguments; "

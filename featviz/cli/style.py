@@ -1,5 +1,5 @@
 """`featviz style CONTENT STYLE [MODEL] --out PNG`: style transfer in a decorrelated parameterization
-(`featviz.recipes.style_transfer`)."""
+(`featviz.recipes.style`)."""
 from __future__ import annotations
 
 import argparse
@@ -12,8 +12,8 @@ from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import ensure_writable_dir
 from featviz.models import load_model
-from featviz.recipes.caricature import load_photo
-from featviz.recipes.style_transfer import style_transfer
+from featviz.recipes.inversion import load_photo
+from featviz.recipes.style import style_transfer
 
 DEFAULT_MODEL = "efficientnet_lite0"
 

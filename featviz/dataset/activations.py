@@ -85,10 +85,15 @@ class Histogram(NamedTuple):
 class UnitStats:
     """Dataset statistics of every unit of one layer: top-k examples and a per-image-mean histogram per unit.
 
-    Tensors are indexed by unit first. ``paths`` holds only the images some unit ranks in its top k;
-    ``top_images`` indexes it. Values are in descending order along the second dimension; a folder smaller
-    than k gives fewer columns. A pass with ``per_image=True`` also keeps every image's per-unit mean and
-    maximum over positions (`per_image`), ``(images, units)`` in the order of ``image_paths``.
+    Made by `collect_activations`. Tensors are indexed by unit first: ``top_values``, ``top_images`` and
+    ``top_positions`` ``(units, k[, 2])`` hold each unit's k largest per-image maxima, which image they are in and
+    where on the ``map_size`` activation map (row, column); ``histogram_counts`` ``(units, bins)`` counts the
+    images whose per-unit mean falls in each bin, from ``histogram_low`` in steps of ``histogram_width`` (per
+    unit). ``image_count`` images were read at ``image_size`` pixels with ``channels`` channels. ``paths`` holds
+    only the images some unit ranks in its top k; ``top_images`` indexes it. Values are in descending order along
+    the second dimension; a folder smaller than k gives fewer columns. A pass with ``per_image=True`` also keeps
+    every image's per-unit mean and maximum over positions (`per_image`; ``image_means`` and ``image_maxima``),
+    ``(images, units)`` in the order of ``image_paths``.
 
     Example:
         >>> from featviz.dataset import shipped_photo_paths
@@ -438,7 +443,8 @@ def collect_activations(
     changes it); it takes images in ``[0, 1]`` and normalizes them itself. Layers are dot paths
     of its network or ``"@output"`` (the network's output, e.g. class logits). ``folder`` is an
     `ImageFolder` or a folder path (read at the model's square input size). Images go to ``device``
-    (default: the model's) in the model's dtype. ``workers`` threads decode images while the model runs
+    (default: the model's) in the model's dtype, ``batch_size`` at a time; ``progress`` shows a progress bar.
+    ``workers`` threads decode images while the model runs
     (default: up to 4). With ``cache_dir``, the result is saved there under a hash of the model name, its
     weights fingerprint, the layers, image size and channels, every file's path, size and mtime, ``k`` and
     ``bins``; a later call with the same inputs loads it without running the model. ``per_image`` also keeps
@@ -553,7 +559,8 @@ def crop_around(
     crop_fraction: float = 0.5,
     channels: int = 3,
 ) -> Image.Image:
-    """The ``size x size`` crop of an image around the spot that ``position`` on an activation map looks at.
+    """The ``size x size`` crop of the image at ``image_path`` (read with ``channels`` channels) around the spot
+    that ``position`` on an activation map looks at.
 
     The map covers the centred square that `ImageFolder` fed the model, so map cell ``(y, x)`` of a
     ``(height, width)`` map is centred at ``((y + 0.5) / height, (x + 0.5) / width)`` of that square. The crop

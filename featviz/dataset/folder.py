@@ -62,7 +62,8 @@ def open_oriented(path: str | os.PathLike, mode: str, draft_size: int | None = N
 
 
 def centre_square(width: int, height: int) -> tuple[float, float, float]:
-    """``(left, top, side)`` of the centred square that `load_image` resizes to the model's input.
+    """``(left, top, side)`` of the centred square of a ``width x height`` image that `load_image` resizes to the
+    model's input.
 
     Example:
         >>> centre_square(640, 480)
@@ -73,7 +74,8 @@ def centre_square(width: int, height: int) -> tuple[float, float, float]:
 
 
 def load_image(path: str | os.PathLike, size: int, channels: int = 3) -> np.ndarray:
-    """One image as a ``(size, size, channels)`` uint8 array: upright, shorter side resized to ``size``, centre-cropped.
+    """The image at ``path`` as a ``(size, size, channels)`` uint8 array: upright, shorter side resized to ``size``,
+    centre-cropped.
 
     Raises whatever PIL raises for an unreadable file; `ImageFolder` turns that into a warning and a skip.
 
@@ -122,7 +124,8 @@ class ImageFolder:
     Files are found once, at construction: those whose extension (any case) is in ``extensions``, skipping
     hidden files and folders (names starting with ``.``), sorted by their path relative to ``root``. ``root``
     may instead be a list of image files, read in the given order (duplicates dropped, ``extensions`` not
-    applied); ``root`` is then the folder that contains them all. Images
+    applied); ``root`` is then the folder that contains them all. Images are read as ``size x size`` squares
+    (see `load_image`) with ``channels`` channels (1 grey, 3 RGB, 4 RGBA), and
     are decoded only while iterating `batches`, which keeps at most two batches in memory however large the
     folder is. A file that cannot be decoded is skipped with one `UnreadableImageWarning` naming it (once per
     file for the life of the folder object); iteration never raises for a bad file.

@@ -42,8 +42,8 @@ class ActivationCapture:
     """Hooks on the named layers of a model; `run(images)` returns their activations.
 
     Hooks are registered on entering the context and removed on leaving it, even when an exception is
-    raised. Unless the network's output (`"@output"`) is requested, the forward pass stops as soon as every
-    requested layer has run, so the rest of the network is never computed. With ``layouts`` (from
+    raised. Unless the network's output (`"@output"`) is requested or ``stop_early`` is False, the forward pass
+    stops as soon as every requested layer has run, so the rest of the network is never computed. With ``layouts`` (from
     `featviz.hooks.bind_layers`), every activation is returned channels-first, ``(B, C, H, W)``; without, as
     the layer output it. A layer that runs several times in one forward pass is read at its first call.
 

@@ -59,7 +59,8 @@ def layer_table(model: Any, size: tuple[int, int] | None = None) -> list[LayerIn
 
 
 def format_layer_table(rows: list[LayerInfo]) -> str:
-    """The table `featviz layers` prints: aligned columns name, type, output shape, layout, channels."""
+    """The table `featviz layers` prints for ``rows`` (from `layer_table`): aligned columns name, type, output
+    shape, layout, channels."""
     header = ("layer", "type", "output shape", "layout", "channels")
     cells = [header] + [
         (row.name, row.type, "x".join(map(str, row.shape)) if row.shape else "-", row.layout or "?" if row.shape else "-",

@@ -47,9 +47,10 @@ def render_bytes(
     survey: Any, *, image_size: tuple[int, int], network_size: tuple[int, int], images: int, views: int,
     channels: int, network_dtype: torch.dtype, parameterized: bool = True,
 ) -> int:
-    """An estimate of the bytes a render needs: the parameterization and its optimizer state at ``image_size``,
-    and the network's activations for ``images * views`` views at ``network_size`` (from the survey's count
-    of activation values per input pixel), kept for the backward pass with their gradients.
+    """An estimate of the bytes a render needs: the parameterization and its optimizer state at ``image_size``
+    (when ``parameterized``; not for a parameterization module the caller made), and the network's activations
+    for ``images * views`` views of ``channels`` channels at ``network_size`` in ``network_dtype`` (from the
+    ``survey``'s count of activation values per input pixel), kept for the backward pass with their gradients.
 
     Example:
         >>> from featviz.hooks import survey_model
@@ -67,7 +68,8 @@ def render_bytes(
 
 
 def check_render_memory(survey: Any, *, device: torch.device, **sizes: Any) -> None:
-    """Raise FeatvizError before a render that cannot fit in ``device``'s free memory, saying what would fit.
+    """Raise FeatvizError before a render that cannot fit in ``device``'s free memory, saying what would fit;
+    ``survey`` is the model's `featviz.hooks.survey_model`.
 
     ``sizes`` are `render_bytes`'s keyword arguments. Nothing is checked where free memory cannot be read.
 
@@ -76,7 +78,8 @@ def check_render_memory(survey: Any, *, device: torch.device, **sizes: Any) -> N
         >>> check_render_memory(survey_model(model), device=torch.device("cpu"), image_size=(100000, 100000),
         ...     network_size=(100000, 100000), images=1, views=1, channels=3, network_dtype=torch.float32)
         Traceback (most recent call last):
-        featviz.errors.FeatvizError: a 100000x100000 render of 1 image needs about 3.89e+04 GiB but ... GiB is free on cpu; use size ... or less (--size ...)
+        featviz.errors.FeatvizError: a 100000x100000 render of 1 image needs about 3.89e+04 GiB but ... GiB is free
+        on cpu; use size ... or less (--size ...)
     """
     needed = render_bytes(survey, **sizes)
     free = available_bytes(device)

@@ -41,7 +41,8 @@ class Survey:
     ``other_size``; ``takes_other_sizes`` is False when the model fails at ``other_size`` (a fixed-size ViT,
     CLIP's attention-pooled ResNet), and ``other_shapes`` then holds the layers that ran before it failed.
     ``elements_per_pixel`` is the number of activation values the model's leaf modules output per input pixel
-    and image (for memory estimates).
+    and image (for memory estimates). ``network`` is the surveyed network, ``types`` each layer's module type
+    name and ``declared`` the layouts the model declares (by layer name).
 
     Example:
         >>> survey_model(model).layout("blocks.2", (1, 40, 40, 30), (320, 240))
@@ -177,7 +178,7 @@ def _format(shape: tuple[int, ...]) -> str:
 
 
 def declared_patch_grid(network: nn.Module) -> tuple[tuple[int, int], int] | None:
-    """The ``((patch_height, patch_width), prefix_tokens)`` a vision transformer declares, or None.
+    """The ``((patch_height, patch_width), prefix_tokens)`` that ``network``, a vision transformer, declares, or None.
 
     timm ViTs declare ``patch_embed.patch_size`` and ``num_prefix_tokens``; open_clip's VisionTransformer
     declares ``patch_size`` and has one class token.

@@ -62,7 +62,8 @@ class ActivationReport:
     (``natural_max``, ``natural_mean``). The ``*_vs_natural`` properties put each figure on the natural scale,
     ``(value - natural_mean) / (natural_max - natural_mean)``: 0 is a typical natural image, 1 the best one,
     above 1 beyond every natural image; defined whatever the sign of the unit's values (NaN only when every
-    natural image gives the same value).
+    natural image gives the same value). ``objectives`` names the objective of each image and ``natural_count``
+    the number of natural images.
 
     Example:
         >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=16, size=64, seed=0, progress=False)

@@ -66,7 +66,7 @@ def batch_diversity(
     point in opposite directions. Without them, the features are the pixels with each colour channel
     standardized over its image (zero mean, unit variance), so brightness and contrast do not count; the
     value lies in [0, 2], about 1 for unrelated images and above 1 for negatives of each other. Needs at least
-    two images; alpha channels are composited on grey.
+    two images; alpha channels are composited on grey. The model runs ``batch_size`` images at a time.
 
     Example:
         >>> goal = objectives.channel("blocks.4.0.conv_pwl", 12) + 100 * objectives.diversity("blocks.3")

@@ -85,7 +85,7 @@ def _composite_array(array: np.ndarray) -> np.ndarray:
 
 
 def read_image(path: str | os.PathLike, channels: int = 3) -> tuple[np.ndarray, str | None]:
-    """One image file as a ``(H, W, channels)`` float32 array in ``[0, 1]`` (transparent pixels composited on
+    """The image file at ``path`` as a ``(H, W, channels)`` float32 array in ``[0, 1]`` (transparent pixels composited on
     grey) and its ``featviz:objective`` text chunk, or None. ``channels`` is 1 (grey) or 3 (RGB).
 
     Raises FeatvizError naming the file when it cannot be decoded.
@@ -131,7 +131,8 @@ def _plain_mode(picture: Image.Image) -> Image.Image:
 def load_images(spec: str | os.PathLike, channels: int = 3) -> LoadedImages:
     """Read the images ``spec`` names (a file, a folder or a glob; see `image_paths`) into one batch.
 
-    Every image must have the same size; transparent pixels are composited on grey (0.5); each file's
+    Every image must have the same size; it is read with ``channels`` channels (1 grey, 3 RGB), transparent
+    pixels composited on grey (0.5); each file's
     ``featviz:objective`` text chunk (written by `featviz render`) is kept in ``objectives``.
 
     Example:
@@ -169,7 +170,7 @@ def composite_on_grey(images: torch.Tensor) -> torch.Tensor:
 
 
 def as_images(images: ImageSource, channels: int | None = None) -> torch.Tensor:
-    """Any image input as a float ``(B, C, H, W)`` tensor in ``[0, 1]`` with alpha composited on grey.
+    """``images``, any image input, as a float ``(B, C, H, W)`` tensor in ``[0, 1]`` with alpha composited on grey.
 
     Takes a tensor ``(C, H, W)`` or ``(B, C, H, W)`` (floats in [0, 1], or uint8), a PIL image or a list of
     them, or a path, folder or glob (see `load_images`). With ``channels`` (the model's), a tensor with

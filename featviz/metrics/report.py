@@ -78,7 +78,8 @@ def score(
     where 1 is the best of them), ``"spectrum"`` (`spectrum`: slope and high-frequency share), ``"diversity"`` (`batch_diversity`
     over the Gram matrices of the objective's first layer, or over pixels when it reads none; None for one
     image) and ``"transfer"`` (`transferability` of class objectives to the ``judges``, models or names or a
-    comma-separated string; empty without judges). `format_score` prints it as a table.
+    comma-separated string; empty without judges). ``samples`` held-out draws of ``transforms`` with ``seed``
+    are scored, the model running ``batch_size`` images at a time. `format_score` prints it as a table.
 
     Example:
         >>> render = featviz.render(model, "blocks.4.0.conv_pwl:0-1", steps=8, size=64, seed=0, progress=False)
@@ -153,7 +154,7 @@ def _table(rows: list[list[str]], numeric_from: int) -> list[str]:
 
 
 def format_score(result: dict) -> str:
-    """A readable table of what `score` returned: one row per image (objective, activation as rendered and
+    """A readable table of ``result``, what `score` returned: one row per image (objective, activation as rendered and
     under held-out transforms, each also on the natural scale where 1 is the best natural image, the natural
     mean and max, spectrum slope and high-frequency share), the batch's diversity and a row per image and judge for transferability.
 

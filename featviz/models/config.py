@@ -23,8 +23,8 @@ class ModuleConfig:
 
     ``network`` is the part that takes images (for a CLIP model, its image tower); every other field is None
     when the library does not say. ``channels`` is the declared channel count, used only when the network
-    has no ``nn.Conv2d`` to read it from; ``layouts`` are activation layouts by layer name and ``text`` the
-    model's text tower (see `Model`).
+    has no ``nn.Conv2d`` to read it from; ``labels`` are the class names of its outputs, ``layouts`` activation
+    layouts by layer name and ``text`` the model's text tower (see `Model`).
 
     Example:
         >>> network = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())

@@ -39,8 +39,8 @@ def _remainder(batchnorm: nn.Module) -> nn.Module | None:
 
 
 def conv_batchnorm_pairs(network: nn.Module, sample: torch.Tensor) -> list[tuple[str, str]]:
-    """(convolution, batchnorm) name pairs where the batchnorm's input is exactly the convolution's output,
-    found in one forward pass of `sample`.
+    """(convolution, batchnorm) name pairs of ``network`` where the batchnorm's input is exactly the convolution's
+    output, found in one forward pass of ``sample``.
 
     Example:
         >>> conv_batchnorm_pairs(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), torch.rand(1, 3, 8, 8))

@@ -10,7 +10,7 @@ from featviz.errors import FeatvizError, closest, suggestion
 
 
 def normalize_label(label: str) -> str:
-    """The form class names are compared in: lower case, without spaces, underscores or hyphens.
+    """``label`` in the form class names are compared in: lower case, without spaces, underscores or hyphens.
 
     Example:
         >>> normalize_label("Great_White shark")

@@ -75,6 +75,7 @@ def list_models() -> list[str]:
 class ModelSource:
     """A library that `load_model` takes ``PREFIX:NAME`` names of, registered with `register_source`.
 
+    ``prefix`` is the part before the colon, ``syntax`` and ``description`` what `featviz models` prints for it;
     ``build(name_after_prefix, weights)`` returns a `Model`; ``has_model(name)`` says whether the library
     knows a bare name (for "closest:" hints); ``read_config(module)`` returns what the library declares about
     one of its module objects (a `ModuleConfig`), or None for a module that is not the library's.
@@ -100,7 +101,8 @@ def register_source(
     has_model: Callable[[str], bool] | None = None,
     read_config: ConfigReader | None = None,
 ) -> Callable[[SourceBuilder], SourceBuilder]:
-    """Register a builder for ``PREFIX:NAME`` model names; decorate ``build(name_after_prefix, weights) -> Model``.
+    """Register a builder for ``PREFIX:NAME`` model names (``prefix``: PREFIX); decorate ``build(name_after_prefix,
+    weights) -> Model``.
 
     ``syntax`` (``"timm:NAME"``) and ``description`` appear in `featviz models`, in the MODEL help of the
     command line and in error messages. ``has_model`` and ``read_config`` are optional, see `ModelSource`.

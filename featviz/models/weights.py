@@ -259,7 +259,8 @@ def _download_advice(model_name: str, host: str, cache: str, reason: str) -> str
 
 
 def require_download(model_name: str, host: str, cache: Literal["huggingface", "torch", "clip"]) -> None:
-    """Raise FeatvizError at once when ``host`` cannot be reached (or the Hugging Face hub is set offline).
+    """Raise FeatvizError at once when ``host`` cannot be reached (or the Hugging Face hub is set offline); the
+    message names ``model_name`` and says how to supply its weights without a download.
 
     ``cache`` says which cache the download would land in: the Hugging Face hub's, torch.hub's or open_clip's.
 
@@ -281,7 +282,8 @@ def require_download(model_name: str, host: str, cache: Literal["huggingface", "
 
 @contextlib.contextmanager
 def downloading(model_name: str, host: str, cache: Literal["huggingface", "torch", "clip"]) -> Iterator[None]:
-    """Check the network with `require_download`, then turn a failure inside the block into a FeatvizError.
+    """Check the network with `require_download` (``model_name``, ``host``, ``cache`` as there), then turn a
+    failure inside the block into a FeatvizError.
 
     Example:
         >>> import timm

@@ -16,7 +16,8 @@ _NAME_TERMS = 6  # a sum's name lists at most this many terms
 
 
 class Sum(Objective):
-    """A weighted sum of objectives plus a constant, kept flat: ``sum(w_i * o_i) + constant``.
+    """A weighted sum of objectives plus a constant, kept flat: ``sum(w_i * o_i) + constant`` (``terms`` o_i,
+    ``weights`` w_i).
 
     Built by ``+``, ``-``, unary ``-`` and multiplication or division by numbers; adding to a sum appends
     to its term list instead of nesting, so sums of any length evaluate (and bind) in one loop. Channel
@@ -101,7 +102,7 @@ class Sum(Objective):
 
 
 class Product(Objective):
-    """The element-wise product of two objectives (``a * b``).
+    """The element-wise product of two objectives (``a * b``: ``left * right``).
 
     Example:
         >>> from featviz.objectives import channel
@@ -129,7 +130,8 @@ class Product(Objective):
 
 
 class Quotient(Objective):
-    """The element-wise quotient of an objective (or a number) by an objective (``a / b``, ``2 / b``).
+    """The element-wise quotient of an objective (or a number) by an objective (``a / b``, ``2 / b``:
+    ``numerator / denominator``).
 
     Example:
         >>> from featviz.objectives import channel

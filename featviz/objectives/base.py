@@ -140,8 +140,9 @@ class Unit(Objective):
     """An objective that reads one channel of one layer: its spatial mean, or its value at one position.
 
     ``channel()``, ``neuron()`` and ``class_logit()`` build them; sums and stacks of those on the same
-    layer are evaluated with one gather (`featviz.objectives.fused`); a subclass is always called. ``point`` is False for a spatial mean; for a position, ``x`` (column) and ``y``
-    (row) are None for the map's centre.
+    layer are evaluated with one gather (`featviz.objectives.fused`); a subclass is always called. ``point`` is
+    False for a spatial mean; for a position, ``x`` (column) and ``y`` (row) are None for the map's centre.
+    ``name`` is the objective's name (its shorthand).
 
     Example:
         >>> from featviz.objectives import channel, neuron

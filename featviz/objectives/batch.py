@@ -185,7 +185,8 @@ class Alignment(_BatchObjective):
 
 
 def alignment(layer: str, decay_ratio: float = 2.0, *, images: int | None = None) -> Objective:
-    """Reward neighbouring batch elements for having similar activations (lucid's ``alignment``), to be ADDED.
+    """Reward neighbouring batch elements for having similar activations at ``layer`` (lucid's ``alignment``),
+    to be ADDED.
 
     Elements ``i`` and ``j`` are penalized by ``decay_ratio ** -|i - j| * mean((a_i - a_j) ** 2)``; each
     pair's penalty is split between its two elements and returned NEGATED, so higher means better aligned

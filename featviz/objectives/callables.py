@@ -77,7 +77,8 @@ class FunctionObjective(Objective):
 
 
 def wrap_objective(factory: Callable[..., ObjectiveFunction] | None = None):
-    """Decorate a function that returns ``f(T)`` so that calling it returns an `Objective` (lucid's decorator).
+    """Decorate ``factory``, a function that returns ``f(T)``, so that calling it returns an `Objective` (lucid's
+    decorator).
 
     Works with and without parentheses; the objective is named after the call.
 

@@ -38,8 +38,9 @@ def read(acts: Activations, layer: str) -> Tensor:
 
 
 def layer_shape(model: Any, shapes: Shapes, layer: str) -> Sequence[int] | None:
-    """The channels-first shape ``(1, C, H, W)`` of ``layer``; None for a reserved name (``@image``,
-    ``@output``) left out. Raises FeatvizError with the closest layer names when a regular layer is missing.
+    """The channels-first shape ``(1, C, H, W)`` of ``layer`` in ``shapes`` (layer name -> shape, from a dry
+    forward); None for a reserved name (``@image``, ``@output``) left out. Raises FeatvizError with the closest
+    of ``model``'s layer names when a regular layer is missing.
 
     Example:
         >>> layer_shape(model, {"conv_head": (1, 1280, 7, 7)}, "conv_head")
@@ -71,7 +72,8 @@ def check_channel(channel: int, layer: str, shape: Sequence[int]) -> None:
 
 
 def check_position(x: int | None, y: int | None, layer: str, shape: Sequence[int]) -> None:
-    """Raise FeatvizError when column ``x`` or row ``y`` lies outside ``layer``'s map (None = centre).
+    """Raise FeatvizError when column ``x`` or row ``y`` lies outside ``layer``'s map of channels-first ``shape``
+    (None = centre).
 
     Example:
         >>> check_position(5, 0, "blocks.4.0.conv_pwl", (1, 112, 3, 5))
@@ -100,7 +102,8 @@ def check_layer_name(layer: Any) -> str:
 
 
 def check_index(what: str, value: Any, allow_none: bool = False) -> int | None:
-    """``value`` as a non-negative int (None passes when ``allow_none``), else a FeatvizError.
+    """``value`` as a non-negative int (None passes when ``allow_none``), else a FeatvizError naming it as
+    ``what``.
 
     Example:
         >>> check_index("channel", 3)

@@ -31,7 +31,8 @@ def fusable(item: Objective) -> bool:
 
 
 class ChannelGroup:
-    """Weighted spatial means of several channels of one layer, computed with one gather.
+    """Weighted spatial means of several ``channels`` of one ``layer`` (one entry of ``weights`` each), computed
+    with one gather.
 
     Example:
         >>> ChannelGroup("blocks.4", [1, 5], [1.0, -0.5])({"blocks.4": torch.rand(2, 8, 4, 4)}).shape

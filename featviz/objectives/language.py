@@ -150,7 +150,7 @@ def text(
 class TextDirectionObjective(Objective):
     """A prompt's text direction in a layer's channel space, maximized like `direction` (dot product times
     cosine to the ``cossim_pow``); the direction is found when the objective is bound (`featviz.text.
-    text_direction`). Built by ``text_direction()``.
+    text_direction`, with ``templates`` when given). Built by ``text_direction()``.
 
     Example:
         >>> TextDirectionObjective("layer4", {"a spider": 1.0}).name
@@ -191,7 +191,8 @@ def text_direction(
 ) -> Objective:
     """Maximize the direction in ``layer``'s channel space that ``prompts`` point to (exact where the network is
     linear from the layer to the embedding, fitted elsewhere; see `featviz.text.text_direction`), averaged over
-    positions with lucid's ``cossim_pow`` weighting. Shorthand: ``"text@LAYER:PROMPT"``.
+    positions with lucid's ``cossim_pow`` weighting. ``prompts`` and ``weights`` as for `text`; ``templates``
+    turn each prompt into several sentences whose embeddings are averaged. Shorthand: ``"text@LAYER:PROMPT"``.
 
     Example:
         >>> clip = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")    # a tiny random CLIP ResNet
@@ -204,8 +205,8 @@ def text_direction(
 
 
 def parse_text(body: str) -> Objective:
-    """The objective of the shorthand ``text:PROMPT|PROMPT:WEIGHT|...`` (after ``text:``): prompts separated by
-    ``|``, each with an optional ``:WEIGHT`` at its end (default 1).
+    """The objective of the shorthand ``text:PROMPT|PROMPT:WEIGHT|...``, whose ``body`` follows ``text:``: prompts
+    separated by ``|``, each with an optional ``:WEIGHT`` at its end (default 1).
 
     Example:
         >>> parse_text("a dog|a cat:-0.5").prompts
@@ -236,7 +237,7 @@ def parse_text(body: str) -> Objective:
 
 
 def parse_text_direction(body: str) -> Objective:
-    """The objective of the shorthand ``text@LAYER:PROMPT|PROMPT:WEIGHT`` (after ``text@``).
+    """The objective of the shorthand ``text@LAYER:PROMPT|PROMPT:WEIGHT``, whose ``body`` follows ``text@``.
 
     Example:
         >>> parse_text_direction("layer4:a spider").name

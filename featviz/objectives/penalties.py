@@ -50,6 +50,8 @@ class TotalVariation(Objective):
 def total_variation(layer: str = IMAGE) -> Objective:
     """Penalize noise: the mean absolute difference between vertically plus horizontally adjacent values.
 
+    The values are those of ``layer``: the images (``"@image"``, the default) or any layer of the network.
+
     Positive (0 for a flat image), and a mean rather than a sum, so its weight does not depend on the
     image size; subtract it: ``goal - 0.05 * total_variation()``.
 
@@ -83,6 +85,8 @@ class L1(Objective):
 
 def l1(layer: str = IMAGE, constant: float = 0.0) -> Objective:
     """Penalize the mean absolute deviation of the values from ``constant`` (positive; subtract it).
+
+    The values are those of ``layer``: the images (``"@image"``, the default) or any layer of the network.
 
     Example:
         >>> l1(constant=0.5)({"@image": torch.ones(1, 3, 4, 4)})
@@ -119,6 +123,8 @@ class L2(Objective):
 def l2(layer: str = IMAGE, constant: float = 0.0, epsilon: float = 1e-6) -> Objective:
     """Penalize ``sqrt(mean((x - constant) ** 2) + epsilon)`` (positive; subtract it).
 
+    The values are those of ``layer``: the images (``"@image"``, the default) or any layer of the network.
+
     Example:
         >>> l2(constant=0.5)({"@image": torch.ones(1, 3, 4, 4)})
         tensor([0.5000])
@@ -148,6 +154,8 @@ class Blur(Objective):
 
 def blur(layer: str = IMAGE) -> Objective:
     """Penalize ``0.5 * mean((x - blur3x3(x)) ** 2)`` with the blurred copy detached (positive; subtract it).
+
+    The values are those of ``layer``: the images (``"@image"``, the default) or any layer of the network.
 
     Its gradient pulls every value towards the mean of its 3x3 neighbourhood (edges use only the
     neighbours that exist), which smooths the image a little each step.

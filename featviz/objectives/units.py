@@ -69,7 +69,8 @@ def channel(layer: str, channel: int) -> Objective:
 
 
 def neuron(layer: str, channel: int, x: int | None = None, y: int | None = None) -> Objective:
-    """Maximize one channel at one position: column ``x``, row ``y`` (each defaults to the map's centre).
+    """Maximize one ``channel`` of ``layer`` at one position: column ``x``, row ``y`` (each defaults to the map's
+    centre).
 
     On an ``H x W`` map the value read is ``activation[:, channel, y, x]``; the default centre is
     ``(H // 2, W // 2)``.
@@ -223,7 +224,8 @@ class DirectionNeuron(_DirectionBase):
 def direction_neuron(
     layer: str, vector: Sequence[float] | Tensor, x: int | None = None, y: int | None = None, cossim_pow: float = 0.0
 ) -> Objective:
-    """Maximize a direction in a layer's channel space at one position (column ``x``, row ``y``; default centre).
+    """Maximize the direction ``vector`` in ``layer``'s channel space at one position (column ``x``, row ``y``;
+    default centre), scored like `direction` with its ``cossim_pow``.
 
     Example:
         >>> goal = direction_neuron("blocks.4.0.conv_pwl", torch.randn(80), x=7, y=7)
@@ -280,7 +282,8 @@ class ClassLogit(Unit):
 
 
 def class_logit(label: str | int, layer: str = OUTPUT) -> Objective:
-    """Maximize one class's logit; a label name is resolved through ``model.label_index`` at bind time.
+    """Maximize one class's logit; a ``label`` name is resolved through ``model.label_index`` at bind time, an int
+    is the class index. ``layer`` is where the logits are read (default ``"@output"``, the network's output).
 
     Example:
         >>> goal = class_logit("goldfish")  # or class_logit(1)

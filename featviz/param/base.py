@@ -265,7 +265,8 @@ def registered_kinds() -> tuple[str, ...]:
 
 
 def create(kind: str, size: SizeLike, **arguments: Any) -> Parameterization:
-    """Build the parameterization registered as ``kind`` (one of ``registered_kinds()``; ``"fourier"`` is ``"fft"``).
+    """Build the parameterization registered as ``kind`` (one of ``registered_kinds()``; ``"fourier"`` is ``"fft"``)
+    for images of ``size`` (an int or ``(height, width)``).
 
     ``arguments`` are the shared ones (``batch``, ``channels``, ``seed``, ``alpha``, ``device``, ``dtype``; see
     ``Parameterization``) and the class's own options (``decay`` for fft and maco, ``layers``/``width`` for

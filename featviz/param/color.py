@@ -29,7 +29,8 @@ IMAGENET_COLOR_SQRT = torch.tensor(
 def color_sqrt(
     channels: int, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
 ) -> Tensor:
-    """The default colour square root for ``channels`` channels, a ``(channels, channels)`` matrix.
+    """The default colour square root for ``channels`` channels, a ``(channels, channels)`` matrix on ``device`` in
+    ``dtype``.
 
     Three channels get ImageNet's matrix (``IMAGENET_COLOR_SQRT``). One channel is treated as brightness and
     gets ImageNet's brightness strength (the largest column norm, about 0.46). Any other count has no

@@ -58,6 +58,9 @@ def coordinate_grid(height: int, width: int) -> Tensor:
 class CPPN(Parameterization):
     """Images drawn by a compositional pattern-producing network (a per-pixel MLP on the pixel coordinates).
 
+    ``size``, ``batch``, ``channels``, ``seed``, ``alpha``, ``device`` and ``dtype`` are the arguments every
+    parameterization shares (see `Parameterization`).
+
     Each image is its own network: ``layers`` hidden layers of ``width`` units (1x1 convolutions) with the
     ``composite_atan`` activation, then a linear layer to the channels and a sigmoid. The whole batch is
     evaluated in one pass with batched matrix products (weights ``(B, out, in)``), and element ``i`` only

@@ -19,6 +19,9 @@ _SPECTRUM_DIVISOR = 4.0
 class Fourier(Parameterization):
     """Images optimized in frequency space: ``sigmoid(mix(irfft2(spectrum / f**decay)))``.
 
+    ``size``, ``batch``, ``channels``, ``seed``, ``alpha``, ``device`` and ``dtype`` are the arguments every
+    parameterization shares (see `Parameterization`).
+
     The parameters are the real and imaginary parts of each channel's real-FFT spectrum, shape
     ``(B, C, H, W // 2 + 1, 2)``. Each frequency ``f`` (cycles per pixel, floored at the lowest nonzero
     frequency so the constant term stays finite) is scaled by ``1 / f**decay`` (precomputed buffer ``scale``),

@@ -32,6 +32,9 @@ class Generator(Parameterization):
     ``output_range`` (``(-1, 1)`` for StyleGAN-like generators, ``(0, 1)`` for others), mapped linearly to
     ``[0, 1]`` (and clamped there) and resized bilinearly to ``size`` when ``(h, w)`` differs.
 
+    ``size``, ``batch``, ``channels``, ``seed``, ``alpha``, ``device`` and ``dtype`` are the arguments every
+    parameterization shares (see `Parameterization`).
+
     ``optimize="latent"`` (default) optimizes the latent, ``(B, *latent_shape)``, drawn standard normal per
     element from its seed (``seed + i`` for element ``i``); the generator's weights are then constants
     (buffers). ``optimize="weights"`` optimizes the generator's weights with the latent fixed; the batch's

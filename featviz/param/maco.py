@@ -21,6 +21,9 @@ _VARIANCE_FLOOR = 1e-12
 class Maco(Parameterization):
     """Images whose spectrum magnitude is fixed and whose phase is optimized (MACO).
 
+    ``size``, ``batch``, ``channels``, ``seed``, ``alpha``, ``device`` and ``dtype`` are the arguments every
+    parameterization shares (see `Parameterization`).
+
     Each channel's real-FFT spectrum is ``magnitude * exp(i * phase)``: ``magnitude`` is a buffer of shape
     ``(C, H, W // 2 + 1)`` and ``phase`` (same shape, per batch element) is the only parameter, drawn
     uniformly in ``[-pi, pi)``. Since the magnitude is the one of natural images, every image has their

@@ -14,6 +14,9 @@ from featviz.param.base import Parameterization, register_parameterization
 class Pixel(Parameterization):
     """Images whose pixels are optimized directly: ``sigmoid(mix(pixels))``, optionally colour-decorrelated.
 
+    ``size``, ``batch``, ``channels``, ``seed``, ``alpha``, ``device`` and ``dtype`` are the arguments every
+    parameterization shares (see `Parameterization`).
+
     The pixels are logits: a sigmoid maps them into ``[0, 1]``. A sigmoid rather than a clamp because a
     clamped pixel pushed past 0 or 1 gets no gradient and stays stuck there, while a sigmoid only slows down
     near the ends and always lets the optimizer bring a pixel back. With ``decorrelate`` (the default) the

@@ -26,7 +26,7 @@ from featviz.objectives.algebra import stack
 from featviz.objectives.binding import ObjectiveLike, bind_objective, parse_objectives
 from featviz.objectives.checks import read
 from featviz.param import Fourier
-from featviz.recipes.caricature import (OnImages, PhotoComparison, PhotoLike, PhotoPair, TransformsLike, load_photo,
+from featviz.recipes.inversion import (OnImages, PhotoComparison, PhotoLike, PhotoPair, TransformsLike, load_photo,
                                         photo_size)
 from featviz.renderer import Renderer, RenderResult
 

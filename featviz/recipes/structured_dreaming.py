@@ -53,15 +53,17 @@ def dream(
 ) -> RenderResult:
     """Generate an image whose embedding by ``model`` matches a text prompt (or that raises any objective).
 
-    A string is a prompt, maximized as ``featviz.objectives.text(prompt)`` (CLIP models, and ImageNet models
-    through their text tower); an Objective, a function ``f(T)`` or a list (one image each) is used as is.
+    ``prompt_or_objective``: a string is a prompt, maximized as ``featviz.objectives.text(prompt)`` (CLIP models,
+    and ImageNet models through their text tower); an Objective, a function ``f(T)`` or a list (one image each)
+    is used as is.
     ``param`` is a parameterization kind (``"fft"`` default, ``"maco"``...) drawn on a ``size`` canvas
     (default 448, larger than the model's input), or a parameterization module such as
     ``featviz.param.Generator`` (it brings its own size and batch). Each step averages the objective over
     ``views`` random views (``featviz.transforms.dream``). ``optimizer`` is ``"adam"`` (default: it climbs
     faster on canvases) or ``"clampsgd"`` (Structured Dreaming's sign-like SGD with dropout 0.8, its dropout
     seeded by ``seed``, made for tuning a generator's weights); ``lr`` defaults to the parameterization's
-    ``default_lr`` for Adam and 0.4 times it for ClampSGD.
+    ``default_lr`` for Adam and 0.4 times it for ClampSGD. ``device`` defaults to the model's; ``progress`` shows
+    a progress bar.
 
     Example:
         >>> result = dream("open_clip:featviz-tiny-ViT", "a red cube on a beach", size=64, steps=2, views=2, seed=1,

@@ -15,7 +15,7 @@ from featviz.io import atomic_path
 
 
 def to_numpy(images: torch.Tensor) -> np.ndarray:
-    """Images (B, C, H, W) in [0, 1] -> uint8 array (B, H, W, C).
+    """``images`` (B, C, H, W) in [0, 1] -> uint8 array (B, H, W, C).
 
     Example:
         >>> to_numpy(torch.rand(2, 3, 8, 8)).shape
@@ -49,7 +49,8 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
 
 
 def grid(images: torch.Tensor, columns: int | None = None, padding: int = 2, fill: float = 1.0) -> torch.Tensor:
-    """Tile a batch (B, C, H, W) into one image (1, C, H', W'), `columns` wide (default: near-square).
+    """Tile a batch (B, C, H, W) into one image (1, C, H', W'), `columns` wide (default: near-square), with
+    ``padding`` pixels of value ``fill`` between and around the images.
 
     Example:
         >>> grid(torch.rand(4, 3, 8, 8), columns=2).shape      # 2 x 2 images, 2 px between and around them
@@ -70,8 +71,8 @@ def grid(images: torch.Tensor, columns: int | None = None, padding: int = 2, fil
 
 
 def save_png(image: torch.Tensor, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> Path:
-    """Write one image (C, H, W) or (1, C, H, W) in [0, 1] to a PNG, atomically, with optional text metadata
-    (objective, steps, seed...) stored in the PNG's text chunks.
+    """Write one image (C, H, W) or (1, C, H, W) in [0, 1] to a PNG at ``path``, atomically, with optional text
+    ``metadata`` (objective, steps, seed...) stored in the PNG's text chunks; return the path.
 
     Example:
         >>> save_png(torch.rand(3, 32, 48), "channel.png", {"featviz:objective": "blocks.4.0.conv_pwl:3"})
@@ -89,7 +90,8 @@ def save_png(image: torch.Tensor, path: str | os.PathLike, metadata: Mapping[str
 
 
 def save_pngs(images: torch.Tensor, paths: Sequence[str | os.PathLike], metadata: Sequence[Mapping[str, str]] | None = None) -> list[Path]:
-    """Write each image of a batch to its own path (see `save_png`)."""
+    """Write each image of ``images`` (a batch) to its own path of ``paths``, with its entry of ``metadata`` (see
+    `save_png`); return the paths."""
     if len(paths) != len(images):
         raise FeatvizError(f"{len(images)} images but {len(paths)} paths; give one path per image")
     metadata = metadata or [{}] * len(images)

@@ -42,7 +42,8 @@ class Renderer:
     The model (a registered name, a featviz `Model` or any ``nn.Module``) is copied onto ``device`` (default:
     the model's); the copy's frozen BatchNorm layers are folded into the convolutions before them (same values,
     faster; per set of layers the objectives read, prepared once and kept) and it uses channels-last memory
-    (default: on the CPU, where it is faster, and off on a GPU, where it measured slower). ``autocast`` (e.g.
+    (default, ``channels_last=None``: on the CPU, where it is faster, and off on a GPU, where it measured
+    slower). ``fold_batchnorm=False`` keeps the BatchNorm layers as they are. ``autocast`` (e.g.
     ``torch.bfloat16``) runs the network in that precision; images, their parameters and the optimizer stay
     float32. The caller's model is never changed.
 
@@ -290,7 +291,10 @@ def render(
     parameterization module or kind ("fft" default, "pixel", "cppn", "maco"); `transforms` a preset name
     ("standard" default), a `featviz.transforms.Compose`, a list of transforms, or any callable ``images ->
     images``; `optimizer` a callable taking the parameters (default Adam at the parameterization's
-    `default_lr`, 0.05 for Fourier). Element i of a batch uses seed `seed + i`. Dead ReLUs get redirected
+    `default_lr`, 0.05 for Fourier). `steps` optimization steps; the images at each step listed in `thresholds`
+    are kept in ``RenderResult.snapshots``. `size` is the image size (default: the model's input size) and
+    `batch` the number of images for one objective. Element i of a batch uses seed `seed + i` (default: a
+    random seed). `progress` shows a progress bar. Dead ReLUs get redirected
     gradients for the first `redirect_relu_steps` steps. A non-finite objective stops the render with an
     error naming the step. `importance` also accumulates, over the steps, the absolute gradient of the
     objective with respect to the images (MACO's importance map, ``RenderResult.importance``; save it with

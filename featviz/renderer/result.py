@@ -19,6 +19,7 @@ class RenderResult:
     `history` is (steps, B): each image's objective value at each step (averaged over its views);
     `snapshots` maps each requested threshold step to the images at that step; `importance` (renders made with
     ``importance=True``, else None) is (B, H, W): each pixel's absolute gradient, summed over the steps.
+    `objectives` names each image's objective, `seed` and `steps` are the render's, `seconds` its duration.
 
     Example:
         >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=4, size=64, seed=0, progress=False)

@@ -48,7 +48,8 @@ class ClipTextTower(TextTower):
         """The prompts as CLIP token ids, ``(N, context_length)``.
 
         Example:
-            >>> model.text.tokenize(["a dog"]).shape
+            >>> clip = featviz.load_model("open_clip:featviz-tiny-ViT", weights="random")
+            >>> clip.text.tokenize(["a dog"]).shape
             torch.Size([1, 77])
         """
         if self._tokenizer is None:

@@ -38,8 +38,12 @@ class TextDirection:
     ``"exact"`` (linearized where the network is linear) or ``"fitted"`` (ridge map, held-out ``r2``).
 
     Example:
-        >>> found = text_direction(model, "layer4", "a photo of a dog")
-        >>> featviz.render(model, objectives.direction("layer4", found.vector, cossim_pow=1.0))
+        >>> clip = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")   # a tiny random CLIP
+        >>> found = text_direction(clip, "layer4", "a photo of a dog")
+        >>> found.layer, found.method, found.vector.shape
+        ('layer4', 'exact', torch.Size([512]))
+        >>> goal = objectives.direction("layer4", found.vector, cossim_pow=1.0)
+        >>> result = featviz.render(clip, goal, steps=2, progress=False)
     """
 
     layer: str
@@ -49,10 +53,11 @@ class TextDirection:
 
 
 def reference_images(model: Any, crops_per_photo: int = CROPS_PER_PHOTO, seed: int = 0) -> Tensor:
-    """The shipped natural photos at the model's input size and ``crops_per_photo`` random crops of each.
+    """The shipped natural photos at the model's input size and ``crops_per_photo`` random crops of each (drawn
+    with ``seed``).
 
     Example:
-        >>> reference_images(model).shape
+        >>> reference_images(model).shape         # 15 photos and 12 crops of each, at Lite0's 224 px
         torch.Size([195, 3, 224, 224])
     """
     from featviz.metrics.images import natural_images
@@ -73,8 +78,8 @@ def exact_layers(model: Any) -> set[str]:
     """The layers of ``model`` from which its image embedding is linear to first order, by what the model is.
 
     Example:
-        >>> exact_layers(featviz.load_model("open_clip:featviz-tiny-RN", weights="random"))
-        {'layer4', '@output', 'attnpool'}
+        >>> sorted(exact_layers(featviz.load_model("open_clip:featviz-tiny-RN", weights="random")))
+        ['@output', 'attnpool', 'layer4']
     """
     tower = text_tower(model)
     network = model.network
@@ -156,11 +161,14 @@ def _fit_cache(model: Any, layer: str) -> Path:
 
 def fit_linear_map(model: Any, layer: str, target: str, images: Tensor) -> tuple[Tensor, float]:
     """A ridge map ``W`` ``(C, D)`` from ``layer``'s spatially pooled activations to ``target``'s (e.g. the image
-    embedding or the logits), fitted on ``images`` with the regularization that predicts a held-out fifth
-    best; returns ``W`` and that held-out R².
+    embedding or the logits) in ``model``, fitted on ``images`` with the regularization that predicts a held-out
+    fifth best; returns ``W`` and that held-out R².
 
     Example:
-        >>> weights, r2 = fit_linear_map(model, "layer3", "@output", reference_images(model))
+        >>> clip = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")   # a tiny random CLIP
+        >>> weights, r2 = fit_linear_map(clip, "layer3", "@output", reference_images(clip))
+        >>> weights.shape, r2 <= 1.0                  # layer3's 256 channels onto the 32-d embedding
+        (torch.Size([256, 32]), True)
     """
     binding = bind_layers(model, [layer, target], tuple(model.input_size))
     with torch.no_grad(), ActivationCapture(model, [layer, target], layouts=binding.layouts) as capture:
@@ -196,16 +204,20 @@ def text_direction(
     templates: Sequence[str] | None = None,
     method: str | None = None,
 ) -> TextDirection:
-    """The direction in ``layer``'s channel space that ``prompts`` point to (see the module docstring).
+    """The direction in ``layer``'s channel space of ``model`` that ``prompts`` point to (see the module docstring).
 
-    ``prompts`` is read like `featviz.objectives.text`'s (one, a list, or ``{prompt: weight}``); ``method`` is
+    ``prompts`` is read like `featviz.objectives.text`'s (one, a list, or ``{prompt: weight}``; ``templates``
+    turn each into several sentences whose embeddings are averaged); ``method`` is
     ``"exact"``, ``"fitted"`` or None (exact where the layer allows it, else fitted). Use the vector with
     `featviz.objectives.direction` or `direction_neuron` (``cossim_pow``) at any position.
 
     Example:
-        >>> found = text_direction(model, "layer4", "a photo of a dog")
-        >>> found.method, found.vector.shape
-        ('exact', torch.Size([2048]))
+        >>> clip = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")   # a tiny random CLIP
+        >>> found = text_direction(clip, "layer4", "a photo of a dog")
+        >>> found.method, found.vector.shape                 # OpenAI's RN50: torch.Size([2048])
+        ('exact', torch.Size([512]))
+        >>> text_direction(clip, "layer3", "a photo of a dog").method      # a ridge map, with its held-out R²
+        'fitted'
     """
     from featviz.objectives.language import prompt_embeddings, weighted_prompts
 
@@ -263,9 +275,10 @@ class TextDirections:
     direction, as `text_direction` finds it for that prompt alone; ``method`` and ``r2`` as in `TextDirection`.
 
     Example:
-        >>> found = text_directions(model, "layer4", ["dog", "cat", "car"], templates=["a photo of a {}."])
-        >>> found.vectors.shape
-        torch.Size([3, 2048])
+        >>> clip = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")   # a tiny random CLIP
+        >>> found = text_directions(clip, "layer4", ["dog", "cat", "car"], templates=["a photo of a {}."])
+        >>> found.vectors.shape, found.prompts
+        (torch.Size([3, 512]), ['dog', 'cat', 'car'])
     """
 
     layer: str
@@ -294,8 +307,8 @@ def text_directions(
     several layers.
 
     Example:
-        >>> model = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")
-        >>> text_directions(model, "layer4", ["dog", "cat"], templates=["a photo of a {}."]).vectors.shape
+        >>> clip = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")
+        >>> text_directions(clip, "layer4", ["dog", "cat"], templates=["a photo of a {}."]).vectors.shape
         torch.Size([2, 512])
     """
     from featviz.objectives.language import prompt_embeddings

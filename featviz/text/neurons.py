@@ -15,7 +15,8 @@ CLASSES_SHOWN = 3
 
 @dataclass
 class NeuronScore:
-    """One unit's weight along a prompt's text direction, and the classes it drives most (models with labels)."""
+    """One ``unit``'s weight (``score``) along a prompt's text direction, and the ``classes`` it drives most
+    (models with labels)."""
 
     unit: int
     score: float
@@ -25,14 +26,17 @@ class NeuronScore:
 def rank_neurons(
     model: Any, layer: str, prompts: Any, *, top: int = 10, templates: Sequence[str] | None = None
 ) -> list[NeuronScore]:
-    """The ``top`` units of ``layer`` with the largest weight along the prompts' text direction, best first.
+    """The ``top`` units of ``layer`` with the largest weight along the text direction of ``prompts`` (with
+    ``templates``; see `featviz.text.text_direction`) in ``model``, best first.
 
     For a model with class names, each unit also lists the classes it drives most: the largest weights of a
     ridge map from the layer's pooled activations to the logits, fitted on the shipped photos and crops.
 
     Example:
-        >>> [(found.unit, round(found.score, 3)) for found in rank_neurons(model, "layer4", "a dog", top=3)]
-        [(1734, 0.118), (77, 0.102), (1901, 0.097)]
+        >>> clip = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")   # a tiny random CLIP
+        >>> found = rank_neurons(clip, "layer4", "a dog", top=3)
+        >>> len(found), found[0].score >= found[1].score >= found[2].score, found[0].classes   # no class names
+        (3, True, [])
     """
     top = check_int(top, "top", 1)
     direction = text_direction(model, layer, prompts, templates=templates)
@@ -57,10 +61,15 @@ def rank_neurons(
 
 
 def format_neurons(found: list[NeuronScore]) -> str:
-    """The table `featviz neurons` prints: rank, unit, score and (when known) the classes each unit drives.
+    """The table `featviz neurons` prints for ``found`` (from `rank_neurons`): rank, unit, score and (when known)
+    the classes each unit drives.
 
     Example:
-        >>> print(format_neurons(rank_neurons(model, "layer4", "a dog", top=2)))
+        >>> clip = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")   # a tiny random CLIP
+        >>> print(format_neurons(rank_neurons(clip, "layer4", "a dog", top=2)))
+        rank  unit  score
+        1     ...
+        2     ...
     """
     with_classes = any(item.classes for item in found)
     rows = [("rank", "unit", "score") + (("drives classes",) if with_classes else ())]

@@ -11,7 +11,8 @@ __all__ = ["ridge_fits"]
 
 def ridge_fits(inputs: Tensor, targets: Tensor, strengths: Sequence[float]) -> list[tuple[Tensor, Tensor]]:
     """Ridge fits of ``targets`` ``(N, D)`` on ``inputs`` ``(N, C)``, one ``(weight (C, D), bias (D,))`` per
-    strength, all from one SVD of the centred inputs: ``weight = (X'X + s I)^-1 X'Y`` on centred X and Y, and
+    strength ``s`` of ``strengths``, all from one SVD of the centred inputs: ``weight = (X'X + s I)^-1 X'Y`` on
+    centred X and Y, and
     ``inputs @ weight + bias`` predicts the targets.
 
     Example:

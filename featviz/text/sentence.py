@@ -214,7 +214,8 @@ def check_templates(templates: Sequence[str]) -> tuple[str, ...]:
 
 
 def class_embeddings(labels: Sequence[str], templates: Sequence[str] = TEMPLATES, progress: bool = True) -> Tensor:
-    """Per class name, the normalized mean of its templated sentences' embeddings, ``(len(labels), 384)``.
+    """Per class name of ``labels``, the normalized mean of its sentences' embeddings (the name put into each of
+    ``templates``), ``(len(labels), 384)``; ``progress`` shows a progress bar while new names are embedded.
 
     Each name is embedded once per encoder and template set and kept in `cache_folder()`; later calls embed
     only the names not seen before, so fits on different subsets of the classes share the work.
@@ -297,7 +298,8 @@ def fit_text_map(
     strengths: Sequence[float] = RIDGE_STRENGTHS,
     seed: int = 0,
 ) -> TextMap:
-    """Ridge map from class embeddings ``(K, 384)`` onto class weight vectors ``(K, D)``, centred over the classes.
+    """Ridge map from class ``embeddings`` ``(K, 384)`` onto ``class_vectors`` ``(K, D)``, the classifier's weight
+    vectors, centred over the classes.
 
     The strength is chosen among ``strengths`` by ``VALIDATION_FOLDS``-fold cross-validation over the classes
     (split by ``seed``): the one under which held-out classes are most often mapped closest to their own weight
@@ -443,7 +445,8 @@ class SentenceTextTower(TextTower):
     ``image_layer`` is the layer whose output feeds the classifier's final Linear (``global_pool`` on
     EfficientNet-Lite), found by one forward pass on first use. ``encode(prompts)`` embeds the prompts and maps
     them into that layer's space, unit-norm. The encoder and the map (fitted on the classes ``classes``, default
-    all, with `TEMPLATES`; cached on disk) are loaded on the first ``encode`` or `fit`, never at construction.
+    all, with ``templates``, default `TEMPLATES`; cached on disk) are loaded on the first ``encode`` or `fit`,
+    never at construction.
 
     Example:
         >>> model = featviz.load_model("efficientnet_lite0")
@@ -543,7 +546,8 @@ def fit_classifier_map(
 def attach_text_tower(
     model: "Model", classes: Sequence[int] | None = None, templates: Sequence[str] = TEMPLATES
 ) -> "Model":
-    """The same `Model` with a `SentenceTextTower` as ``model.text``; works for any classifier with class names.
+    """The same `Model` with a `SentenceTextTower` as ``model.text``, fitted on ``classes`` (default all) with
+    ``templates``; works for any classifier with class names.
 
     Nothing is loaded or fitted until the tower's first ``encode``.
 

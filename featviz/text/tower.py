@@ -22,9 +22,9 @@ class TextTower(nn.Module):
     ``encode``; they may load their weights lazily, on the first ``encode``.
 
     Example:
-        >>> model = featviz.load_model("open_clip:RN50", weights="random")
-        >>> model.text.encode(["a photo of a dog"]).shape
-        torch.Size([1, 1024])
+        >>> clip = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")   # RN50's is 1024-d
+        >>> clip.text.encode(["a photo of a dog"]).shape, clip.text.image_layer
+        (torch.Size([1, 32]), '@output')
     """
 
     image_layer: str = "@output"
@@ -38,8 +38,11 @@ def text_tower(model: Any) -> TextTower:
     """``model.text``, or a FeatvizError saying which models have a text tower.
 
     Example:
-        >>> text_tower(featviz.load_model("efficientnet_lite0")).image_layer
+        >>> text_tower(model).image_layer          # EfficientNet-Lite0's sentence-encoder tower
         'global_pool'
+        >>> text_tower(featviz.load_model("timm:resnet18", weights="random"))   # see attach_text_tower
+        Traceback (most recent call last):
+        featviz.errors.FeatvizError: timm:resnet18 has no text tower; text needs a CLIP model ...
     """
     tower = getattr(model, "text", None)
     if not isinstance(tower, TextTower):

@@ -240,7 +240,8 @@ def resize_matrix(size_in: Size, size_out: Size) -> Tensor:
 
 
 def resample(images: Tensor, matrices: Tensor, size: Size, *, views: int = 1, fill: float | None = None) -> Tensor:
-    """Sample ``images`` at ``matrices @ p`` for every output pixel ``p``: one bilinear ``F.grid_sample`` call.
+    """Sample ``images`` at ``matrices @ p`` for every output pixel ``p`` of a ``size`` ``(height, width)`` output:
+    one bilinear ``F.grid_sample`` call.
 
     ``matrices`` (float64, ``(1 or N * views, 3, 3)``) map output to input pixel coordinates; with ``views > 1``
     the output holds ``views * N`` images, view-major. Outside the input, samples read ``fill``, or the nearest

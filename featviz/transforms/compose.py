@@ -170,6 +170,8 @@ def none(output_size: int | Sequence[int] | None = None) -> Compose:
 def standard(output_size: int | Sequence[int] | None = None) -> Compose:
     """Lucid's standard robustness set: pad 12 (grey), jitter 8, scale 0.90-1.10, rotate +-10 degrees, jitter 4.
 
+    The result is resized to ``output_size`` (the model's input; None keeps the size) in the same resampling.
+
     Example:
         >>> standard((224, 224))(torch.rand(1, 3, 128, 128), RandomSource([0])).shape
         torch.Size([1, 3, 224, 224])
@@ -179,6 +181,8 @@ def standard(output_size: int | Sequence[int] | None = None) -> Compose:
 
 def maco(output_size: int | Sequence[int] | None = None) -> Compose:
     """MACO's set: 6 random crops per image (a quarter to all of its area), resized, plus light Gaussian noise.
+
+    The result is resized to ``output_size`` (the model's input; None keeps the size) in the same resampling.
 
     Example:
         >>> maco((224, 224))(torch.rand(2, 3, 256, 256), RandomSource([0, 1])).shape      # 6 views x 2 images
@@ -191,6 +195,8 @@ def robust(output_size: int | Sequence[int] | None = None) -> Compose:
     """A heavier set for models that need more robustness, such as CLIP: pad 16, jitter 16, scale 0.8-1.2,
     rotate +-20 degrees, jitter 8.
 
+    The result is resized to ``output_size`` (the model's input; None keeps the size) in the same resampling.
+
     Example:
         >>> robust((224, 224))(torch.rand(1, 3, 224, 224), RandomSource([0])).shape
         torch.Size([1, 3, 224, 224])
@@ -202,6 +208,8 @@ def robust(output_size: int | Sequence[int] | None = None) -> Compose:
 def facet(output_size: int | Sequence[int] | None = None) -> Compose:
     """The set of the Multimodal Neurons article's faceted renders: pad 2 (grey), ten jitters of 4, scale
     0.67-1.025, rotate twice by +-10 degrees (+-20 in all, most often near 0, as the article's list of angles), jitter 2.
+
+    The result is resized to ``output_size`` (the model's input; None keeps the size) in the same resampling.
 
     Example:
         >>> facet((128, 128))(torch.rand(1, 3, 128, 128), RandomSource([0])).shape

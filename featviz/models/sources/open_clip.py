@@ -60,7 +60,8 @@ def _from_open_clip(module: nn.Module) -> bool:
 
 
 def read_open_clip_config(module: nn.Module) -> ModuleConfig | None:
-    """The image tower of an open_clip model (or the tower itself) with its input size and mean/std, else None.
+    """The image tower of ``module``, an open_clip model (or the tower itself), with its input size and mean/std;
+    None for a module that is not open_clip's.
 
     A model with ``.visual`` and ``encode_image`` gives its tower ``.visual``; towers (VisionTransformer,
     ModifiedResNet, TimmModel) are taken as they are. Mean/std: the tower's ``preprocess_cfg``, else its
@@ -98,8 +99,8 @@ def read_open_clip_config(module: nn.Module) -> ModuleConfig | None:
                  read_config=read_open_clip_config,
                  description="a CLIP model of open_clip (image tower + text); open_clip:ARCH alone is random init")
 def build_open_clip(spec: str, weights: WeightsChoice) -> Model:
-    """``open_clip:ARCH/PRETRAINED`` (or ``ARCH``, random init, or ``local-dir:PATH``) as a `Model` whose network
-    is the image tower and whose ``text`` is CLIP's text tower.
+    """``open_clip:SPEC``, where ``spec`` is ``ARCH/PRETRAINED`` (or ``ARCH``, random init, or ``local-dir:PATH``),
+    as a `Model` whose network is the image tower and whose ``text`` is CLIP's text tower.
 
     ``weights`` may override the tag: ``"random"``, or a path to an open_clip checkpoint (whole CLIP or image
     tower), a safetensors file, or an OpenAI JIT archive.

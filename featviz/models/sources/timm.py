@@ -36,7 +36,8 @@ def has_timm_model(name: str) -> bool:
 
 
 def read_timm_config(module: nn.Module) -> ModuleConfig | None:
-    """What a timm model declares in its ``pretrained_cfg`` (or ``default_cfg``), or None for other modules.
+    """What ``module``, a timm model, declares in its ``pretrained_cfg`` (or ``default_cfg``), or None for other
+    modules.
 
     Example:
         >>> import timm
@@ -62,7 +63,8 @@ def read_timm_config(module: nn.Module) -> ModuleConfig | None:
 @register_source("timm", syntax="timm:NAME", has_model=has_timm_model, read_config=read_timm_config,
                  description="any timm model; NAME may carry a pretrained tag, e.g. timm:resnet18.a1_in1k")
 def build_timm(name: str, weights: WeightsChoice) -> Model:
-    """A timm model (``timm:NAME``) as a `Model`, with the default pretrained weights, ``"random"`` or a file.
+    """The timm model ``name`` (``timm:NAME``) as a `Model`, with the default pretrained weights, ``"random"`` or a
+    file (``weights``).
 
     Example:
         >>> build_timm("resnet18", "random").input_size

@@ -28,7 +28,8 @@ def has_torchvision_model(name: str) -> bool:
 @register_source("torchvision", syntax="torchvision:NAME", has_model=has_torchvision_model,
                  description="any torchvision model, pretrained with its DEFAULT weights")
 def build_torchvision(name: str, weights: WeightsChoice) -> Model:
-    """A torchvision model (``torchvision:NAME``) as a `Model`, with its DEFAULT weights, ``"random"`` or a file.
+    """The torchvision model ``name`` (``torchvision:NAME``) as a `Model`, with its DEFAULT weights, ``"random"``
+    or a file (``weights``).
 
     Example:
         >>> build_torchvision("resnet18", "random").labels[1]

@@ -19,7 +19,7 @@ from featviz.errors import FeatvizError, check_int
 from featviz.hooks import ActivationCapture, bind_layers, survey_model
 from featviz.models import Model, load_model
 from featviz.objectives.checks import read
-from featviz.recipes.caricature import PhotoComparison, PhotoLike, PhotoPair, TransformsLike, load_photo, photo_size
+from featviz.recipes.inversion import PhotoComparison, PhotoLike, PhotoPair, TransformsLike, load_photo, photo_size
 from featviz.renderer import Renderer, RenderResult
 
 # EfficientNet-Lite's block outputs at strides 2, 4, 8 and 16 carry the style (from colours and strokes to small
@@ -182,7 +182,7 @@ def transfer_losses(
 
     Example:
         >>> from skimage import data
-        >>> from featviz.recipes.caricature import load_photo
+        >>> from featviz.recipes.inversion import load_photo
         >>> photo = load_photo(data.chelsea(), 32)
         >>> losses = transfer_losses(photo, photo, data.immunohistochemistry(), model)
         >>> losses.content, bool(losses.style > 0.1)       # the photo's own content, not the stain's style
