@@ -474,7 +474,7 @@ def test_a_parameterization_registered_in_a_new_module_is_reachable_by_create(re
 
 def test_subclass_signatures_show_the_shared_arguments() -> None:
     shared = ["size", "batch", "channels", "seed", "alpha", "device", "dtype"]
-    assert list(inspect.signature(Fourier).parameters) == [*shared, "decay", "decorrelate", "color_sqrt", "init_scale"]
+    assert list(inspect.signature(Fourier).parameters) == [*shared, "decay", "decorrelate", "color_sqrt", "init_scale", "init_image"]
     assert list(inspect.signature(Pixel).parameters) == [*shared, "decorrelate", "color_sqrt", "init_scale"]
     assert list(inspect.signature(Maco).parameters) == [*shared, "magnitude", "decay", "decorrelate", "color_sqrt"]
     assert list(inspect.signature(CPPN).parameters) == [*shared, "layers", "width"]
