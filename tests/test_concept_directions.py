@@ -88,7 +88,7 @@ def test_labelled_image_folders_give_weights_on_raw_activations(tmp_path):
     check_sparse(found, 3, 6)
     assert found.source == "images" and found.concepts == ["blue", "green", "red"] and found.accuracy >= 0.9
 
-    images = torch.stack([torch.from_numpy(np.asarray(Image.open(tmp_path / "photos" / name / "0.png").convert("RGB")
+    images = torch.stack([torch.from_numpy(np.array(Image.open(tmp_path / "photos" / name / "0.png").convert("RGB")
                                                         .resize((32, 32)))) for name in found.concepts])
     with torch.no_grad(), ActivationCapture(model, ["4"]) as capture:
         pooled = capture.run(images.permute(0, 3, 1, 2).float() / 255)["4"].mean((-2, -1))

@@ -30,7 +30,8 @@ from featviz.param import base as param_base
 NOT_YET_CHECKED = [
     "featviz.recipes.atlas", "featviz.recipes.factors", "featviz.recipes.building_blocks",
     "featviz.recipes.interaction", "featviz.recipes.inversion", "featviz.recipes.style",
-    "featviz.recipes.accentuation", "featviz.recipes.concept_directions",
+    "featviz.recipes.accentuation", "featviz.recipes.concept_directions", "featviz.recipes.inversion",
+    "featviz.recipes.style",
     "featviz.concepts.*", "featviz.objectives.facet", "featviz.objectives.faceted", "featviz.param.shared",
     "featviz.gallery", "featviz.gallery.*",
     "featviz.cli.atlas", "featviz.cli.factors", "featviz.cli.explain", "featviz.cli.interpolate",

@@ -49,10 +49,10 @@ class Renderer:
 
     Example:
         >>> renderer = featviz.Renderer(model)          # or featviz.Renderer("efficientnet_lite0")
-        >>> first = renderer.render("blocks.4.0.conv_pwl:0-7", steps=4, size=64, seed=0, progress=False)
-        >>> second = renderer.render("blocks.5.0.conv_pwl:0-7", steps=4, size=64, seed=0, progress=False)
+        >>> first = renderer.render("blocks.4.0.conv_pwl:0-3", steps=2, size=64, seed=0, progress=False)
+        >>> second = renderer.render("blocks.5.0.conv_pwl:0-3", steps=2, size=64, seed=0, progress=False)
         >>> first.images.shape, second.objectives[0]
-        (torch.Size([8, 3, 64, 64]), 'blocks.5.0.conv_pwl:0')
+        (torch.Size([4, 3, 64, 64]), 'blocks.5.0.conv_pwl:0')
     """
 
     def __init__(

@@ -179,8 +179,9 @@ def sentence_encoder() -> SentenceEncoder:
     """The process-wide all-MiniLM-L6-v2 `SentenceEncoder`, loaded on first use from the installed package.
 
     Example:
-        >>> sentence_encoder().encode(["a photo of a lemon"]).norm()
-        tensor(1.)
+        >>> embedding = sentence_encoder().encode(["a photo of a lemon"])
+        >>> embedding.shape, round(float(embedding.norm()), 4)        # unit vectors
+        (torch.Size([1, 384]), 1.0)
     """
     return SentenceEncoder()
 
@@ -272,8 +273,8 @@ class TextMap:
 
         Example:
             >>> text_map = fit_classifier_map(model, classes=range(20), progress=False)
-            >>> text_map.apply(torch.randn(2, 384)).norm(dim=1)
-            tensor([1.0000, 1.0000])
+            >>> text_map.apply(torch.randn(2, 384)).norm(dim=1).round(decimals=4).tolist()
+            [1.0, 1.0]
         """
         weight = self.weight.to(embeddings.device, torch.float32)
         bias = self.bias.to(embeddings.device, torch.float32)

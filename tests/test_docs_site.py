@@ -1,0 +1,176 @@
+"""The documentation site: built by `mkdocs build --strict`, then opened in headless Chromium from disk.
+
+The site is the one in $FEATVIZ_DOCS_SITE when that is set (.ci/run builds it once and sets it); otherwise this
+module builds it into a temporary folder with FEATVIZ_DOCS_QUICK=1 (few steps, small images; a few minutes on
+two cores). Skipped when the docs extra is not installed (pip install -e '.[docs]'); the browser test also
+needs /usr/bin/chromium and playwright, and fails without them under CI, like the gallery's browser test.
+Screenshots go to tests/artifacts/.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from test_browser import ALL_IMAGES_DONE, ARTIFACTS, BROKEN_IMAGES, CHROMIUM, CHROMIUM_ARGS, missing_browser, running_in_ci
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS_PACKAGES = ("mkdocs", "material", "mkdocstrings_handlers.python", "mkdocs_gallery", "mkdocs_awesome_nav")
+# The three pages the browser opens: the landing page, one API page, one example of the gallery.
+PAGES = ("index.html", "api/objectives.html", "generated/gallery/plot_01_channels.html")
+
+
+def missing_docs_extra() -> str | None:
+    for package in DOCS_PACKAGES:
+        try:
+            found = importlib.util.find_spec(package)
+        except ModuleNotFoundError:
+            found = None
+        if found is None:
+            return f"the docs extra is not installed ({package} is missing): pip install -e '.[docs]'"
+    return None
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    given = os.environ.get("FEATVIZ_DOCS_SITE")
+    if given:
+        folder = Path(given)
+        assert (folder / "index.html").is_file(), f"FEATVIZ_DOCS_SITE={given} holds no built site"
+        return folder
+    reason = missing_docs_extra()
+    if reason is not None:
+        pytest.skip(reason)
+    folder = tmp_path_factory.mktemp("docs") / "site"
+    build = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(folder)],
+        cwd=ROOT, env={**os.environ, "FEATVIZ_DOCS_QUICK": "1"}, capture_output=True, text=True, timeout=1800,
+    )
+    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
+    return folder
+
+
+class PageParser(HTMLParser):
+    """The links, image sources and navigation links of one built page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        values = dict(attrs)
+        if tag == "a" and values.get("href"):
+            self.links.append(values["href"])
+        if tag == "img" and values.get("src"):
+            self.images.append(values["src"])
+
+
+def parse(path: Path) -> PageParser:
+    parser = PageParser()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def local_target(page: Path, reference: str) -> Path | None:
+    """The file a relative link or image source of ``page`` points to, or None for external and anchor links."""
+    parts = urlsplit(reference)
+    if parts.scheme or parts.netloc or not parts.path:
+        return None
+    return (page.parent / unquote(parts.path)).resolve()
+
+
+def test_every_local_link_and_image_of_the_site_exists(site):
+    broken = []
+    for page in sorted(site.rglob("*.html")):
+        if page.relative_to(site).parts[0] == "showcase":
+            continue  # featviz gallery's own site, checked by tests/test_site.py
+        parsed = parse(page)
+        for reference in parsed.links + parsed.images:
+            target = local_target(page, reference)
+            if target is not None and not target.exists():
+                broken.append(f"{page.relative_to(site)} -> {reference}")
+    assert broken == []
+
+
+def test_pages_from_the_folders_and_includes_are_in_the_site(site):
+    index = parse(site / "index.html")
+    navigation = {local_target(site / "index.html", link) for link in index.links}
+    # Pages that other work adds to docs/recipes, docs/concepts and docs/how-to appear in the navigation by
+    # themselves (mkdocs-awesome-nav), without editing mkdocs.yml.
+    for folder in ("recipes", "concepts", "how-to"):
+        for source in sorted((ROOT / "docs" / folder).glob("*.md")):
+            built = (site / folder / source.name).with_suffix(".html").resolve()
+            assert built.is_file(), built
+            assert built in navigation, f"{folder}/{source.name} is not in the navigation"
+    # The speed page includes benchmarks/RESULTS.md when the site is built: its first table row is there.
+    results = (ROOT / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")
+    first_row = next(line for line in results.splitlines() if line.startswith("| ") and "---" not in line)
+    first_cell = first_row.split("|")[1].strip()
+    assert first_cell in (site / "speed.html").read_text(encoding="utf-8")
+    # The showcase gallery is served from the repository's gallery/ folder.
+    assert (site / "showcase" / "index.html").read_bytes() == (ROOT / "gallery" / "index.html").read_bytes()
+    # The API reference is generated from the docstrings, examples included.
+    api = (site / "api" / "objectives.html").read_text(encoding="utf-8")
+    assert "featviz.objectives.units.channel" in api and "Maximize the mean of one channel" in api
+
+
+def test_every_gallery_example_shows_the_images_its_script_made(site):
+    scripts = sorted((ROOT / "docs" / "examples" / "gallery").glob("plot_*.py"))
+    assert len(scripts) >= 5
+    for script in scripts:
+        page = site / "generated" / "gallery" / f"{script.stem}.html"
+        images = [source for source in parse(page).images if re.search(rf"mkd_glr_{script.stem}_\d+\.png$", source)]
+        assert images, f"{page.name} shows no image made by {script.name}"
+        for source in images:
+            target = local_target(page, source)
+            assert target is not None and target.stat().st_size > 0
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = missing_browser()
+    if reason is not None:
+        if running_in_ci():
+            pytest.fail(f"the docs browser test must run under CI but {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
+        yield chromium
+        chromium.close()
+
+
+def test_pages_load_every_image_without_console_errors(site, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems = []
+    page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}")
+            if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url} {request.failure}")
+            if request.failure != "net::ERR_ABORTED" else None)
+    ARTIFACTS.mkdir(exist_ok=True)
+    for name in PAGES:
+        page.goto((site / name).as_uri())
+        page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")  # lazy images load in view
+        page.wait_for_function(ALL_IMAGES_DONE, timeout=20_000)
+        assert page.evaluate(BROKEN_IMAGES) == [], name
+        assert page.evaluate("() => document.images.length") > 0 or name.startswith("api/"), name
+        assert page.locator("nav.md-nav--primary").count() > 0, name  # the theme's navigation rendered
+        page.evaluate("() => window.scrollTo(0, 0)")
+        shot = ARTIFACTS / f"docs-{Path(name).stem}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 0
+    # The gallery example shows the rendered channels under its code.
+    page.goto((site / PAGES[2]).as_uri())
+    assert page.locator("img[src*='mkd_glr_plot_01_channels']").count() >= 1
+    assert problems == []
+    page.close()
