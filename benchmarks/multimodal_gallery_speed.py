@@ -1,6 +1,6 @@
 """What the multimodal gallery parts cost (a script, not a test).
 
-    python benchmarks/multimodal_gallery_speed.py [--words 200] [--units 8] [--steps 32]
+    python benchmarks/multimodal_gallery_speed.py [--words 64] [--looped 4] [--units 8] [--steps 32]
 
 1. Text directions of many words in one layer: the batched `text_directions` (one encode, one linear map: the
    Jacobian sum from one forward pass on an exact layer) against a loop of `text_direction`, one word at a
@@ -71,8 +71,8 @@ def gallery(units: int, steps: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--words", type=int, default=200)
-    parser.add_argument("--looped", type=int, default=10, help="words timed one at a time")
+    parser.add_argument("--words", type=int, default=64)
+    parser.add_argument("--looped", type=int, default=4, help="words timed one at a time")
     parser.add_argument("--units", type=int, default=8)
     parser.add_argument("--steps", type=int, default=32)
     args = parser.parse_args()

@@ -99,11 +99,17 @@ def _no_text_model():
     return load_model(tiny_convnet(), input_size=(32, 32))  # no class names: no text tower
 
 
-def test_cli_words_option_mistake_is_one_line(capsys, tmp_path):
-    code = main(["gallery", "open_clip:featviz-tiny-ViT", "--weights", "random", "--layers", LAYER, "--words",
-                 str(tmp_path / "nothing.txt"), "--out", str(tmp_path / "site")])
-    error = capsys.readouterr().err.strip()
-    assert code == 2 and "--words" in error and "\n" not in error
+def test_cli_words_and_its_mistakes(capsys, tmp_path):
+    command = ["gallery", "open_clip:featviz-tiny-ViT", "--weights", "random", "--layers", LAYER, "--units", "0-1",
+               "--steps", "1", "--no-progress", "--out", str(tmp_path / "site")]
+    assert main([*command, "--words", "dog,water,fire"]) == 0
+    assert capsys.readouterr().out.startswith("rendered 2 units")
+    assert [word for word, _ in records(tmp_path / "site")[0]["top_words"]] != []
+    assert set(search_table(tmp_path / "site")["words"]) == {"dog", "water", "fire"}
+    for extra, expected in ((["--words", str(tmp_path / "nothing.txt")], "--words"), (["--labels"], "images")):
+        assert main([*command, *extra]) == 2
+        error = capsys.readouterr().err.strip()
+        assert expected in error and "\n" not in error
 
 
 def browser_missing() -> str | None:

@@ -113,7 +113,8 @@ def extras_from_options(
         if option is True:
             if image_source is None:
                 raise FeatvizError(
-                    f"{name}=True reads the gallery's images, but none were given; pass images= or a folder as {name}="
+                    f"{name}=True (--{name} alone) reads the gallery's images (--images), but none were given; give "
+                    f"images, or a folder of images to {name}"
                 )
             return image_source
         return read_source(option)
