@@ -1,4 +1,5 @@
-"""The documentation site: built by `mkdocs build --strict`, then opened in headless Chromium from disk.
+"""The documentation site: built by `mkdocs build --strict`, then opened in headless Chromium, served over HTTP
+from 127.0.0.1 (as `mkdocs serve` or any static web server would; the search needs a server).
 
 The site is the one in $FEATVIZ_DOCS_SITE when that is set (.ci/run builds it once and sets it); otherwise this
 module builds it into a temporary folder with FEATVIZ_DOCS_QUICK=1 (few steps, small images; a few minutes on
@@ -8,11 +9,14 @@ Screenshots go to tests/artifacts/.
 """
 from __future__ import annotations
 
+import functools
+import http.server
 import importlib.util
 import os
 import re
 import subprocess
 import sys
+import threading
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -134,6 +138,22 @@ def test_every_gallery_example_shows_the_images_its_script_made(site):
             assert target is not None and target.stat().st_size > 0
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the name the base class uses
+        pass
+
+
+@pytest.fixture(scope="module")
+def served(site):
+    """The site's base URL, served from 127.0.0.1 by a thread of this process."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture(scope="module")
 def browser():
     reason = missing_browser()
@@ -149,9 +169,11 @@ def browser():
         chromium.close()
 
 
-def test_pages_load_every_image_without_console_errors(site, browser):
+def test_pages_load_every_image_without_console_errors(served, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems = []
+    page.on("request", lambda request: problems.append(f"request to another host: {request.url}")
+            if not request.url.startswith((served, "data:")) else None)
     page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}")
             if message.type == "error" else None)
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
@@ -159,7 +181,7 @@ def test_pages_load_every_image_without_console_errors(site, browser):
             if request.failure != "net::ERR_ABORTED" else None)
     ARTIFACTS.mkdir(exist_ok=True)
     for name in PAGES:
-        page.goto((site / name).as_uri())
+        page.goto(served + name)
         page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")  # lazy images load in view
         page.wait_for_function(ALL_IMAGES_DONE, timeout=20_000)
         assert page.evaluate(BROKEN_IMAGES) == [], name
@@ -169,8 +191,12 @@ def test_pages_load_every_image_without_console_errors(site, browser):
         shot = ARTIFACTS / f"docs-{Path(name).stem}.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 0
-    # The gallery example shows the rendered channels under its code.
-    page.goto((site / PAGES[2]).as_uri())
+    # The gallery example shows the rendered channels under its code, and the search finds the API.
+    page.goto(served + PAGES[2])
     assert page.locator("img[src*='mkd_glr_plot_01_channels']").count() >= 1
+    page.goto(served + "index.html")
+    page.keyboard.press("/")
+    page.keyboard.type("total_variation")
+    page.wait_for_selector(".md-search-result__item", timeout=20_000)
     assert problems == []
     page.close()

@@ -107,7 +107,7 @@ def test_cli_words_and_its_mistakes(capsys, tmp_path):
     assert [word for word, _ in records(tmp_path / "site")[0]["top_words"]] != []
     assert set(search_table(tmp_path / "site")["words"]) == {"dog", "water", "fire"}
     for extra, expected in ((["--words", str(tmp_path / "nothing.txt")], "--words"), (["--labels"], "images")):
-        assert main([*command, *extra]) == 2
+        assert main([*command, *extra, "--out", str(tmp_path / "other")]) == 2
         error = capsys.readouterr().err.strip()
         assert expected in error and "\n" not in error
 

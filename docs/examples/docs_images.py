@@ -52,7 +52,7 @@ def main() -> None:
     save(render(f"{LAYER}:12"), "get-started", ["channel12"])
 
     # Objectives: units, one batch with one objective per image.
-    direction = torch.randn(80, generator=torch.Generator().manual_seed(0))
+    direction = torch.randn(112, generator=torch.Generator().manual_seed(0))
     units = {
         "channel": obj.channel(LAYER, 12),
         "neuron": obj.neuron(LAYER, 12),

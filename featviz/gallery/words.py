@@ -76,8 +76,8 @@ class WordScores:
     unit-norm text direction. ``method`` and ``r2`` say how the directions were found (`featviz.text.directions`).
 
     Example:
-        >>> found = word_scores(model, "layer4", ["dog", "cat", "car"])
-        >>> found.top_words(7, count=2)
+        >>> found = word_scores(model, "layer4", ["dog", "cat", "car"])  # doctest: +SKIP
+        >>> found.top_words(7, count=2)  # doctest: +SKIP
         [('dog', 0.118), ('cat', 0.093)]
     """
 
@@ -123,6 +123,7 @@ def word_scores(
     templates) and read back by later calls.
 
     Example:
+        >>> import featviz
         >>> model = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")
         >>> word_scores(model, "layer4", ["dog", "cat"]).scores.shape
         torch.Size([2, 512])
@@ -210,7 +211,7 @@ def write_search_table(
     works when opened from disk, where browsers refuse to fetch files.
 
     Example:
-        >>> write_search_table("site", "layer4", {"dog": [[7, 0.118], [3, 0.09]]}, {"dog": [[7, 0.31]]})
+        >>> write_search_table("site", "layer4", {"dog": [[7, 0.118], [3, 0.09]]}, {"dog": [[7, 0.31]]})  # doctest: +SKIP
         PosixPath('site/search/layer4.js')
     """
     data = {

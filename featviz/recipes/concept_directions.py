@@ -46,7 +46,7 @@ class ConceptDirection:
     the chosen ``C`` (inverse L1 penalty).
 
     Example:
-        >>> found["water"].units, found["water"].weights
+        >>> found["water"].units, found["water"].weights  # doctest: +SKIP
         ([611, 87, 1203], [1.92, 0.88, -0.41])
     """
 
@@ -68,7 +68,7 @@ class ConceptDirections:
     the number of samples per concept and ``max_units`` the sparsity asked for.
 
     Example:
-        >>> print(found)
+        >>> print(found)  # doctest: +SKIP
         water: 3 units (611 +1.92, 87 +0.88, 1203 -0.41)
         ...
         held-out accuracy 0.88 (chance 0.25), 4 folds of text samples
@@ -297,6 +297,7 @@ def sparse_concept_directions(
     cross-validates the held-out accuracy; ``seed`` fixes the folds. Needs scikit-learn.
 
     Example:
+        >>> import featviz
         >>> model = featviz.load_model("open_clip:featviz-tiny-ViT", weights="random")
         >>> found = sparse_concept_directions(model, "transformer.resblocks.1", {
         ...     "water": ["water", "a lake of water", "water in a glass"],
