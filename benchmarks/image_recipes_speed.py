@@ -20,7 +20,7 @@ from skimage import data
 
 import featviz
 from featviz.recipes import accentuate, caricature, style_transfer
-from featviz.recipes.inversion import load_photo
+from featviz.dataset.photo import load_photo
 
 UNIT = "blocks.5.0.conv_pwl:12"
 

@@ -3,12 +3,19 @@
 The examples in docs/examples/gallery/ make images with `featviz.render` (a `RenderResult`) or PIL; after each
 block of a script, every global variable that the block bound to a new `RenderResult`, PIL image, or list of
 them is saved as a PNG and shown under the block. Set FEATVIZ_DOCS_QUICK=1 to build with few steps and small
-images (what CI does); each script reads it through `featviz_docs_quick()` below, which the scripts import.
+images (what CI does); each script reads the variable itself.
+
+mkdocs-gallery runs a script again only when its text changed (it keeps an MD5 beside the output in
+docs/generated/gallery/). A build in the other mode than the last one must run them all again, so the mode
+of the last build is kept there too, and the MD5s are dropped when it changes.
 """
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
+
+GENERATED = Path(__file__).resolve().parent / "generated" / "gallery"
 
 
 def _images_of(value) -> list:
@@ -49,5 +56,19 @@ def featviz_scraper(block, script) -> str:
 
 
 _SEEN: dict[int, dict] = {}
+
+
+def _rerun_when_the_mode_changes() -> None:
+    mode = "quick" if os.environ.get("FEATVIZ_DOCS_QUICK") == "1" else "full"
+    stamp = GENERATED / "built-with.txt"
+    if stamp.is_file() and stamp.read_text().strip() == mode:
+        return
+    for checksum in GENERATED.glob("*.md5"):
+        checksum.unlink()
+    GENERATED.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(mode + "\n")
+
+
+_rerun_when_the_mode_changes()
 
 conf = {"image_scrapers": (featviz_scraper,)}

@@ -15,7 +15,7 @@ from featviz.hooks import ActivationCapture
 from featviz.objectives.binding import bind_objective
 from featviz.param import Fourier, create
 from featviz.recipes import accentuate
-from featviz.recipes.inversion import load_photo
+from featviz.dataset.photo import load_photo
 from featviz_testing import tiny_model
 
 

@@ -100,6 +100,33 @@ def test_attribution_sums_to_the_logit_minus_its_bias_when_the_rest_is_linear(ti
     assert predicted.value == pytest.approx(float(logits.max()), abs=1e-5)
 
 
+class SharedReLU(torch.nn.Module):
+    """One ReLU module called twice in forward, as torchvision's ResNet blocks do."""
+
+    def __init__(self):
+        super().__init__()
+        self.first = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.second = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.relu = torch.nn.ReLU()
+        self.head = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = self.relu(self.second(self.relu(self.first(x))))
+        return self.head(x.mean((2, 3)))
+
+
+def test_attribution_at_a_module_run_twice_reads_its_first_call_and_leaves_the_second_alone():
+    torch.manual_seed(0)
+    net = SharedReLU().eval()
+    image = torch.rand(1, 3, 24, 40)
+    found = attribution(image, net, "relu", target=1, image_size=(24, 40))
+    with torch.no_grad():
+        logit = float(net(image)[0, 1])
+        first = torch.relu(net.first(image))[0]
+    assert found.value == pytest.approx(logit, abs=1e-5)  # the pass after the first call ran on its own values
+    torch.testing.assert_close(found.values / found.gradient.where(found.gradient != 0, 1), first.where(found.gradient != 0, 0))
+
+
 def test_group_attributions_add_up_to_the_attribution_of_what_the_groups_reconstruct(tiny):
     image = torch.rand(1, 3, 32, 48)
     groups = neuron_groups(image, tiny, "4", groups=3, image_size=(32, 48))

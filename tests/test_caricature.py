@@ -14,7 +14,8 @@ from featviz.cli import main
 from featviz.errors import FeatvizError
 from featviz.hooks import ActivationCapture, bind_layers
 from featviz.recipes import caricature
-from featviz.recipes.inversion import PhotoPair, load_photo
+from featviz.dataset.photo import load_photo
+from featviz.recipes.inversion import PhotoPair
 from featviz_testing import tiny_model
 
 

@@ -35,7 +35,7 @@ def tiny_clip():
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch, request):
-    if "lite0" not in request.fixturenames:  # Lite0's fitted text map lives in the user's cache
+    if "lite0" not in request.fixturenames:  # Lite0's text tower is fitted once, in the session's cache
         monkeypatch.setenv("FEATVIZ_CACHE", str(tmp_path / "cache"))
 
 

@@ -28,7 +28,7 @@ from test_browser import ALL_IMAGES_DONE, ARTIFACTS, BROKEN_IMAGES, CHROMIUM, CH
 ROOT = Path(__file__).resolve().parents[1]
 DOCS_PACKAGES = ("mkdocs", "material", "mkdocstrings_handlers.python", "mkdocs_gallery", "mkdocs_awesome_nav")
 # The three pages the browser opens: the landing page, one API page, one example of the gallery.
-PAGES = ("index.html", "api/objectives.html", "generated/gallery/plot_01_channels.html")
+PAGES = ("", "api/objectives/", "generated/gallery/plot_01_channels/")
 
 
 def missing_docs_extra() -> str | None:
@@ -84,11 +84,18 @@ def parse(path: Path) -> PageParser:
 
 
 def local_target(page: Path, reference: str) -> Path | None:
-    """The file a relative link or image source of ``page`` points to, or None for external and anchor links."""
+    """The file a relative link or image source of ``page`` points to (a folder's ``index.html``: pages are
+    folders), or None for external and anchor links."""
     parts = urlsplit(reference)
     if parts.scheme or parts.netloc or not parts.path:
         return None
-    return (page.parent / unquote(parts.path)).resolve()
+    target = (page.parent / unquote(parts.path)).resolve()
+    return target / "index.html" if target.is_dir() else target
+
+
+def built(site: Path, page: str) -> Path:
+    """The HTML file of the docs page ``page`` (a path in docs/ without .md)."""
+    return site / page / "index.html"
 
 
 def test_every_local_link_and_image_of_the_site_exists(site):
@@ -111,18 +118,18 @@ def test_pages_from_the_folders_and_includes_are_in_the_site(site):
     # themselves (mkdocs-awesome-nav), without editing mkdocs.yml.
     for folder in ("recipes", "concepts", "how-to"):
         for source in sorted((ROOT / "docs" / folder).glob("*.md")):
-            built = (site / folder / source.name).with_suffix(".html").resolve()
-            assert built.is_file(), built
-            assert built in navigation, f"{folder}/{source.name} is not in the navigation"
+            page = built(site, f"{folder}/{source.stem}").resolve()
+            assert page.is_file(), page
+            assert page in navigation, f"{folder}/{source.name} is not in the navigation"
     # The speed page includes benchmarks/RESULTS.md when the site is built: its first table row is there.
     results = (ROOT / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")
     first_row = next(line for line in results.splitlines() if line.startswith("| ") and "---" not in line)
     first_cell = first_row.split("|")[1].strip()
-    assert first_cell in (site / "speed.html").read_text(encoding="utf-8")
+    assert first_cell in built(site, "speed").read_text(encoding="utf-8")
     # The showcase gallery is served from the repository's gallery/ folder.
     assert (site / "showcase" / "index.html").read_bytes() == (ROOT / "gallery" / "index.html").read_bytes()
     # The API reference is generated from the docstrings, examples included.
-    api = (site / "api" / "objectives.html").read_text(encoding="utf-8")
+    api = built(site, "api/objectives").read_text(encoding="utf-8")
     assert "featviz.objectives.units.channel" in api and "Maximize the mean of one channel" in api
 
 
@@ -130,7 +137,7 @@ def test_every_gallery_example_shows_the_images_its_script_made(site):
     scripts = sorted((ROOT / "docs" / "examples" / "gallery").glob("plot_*.py"))
     assert len(scripts) >= 5
     for script in scripts:
-        page = site / "generated" / "gallery" / f"{script.stem}.html"
+        page = built(site, f"generated/gallery/{script.stem}")
         images = [source for source in parse(page).images if re.search(rf"mkd_glr_{script.stem}_\d+\.png$", source)]
         assert images, f"{page.name} shows no image made by {script.name}"
         for source in images:
@@ -188,13 +195,13 @@ def test_pages_load_every_image_without_console_errors(served, browser):
         assert page.evaluate("() => document.images.length") > 0 or name.startswith("api/"), name
         assert page.locator("nav.md-nav--primary").count() > 0, name  # the theme's navigation rendered
         page.evaluate("() => window.scrollTo(0, 0)")
-        shot = ARTIFACTS / f"docs-{Path(name).stem}.png"
+        shot = ARTIFACTS / f"docs-{Path(name).name or 'index'}.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 0
     # The gallery example shows the rendered channels under its code, and the search finds the API.
     page.goto(served + PAGES[2])
     assert page.locator("img[src*='mkd_glr_plot_01_channels']").count() >= 1
-    page.goto(served + "index.html")
+    page.goto(served)
     page.keyboard.press("/")
     page.keyboard.type("total_variation")
     page.wait_for_selector(".md-search-result__item", timeout=20_000)

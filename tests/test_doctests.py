@@ -10,7 +10,6 @@ that would need the network or weights that are not installed carry ``# doctest:
 from __future__ import annotations
 
 import doctest
-import fnmatch
 import importlib
 import inspect
 import pkgutil
@@ -25,33 +24,16 @@ import featviz
 from featviz.models import registry as model_registry
 from featviz.param import base as param_base
 
-# Modules that other work in progress is writing right now; their examples are checked once it has landed.
-# TEMPORARY: the lead empties this list (and fixes what then fails) when that work is merged.
-NOT_YET_CHECKED = [
-    "featviz.recipes.atlas", "featviz.recipes.factors", "featviz.recipes.building_blocks",
-    "featviz.recipes.interaction", "featviz.recipes.inversion", "featviz.recipes.style",
-    "featviz.recipes.accentuation", "featviz.recipes.concept_directions", "featviz.recipes.inversion",
-    "featviz.recipes.style",
-    "featviz.concepts.*", "featviz.objectives.facet", "featviz.objectives.faceted", "featviz.param.shared",
-    "featviz.gallery", "featviz.gallery.*",
-    "featviz.cli.atlas", "featviz.cli.factors", "featviz.cli.explain", "featviz.cli.interpolate",
-    "featviz.cli.interaction", "featviz.cli.caricature", "featviz.cli.style", "featviz.cli.accentuate",
-    "featviz.cli.probe", "featviz.cli.label", "featviz.cli.story",
-]
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # The examples of register_model, register_source and register_parameterization register something: each
 # example's registrations are undone after it, so they cannot leak into other tests.
 REGISTRIES = (model_registry._REGISTRY, model_registry._SOURCES, param_base._REGISTRY)
 
 
-def _checked(name: str) -> bool:
-    return not any(fnmatch.fnmatchcase(name, pattern) for pattern in NOT_YET_CHECKED)
-
-
 def _module_names() -> list[str]:
     names = ["featviz"]
     for info in pkgutil.walk_packages(featviz.__path__, "featviz."):
-        if _checked(info.name) and not info.name.endswith(".__main__"):  # __main__ runs the command line
+        if not info.name.endswith(".__main__"):  # __main__ runs the command line
             names.append(info.name)
     return sorted(names)
 
@@ -69,11 +51,8 @@ EXAMPLES = _docstring_examples()
 
 
 @pytest.fixture(scope="module")
-def namespace(lite0, tmp_path_factory):
-    # Text towers cache what they fit in $FEATVIZ_CACHE: a folder of this test module's, not the user's cache.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FEATVIZ_CACHE", str(tmp_path_factory.mktemp("featviz-cache")))
-        yield {"featviz": featviz, "torch": torch, "nn": nn, "np": np, "objectives": featviz.objectives, "model": lite0}
+def namespace(lite0):
+    return {"featviz": featviz, "torch": torch, "nn": nn, "np": np, "objectives": featviz.objectives, "model": lite0}
 
 
 def test_examples_were_found():

@@ -11,7 +11,7 @@ from featviz.cli import main
 from featviz.cli import style as style_cli
 from featviz.errors import FeatvizError
 from featviz.recipes import gram_matrix, style_transfer, transfer_losses
-from featviz.recipes.inversion import load_photo
+from featviz.dataset.photo import load_photo
 from featviz_testing import tiny_model
 
 

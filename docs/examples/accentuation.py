@@ -28,7 +28,7 @@ import featviz
 from featviz.hooks import ActivationCapture
 from featviz.objectives.binding import bind_objective
 from featviz.recipes import accentuate
-from featviz.recipes.inversion import load_photo
+from featviz.dataset.photo import load_photo
 from featviz.renderer.image import grid, to_pil
 
 IMAGES = Path(__file__).resolve().parents[1] / "images" / "accentuation"

@@ -23,7 +23,7 @@ from skimage import data
 import featviz
 from featviz.hooks import ActivationCapture, bind_layers
 from featviz.recipes import caricature
-from featviz.recipes.inversion import load_photo
+from featviz.dataset.photo import load_photo
 from featviz.renderer.image import grid, to_pil
 
 IMAGES = Path(__file__).resolve().parents[1] / "images" / "caricature"

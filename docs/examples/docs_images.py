@@ -1,7 +1,9 @@
-"""Make the images of the docs pages Get started, Objectives, and Parameterizations and transforms.
+"""Make the images of the docs pages Get started, Objectives, Parameterizations and transforms, Text, Dream and
+Galleries.
 
-    python docs/examples/docs_images.py            # full quality: what docs/images/ holds (about 15 minutes
+    python docs/examples/docs_images.py            # full quality: what docs/images/ holds (about 25 minutes
                                                    # on two CPU cores)
+    python docs/examples/docs_images.py --pages dream,galleries   # only these pages' images
     python docs/examples/docs_images.py --quick    # few steps and small images, to check the script runs
 
 Every image is a render of EfficientNet-Lite0 (the embedded default, real ImageNet weights) with seed 0. The
@@ -34,7 +36,12 @@ def save(result: featviz.RenderResult, folder: str, names: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="16 steps at 64 px, written under /tmp instead")
+    parser.add_argument("--pages", default=",".join(PAGES), help=f"comma-separated, of {', '.join(PAGES)} (default all)")
     arguments = parser.parse_args()
+    pages = [page.strip() for page in arguments.pages.split(",") if page.strip()]
+    unknown = sorted(set(pages) - set(PAGES))
+    if unknown:
+        parser.error(f"unknown page(s) {', '.join(unknown)}; choose from {', '.join(PAGES)}")
     global IMAGES
     steps, size = (16, 64) if arguments.quick else (256, 128)
     if arguments.quick:
@@ -48,10 +55,24 @@ def main() -> None:
         options = {"steps": steps, "size": size, "seed": 0, "progress": False, **options}
         return renderer.render(objective, **options)
 
-    # Get started: the README's first render.
-    save(render(f"{LAYER}:12"), "get-started", ["channel12"])
+    if "get-started" in pages:  # the README's first render
+        save(render(f"{LAYER}:12"), "get-started", ["channel12"])
 
-    # Objectives: units, one batch with one objective per image.
+    if "objectives" in pages:
+        objective_images(render)
+    if "parameterizations" in pages:
+        parameterization_images(render, size)
+    if "text" in pages:
+        text_images(render)
+    if "dream" in pages:
+        dream_images(model, arguments.quick)
+    if "galleries" in pages:
+        gallery_images()
+    print(f"wrote {IMAGES} in {time.perf_counter() - started:.0f} s")
+
+
+def objective_images(render) -> None:
+    """Objectives: units, one batch with one objective per image; the algebra; diversity; interpolation."""
     direction = torch.randn(112, generator=torch.Generator().manual_seed(0))
     units = {
         "channel": obj.channel(LAYER, 12),
@@ -75,7 +96,10 @@ def main() -> None:
     save(render(interpolate, batch=5), "objectives", [f"interpolate-{i}" for i in range(5)])
     save(render("text:a photo of a lemon"), "objectives", ["text-lemon"])
 
-    # Parameterizations: the same channel, steps and seed, each at its own default learning rate.
+
+def parameterization_images(render, size: int) -> None:
+    """The same channel, steps and seed in each parameterization (at its own default learning rate) and under
+    each transform preset."""
     for kind in ("fft", "pixel", "cppn", "maco", "generator"):
         save(render(f"{LAYER}:12", param=kind), "parameterizations", [kind])
     transparent = render(f"{LAYER}:12", param=param.create("fft", size, seed=0, alpha=True))
@@ -85,7 +109,45 @@ def main() -> None:
     for preset in ("none", "standard", "robust", "maco"):
         save(render(f"{LAYER}:12", transforms=transforms.create(preset)), "transforms", [preset])
 
-    print(f"wrote {IMAGES} in {time.perf_counter() - started:.0f} s")
+
+def text_images(render) -> None:
+    """Prompts through EfficientNet-Lite0's text tower: the whole network's embedding, and a direction inside it."""
+    prompts = {"text-goldfish": "text:a photo of a goldfish", "text-volcano": "text:a photo of a volcano",
+               "text-lemon-not-orange": "text:a photo of a lemon|a photo of an orange:-0.5",
+               "text-direction-volcano": "text@blocks.6:a photo of a volcano"}
+    save(render(list(prompts.values())), "text", list(prompts))
+
+
+def dream_images(model, quick: bool) -> None:
+    """`dream` on EfficientNet-Lite0: a prompt through the text tower and a class, on a canvas larger than the
+    model's input."""
+    from featviz.recipes import dream
+
+    steps, size, views = (4, 96, 2) if quick else (96, 256, 8)
+    goals = ["a goldfish in a bowl", featviz.objectives.class_logit("volcano")]
+    result = dream(model, goals, size=size, steps=steps, views=views, seed=0, progress=False)
+    save(result, "dream", ["goldfish-prompt", "volcano-class"])
+
+
+def gallery_images() -> None:
+    """A contact sheet of the showcase gallery (gallery/): the positive render of units of each layer, no render."""
+    from PIL import Image
+
+    showcase = Path(__file__).resolve().parents[2] / "gallery" / "images"
+    layers = ["blocks.1", "blocks.3", "blocks.5", "blocks.6"]
+    tiles = [[Image.open(showcase / layer / str(unit) / "positive.png").convert("RGB") for unit in range(8)]
+             for layer in layers]
+    side = tiles[0][0].width
+    sheet = Image.new("RGB", (8 * side, len(layers) * side), "white")
+    for row, images in enumerate(tiles):
+        for column, image in enumerate(images):
+            sheet.paste(image.resize((side, side)), (column * side, row * side))
+    target = IMAGES / "galleries"
+    target.mkdir(parents=True, exist_ok=True)
+    sheet.save(target / "showcase-units.png", optimize=True)
+
+
+PAGES = ("get-started", "objectives", "parameterizations", "text", "dream", "galleries")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from sklearn.datasets import load_sample_image
 
 import featviz
 from featviz.recipes import style_transfer, transfer_losses
-from featviz.recipes.inversion import load_photo
+from featviz.dataset.photo import load_photo
 from featviz.renderer.image import to_pil
 
 IMAGES = Path(__file__).resolve().parents[1] / "images" / "style-transfer"

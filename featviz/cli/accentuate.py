@@ -13,11 +13,11 @@ from featviz.errors import FeatvizError
 from featviz.io import ensure_writable_dir
 from featviz.models import load_model
 from featviz.recipes.accentuation import accentuate
-from featviz.recipes.inversion import load_photo
+from featviz.dataset.photo import load_photo
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `featviz accentuate` and its options on the `featviz` parser."""
+    """Register `featviz accentuate` and its options on ``subparsers``, the `featviz` parser's subcommands."""
     parser = subparsers.add_parser(
         "accentuate",
         help="change a photo just enough to raise a unit: what the unit responds to, and where",
@@ -43,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check every option, accentuate the photo and print the paths written."""
+    """With ``args``, the parsed command line: check every option, accentuate the photo and print the paths written."""
     check_minimums(args, steps=1, size=8, seed=0)
     if not (math.isfinite(args.balance) and args.balance >= 0):
         raise FeatvizError(f"--balance must be a finite number >= 0 (0: unconstrained), got {args.balance}")

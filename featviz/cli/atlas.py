@@ -16,7 +16,7 @@ from featviz.recipes.atlas import (
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `featviz atlas` and its options on the `featviz` parser."""
+    """Register `featviz atlas` and its options on ``subparsers``, the `featviz` parser's subcommands."""
     parser = subparsers.add_parser(
         "atlas",
         help="an activation atlas of a layer over a folder of images, as a zoomable static site",
@@ -51,7 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the options, make the atlas, write the site and print where it is (rank 0 only under torchrun)."""
+    """With ``args``, the parsed command line: check the options, make the atlas, write the site and print where it
+    is (rank 0 only under torchrun)."""
     check_minimums(
         args, steps=1, size=8, seed=0, grid=2, levels=1, samples=4, positions=1, min_count=1, top=1, batch=1,
         cossim_pow=0, image_size=8,

@@ -12,11 +12,12 @@ from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import ensure_writable_dir
 from featviz.models import load_model
-from featviz.recipes.inversion import MODES, caricature, load_photo
+from featviz.dataset.photo import load_photo
+from featviz.recipes.inversion import MODES, caricature
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `featviz caricature` and its options on the `featviz` parser."""
+    """Register `featviz caricature` and its options on ``subparsers``, the `featviz` parser's subcommands."""
     parser = subparsers.add_parser(
         "caricature",
         help="render what a layer sees in a photo: reproduced (inversion) or exaggerated (caricature)",
@@ -40,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check every option, render the caricature and print the path written."""
+    """With ``args``, the parsed command line: check every option, render the caricature and print the path written."""
     check_minimums(args, steps=1, size=8, seed=0)
     if not (math.isfinite(args.cossim_pow) and args.cossim_pow >= 0):
         raise FeatvizError(f"--cossim-pow must be a finite number >= 0 (0: plain dot product), got {args.cossim_pow}")

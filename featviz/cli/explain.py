@@ -10,11 +10,12 @@ from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import ensure_writable_dir
 from featviz.models import load_model
-from featviz.recipes.building_blocks import NEGATIVES, explain, read_photo
+from featviz.dataset.photo import load_photo
+from featviz.recipes.building_blocks import NEGATIVES, explain
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `featviz explain` and its options on the `featviz` parser."""
+    """Register `featviz explain` and its options on ``subparsers``, the `featviz` parser's subcommands."""
     parser = subparsers.add_parser(
         "explain",
         help="explain one photo at a layer: neuron groups (NMF), attribution toward a class, group renders",
@@ -44,12 +45,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check every option, explain the image and print the paths written (the figure first)."""
+    """With ``args``, the parsed command line: check every option, explain the image and print the paths written
+    (the figure first)."""
     check_minimums(args, steps=1, size=8, seed=0, groups=1, grid_pool=1, grid_size=8, image_size=8)
     out = Path(args.out)
     if out.suffix.lower() == ".png" or (out.exists() and not out.is_dir()):
         raise FeatvizError(f"--out '{out}' must be a folder (the figure and its parts are written into it)")
-    read_photo(args.image)  # a missing or unreadable image is reported before the model loads
+    load_photo(args.image)  # a missing or unreadable image is reported before the model loads
     ensure_writable_dir(out)
     device = resolve_device(args.device)
     model = load_model(args.model, weights=args.weights, device=device)

@@ -15,7 +15,7 @@ from featviz.renderer import Renderer
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `featviz factors` and its options on the `featviz` parser."""
+    """Register `featviz factors` and its options on ``subparsers``, the `featviz` parser's subcommands."""
     parser = subparsers.add_parser(
         "factors",
         help="the few directions (NMF factors) that reconstruct a layer's activations over images, rendered",
@@ -40,7 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the options, factorize, render and print the share explained and the paths written."""
+    """With ``args``, the parsed command line: check the options, factorize, render and print the share explained
+    and the paths written."""
     check_minimums(args, steps=1, size=8, seed=0, count=1, samples=1, positions=1, cossim_pow=0, image_size=8)
     out = Path(args.out)
     if out.suffix.lower() == ".png" and out.is_dir():

@@ -14,7 +14,7 @@ from featviz.recipes.interaction import interaction_grid
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `featviz interaction` and its options on the `featviz` parser."""
+    """Register `featviz interaction` and its options on ``subparsers``, the `featviz` parser's subcommands."""
     parser = subparsers.add_parser(
         "interaction",
         help="render every pair of a few units together: an n x n grid, single units on the diagonal",
@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check every option, render the grid and print the path written."""
+    """With ``args``, the parsed command line: check every option, render the grid and print the path written."""
     check_minimums(args, steps=1, size=8, seed=0)
     out = Path(args.out)
     if out.suffix.lower() != ".png" or out.is_dir():

@@ -15,7 +15,7 @@ from featviz.recipes.interaction import DEFAULT_ALIGNMENT, interpolate
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `featviz interpolate` and its options on the `featviz` parser."""
+    """Register `featviz interpolate` and its options on ``subparsers``, the `featviz` parser's subcommands."""
     parser = subparsers.add_parser(
         "interpolate",
         help="interpolate between two units with aligned frames (shared parameters)",
@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check every option, render the frames and print the path written."""
+    """With ``args``, the parsed command line: check every option, render the frames and print the path written."""
     check_minimums(args, steps=1, size=8, seed=0, frames=2)
     if not (math.isfinite(args.alignment) and args.alignment >= 0):
         raise FeatvizError(f"--alignment must be a finite number >= 0 (0 turns it off), got {args.alignment}")

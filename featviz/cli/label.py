@@ -46,7 +46,7 @@ def check_images(images: str) -> None:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `featviz label` and its options on the `featviz` parser."""
+    """Register `featviz label` and its options on ``subparsers``, the `featviz` parser's subcommands."""
     parser = subparsers.add_parser(
         "label",
         help="label every unit of a layer with the concept that best matches its activations (CLIP-Dissect)",
@@ -80,7 +80,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the options (concept file and images before the model loads), label, print and write the labels."""
+    """With ``args``, the parsed command line: check the options (concept file and images before the model loads),
+    label, print and write the labels."""
     check_minimums(args, top_k=1, runners_up=0, batch_size=1)
     out = Path(args.out) if args.out else None
     if out is not None:
@@ -120,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_model_from(args: argparse.Namespace) -> Model:
-    """MODEL with --weights on --device (``cuda`` means cuda:LOCAL_RANK under torchrun).
+    """The model that ``args``, the parsed command line, names: MODEL with --weights on --device (``cuda`` means
+    cuda:LOCAL_RANK under torchrun).
 
     Example:
         >>> load_model_from(argparse.Namespace(model="efficientnet_lite0", weights=None, device="cpu")).name

@@ -15,7 +15,7 @@ from featviz.models import load_model
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `featviz probe` and its options on the `featviz` parser."""
+    """Register `featviz probe` and its options on ``subparsers``, the `featviz` parser's subcommands."""
     parser = subparsers.add_parser(
         "probe",
         help="fit a linear probe telling a folder of facet images from others (for `featviz render --facet`)",
@@ -43,7 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check every option, fit the probe, print each layer's held-out accuracy and the path written."""
+    """With ``args``, the parsed command line: check every option, fit the probe, print each layer's held-out
+    accuracy and the path written."""
     check_minimums(args, size=8, seed=0, batch_size=1)
     if not 0 < args.holdout < 1:
         raise FeatvizError(f"--holdout must be a fraction between 0 and 1 (e.g. 0.25), got {args.holdout:g}")
@@ -81,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def parse_strength(text: str) -> tuple[float, float]:
-    """``--facet-strength``: ``"S"`` (every image) or ``"LO,HI"`` (spread from the first image to the last).
+    """``--facet-strength``: ``text`` is ``"S"`` (every image) or ``"LO,HI"`` (spread from the first image to the
+    last); returns ``(LO, HI)``, ``(S, S)`` for one number.
 
     Example:
         >>> parse_strength("0,8")
@@ -99,7 +101,8 @@ def parse_strength(text: str) -> tuple[float, float]:
 
 def facet_goals(goals: list, probe_path: str, strength_text: str, images: int) -> list:
     """``goals`` each steered towards the facet of the probe at ``probe_path`` (`featviz render --facet`), the
-    strength spread over the ``images`` rendered; the render checks the probe against its model.
+    strength ``strength_text`` (``--facet-strength``, read by `parse_strength`) spread over the ``images``
+    rendered; the render checks the probe against its model.
 
     Example:
         >>> facet_goals(objectives.parse("blocks.5.3:17"), "textures.pt", "0,8", images=4)  # doctest: +SKIP

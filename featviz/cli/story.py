@@ -15,7 +15,7 @@ from featviz.io import atomic_path, ensure_writable_dir, write_text
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `featviz story` and its options on the `featviz` parser."""
+    """Register `featviz story` and its options on ``subparsers``, the `featviz` parser's subcommands."""
     parser = subparsers.add_parser(
         "story",
         help="a unit's story in numbers: share of each class per activation bucket, and its top examples",
@@ -51,7 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the options, compute the story and write the chart, its numbers and the example crops."""
+    """With ``args``, the parsed command line: check the options, compute the story and write the chart, its numbers
+    and the example crops."""
     check_minimums(args, unit=0, per_bucket=1, shown=1, examples=1, crop_size=8, seed=0, batch_size=1)
     if not args.bucket_width > 0:
         raise FeatvizError(f"--bucket-width must be > 0 (in standard deviations), got {args.bucket_width:g}")

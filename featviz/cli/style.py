@@ -12,14 +12,14 @@ from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import ensure_writable_dir
 from featviz.models import load_model
-from featviz.recipes.inversion import load_photo
+from featviz.dataset.photo import load_photo
 from featviz.recipes.style import style_transfer
 
 DEFAULT_MODEL = "efficientnet_lite0"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `featviz style` and its options on the `featviz` parser."""
+    """Register `featviz style` and its options on ``subparsers``, the `featviz` parser's subcommands."""
     parser = subparsers.add_parser(
         "style",
         help="paint a photo in the style of another image (style transfer)",
@@ -47,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check every option, run the style transfer and print the path written."""
+    """With ``args``, the parsed command line: check every option, run the style transfer and print the path written."""
     check_minimums(args, steps=1, size=8, style_size=8, seed=0)
     for name in ("style_weight", "content_weight"):
         value = getattr(args, name)

@@ -59,7 +59,9 @@ class ConditionalProbability:
     ``shares[b][c]`` is the share of class ``classes[c]`` among those drawn (each non-empty bucket's shares sum
     to 1; an empty bucket's are all 0). ``classes`` lists the shown classes, most prominent first, and
     ``"other"`` last when more classes were found (``grouped`` of them). ``examples`` are the unit's top dataset
-    examples.
+    examples. The plot is of ``unit`` of ``layer``, whose value on an image is its ``reduce`` (``"mean"`` or
+    ``"max"``) over positions; ``labels_from`` says where the classes came from (``"folders"``, ``"predicted"``,
+    ``"concepts"``, or ``"given"`` for a mapping from image path to label). `conditional_probability` makes it.
 
     Example:
         >>> story = ConditionalProbability(
@@ -374,7 +376,9 @@ def conditional_probability(
     or the list of edges; at most ``per_bucket`` images are drawn from each bucket (random, ``seed``). The
     ``shown`` classes with the largest shares summed over the buckets get their own colour, the rest are
     ``"other"``. ``reduce`` is the unit's ``"mean"`` or ``"max"`` over positions. The pass over the images is
-    `featviz.dataset.collect_activations` (kept in ``cache_dir``); ``examples`` top examples come with it.
+    `featviz.dataset.collect_activations` (``batch_size`` images at a time, kept in ``cache_dir``; ``progress``
+    shows a progress bar); ``examples`` top examples come with it. ``device`` defaults to the model's (the CPU for a
+    model given by name).
 
     Example:
         >>> story = conditional_probability(model, "classifier", 281, "shipped", labels="predicted", per_bucket=5)

@@ -100,10 +100,13 @@ def soft_wpmi(
     prior_weight: float = PRIOR_WEIGHT,
     inclusion: tuple[float, float] = INCLUSION,
 ) -> Tensor:
-    """Soft-WPMI scores ``(units, concepts)`` of ``activations`` ``(images, units)`` against the images'
-    embeddings ``(images, D)`` and the concepts' ``(concepts, D)`` (see the module docstring; both embeddings are
-    normalized here). ``top_k`` is cut to the number of images. Computed on ``activations``' device in blocks of
-    unit-image pairs, so that no ``images x concepts`` matrix is ever held.
+    """Soft-WPMI scores ``(units, concepts)`` of ``activations`` ``(images, units)`` against ``image_embeddings``
+    ``(images, D)`` and ``concept_embeddings`` ``(concepts, D)`` (see the module docstring; both embeddings are
+    normalized here). ``top_k`` is cut to the number of images; ``temperature`` (> 0) sharpens each image's
+    softmax over the concepts, ``prior_weight`` (lambda, >= 0) weighs the concept's prior over the layer, and
+    ``inclusion`` is the pair ``(first, last)`` of probabilities that the top images hold the unit's concept,
+    falling linearly with rank. Computed on ``activations``' device in blocks of unit-image pairs, so that no
+    ``images x concepts`` matrix is ever held.
 
     Example:
         >>> scores = soft_wpmi(torch.randn(500, 8), torch.randn(500, 32), torch.randn(20, 32), top_k=50)
@@ -207,7 +210,8 @@ def concept_embeddings(
 
 
 def resolve_concepts(concepts: Sequence[str] | str | os.PathLike | None) -> list[str]:
-    """The concept list: the default one for None, a concept file's for a path, else the list itself, checked.
+    """The concept list that ``concepts`` names: the default one for None, a concept file's for a path, else the
+    list itself, checked.
 
     Example:
         >>> len(resolve_concepts(None)) > 3000, resolve_concepts(["dog", "cat"])
@@ -228,7 +232,7 @@ def image_folder(model: Model, images: Any) -> ImageFolder:
         >>> len(image_folder(model, "shipped"))
         15
     """
-    from featviz.gallery.build import _image_source
+    from featviz.dataset.folder import image_source
 
     if isinstance(images, ImageFolder):
         return images
@@ -237,7 +241,7 @@ def image_folder(model: Model, images: Any) -> ImageFolder:
         raise FeatvizError(
             f"{model.name} takes {height}x{width} images; pass ImageFolder(path, size=...) with the square size to use"
         )
-    source = _image_source(images)
+    source = image_source(images)
     if source is None:
         raise FeatvizError("images is None; pass a folder of images, a list of image files or 'shipped'")
     return ImageFolder(source[0], size=int(height), channels=model.channels)
@@ -253,7 +257,8 @@ def per_image_pass(
     progress: bool = False,
 ) -> tuple[list[str], dict[str, dict[str, Tensor]]]:
     """Every image's mean and maximum over positions of every unit of ``layers``: ``(paths, {layer: {"mean":
-    (images, units), "max": ...}})``, from `collect_activations` (``per_image=True``, cached in ``cache_dir``).
+    (images, units), "max": ...}})``, from `collect_activations` (``per_image=True``, ``batch_size`` images at a
+    time, cached in ``cache_dir``; ``progress`` shows a progress bar).
 
     Under torchrun (``WORLD_SIZE > 1``) process ``r`` of ``n`` passes over images ``r, r + n, ...`` (each shard
     cached on its own) and the shares are gathered, in the folder's order, on every process.
@@ -264,9 +269,9 @@ def per_image_pass(
         >>> values["global_pool"]["mean"].shape
         torch.Size([15, 1280])
     """
-    from featviz.gallery.build import _Processes
+    from featviz.dataset.processes import Processes
 
-    processes = _Processes(model.device)
+    processes = Processes(model.device)
     try:
         if processes.world == 1:
             shares = [_pass(model, folder, layers, batch_size, cache_dir, progress)]
@@ -330,8 +335,10 @@ def label_units(
     class names and ``featviz[text]``. ``images`` is a folder, a list of image files, an `ImageFolder` or
     ``"shipped"``; ``concepts`` a list, a concept file, or None for `default_concepts`. ``templates`` (strings
     with one ``{}``) put each concept into sentences (default: CLIP as written; a classifier's tower its own
-    templates). ``cache_dir`` keeps the pass over the images for later calls. Returns one `UnitLabel` per unit,
-    in unit order, each with its ``runners_up`` next best concepts.
+    templates). ``cache_dir`` keeps the pass over the images for later calls; it reads ``batch_size`` images at a
+    time, and ``progress`` shows progress bars for it and for embedding the concepts. ``device`` defaults to the
+    model's (the CPU for a model given by name; ``"cuda"`` means cuda:LOCAL_RANK under torchrun). Returns one
+    `UnitLabel` per unit, in unit order, each with its ``runners_up`` next best concepts.
 
     Example:
         >>> model = featviz.load_model("open_clip:featviz-tiny-ViT", weights="random")
@@ -386,7 +393,7 @@ def label_units(
 
 
 def format_labels(labels: Sequence[UnitLabel]) -> str:
-    """The table `featviz label` prints: unit, label, score and the runners-up with their scores.
+    """The table `featviz label` prints for ``labels``: unit, label, score and the runners-up with their scores.
 
     Example:
         >>> print(format_labels([UnitLabel(0, "dog", 2.5, [("puppy", 2.1)])]))

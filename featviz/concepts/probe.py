@@ -248,7 +248,8 @@ def train_probe(
     gets a logistic regression with the two folders weighted equally, on activations standardized by the
     fitting images' mean and deviation and folded back into weights on the raw activations, with an L2 penalty
     ``penalty / 2 * |w|²`` on the standardized weights (scikit-learn's ``C = 1 / penalty``). ``name`` names the
-    probe (default: the positive folder's name).
+    probe (default: the positive folder's name). The images are read ``batch_size`` at a time on ``device``
+    (default: the model's; the CPU for a model given by name); ``progress`` shows a progress bar per folder.
 
     Example:
         >>> from featviz.dataset import shipped_photo_paths
@@ -321,7 +322,8 @@ def train_probe(
 
 
 def check_image_count(folder: str | os.PathLike, count: int, readable: bool = False) -> None:
-    """Raise FeatvizError when ``count`` images of ``folder`` are too few to fit and test a probe on.
+    """Raise FeatvizError when ``count`` images of ``folder`` are too few to fit and test a probe on;
+    ``readable=True`` says "readable images" in the message (the count after unreadable files were dropped).
 
     Example:
         >>> check_image_count("faces/", 2)

@@ -39,7 +39,8 @@ def default_concepts() -> list[str]:
 
 
 def read_concepts(path: str | os.PathLike) -> list[str]:
-    """The concepts of a concept file (one a line; ``#`` comments and blank lines skipped; duplicates dropped).
+    """The concepts of the concept file at ``path`` (one a line; ``#`` comments and blank lines skipped; duplicates
+    dropped).
 
     A missing, unreadable or empty file, or one with fewer than 2 concepts, raises FeatvizError saying so.
 
@@ -75,7 +76,8 @@ def read_concepts(path: str | os.PathLike) -> list[str]:
 def check_concepts(concepts: Sequence[str], source: str = "concepts") -> list[str]:
     """``concepts`` as a list of distinct non-empty strings (first occurrence kept), or FeatvizError.
 
-    At least 2 distinct concepts are needed: a label is the best of several candidates.
+    Spaces inside a concept are collapsed to one. At least 2 distinct concepts are needed: a label is the best of
+    several candidates. ``source`` names the concepts in error messages (e.g. ``"concept file 'x.txt'"``).
 
     Example:
         >>> check_concepts(["dog", " cat ", "dog"])

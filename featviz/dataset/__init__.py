@@ -11,10 +11,14 @@ Example:
 from featviz.dataset.activations import (
     Histogram, TopExample, UnitStats, collect_activations, crop_around, weights_fingerprint,
 )
-from featviz.dataset.folder import IMAGE_EXTENSIONS, FileStamp, ImageFolder, UnreadableImageWarning, load_image
+from featviz.dataset.folder import (
+    IMAGE_EXTENSIONS, SHIPPED, FileStamp, ImageFolder, UnreadableImageWarning, image_source, load_image,
+)
+from featviz.dataset.processes import Processes
 from featviz.dataset.shipped import shipped_photo_paths, shipped_photos
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "FileStamp", "Histogram", "ImageFolder", "TopExample", "UnitStats", "UnreadableImageWarning",
-    "collect_activations", "crop_around", "load_image", "shipped_photo_paths", "shipped_photos", "weights_fingerprint",
+    "IMAGE_EXTENSIONS", "SHIPPED", "FileStamp", "Histogram", "ImageFolder", "Processes", "TopExample", "UnitStats",
+    "UnreadableImageWarning", "collect_activations", "crop_around", "image_source", "load_image",
+    "shipped_photo_paths", "shipped_photos", "weights_fingerprint",
 ]

@@ -11,16 +11,18 @@ import os
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from featviz.dataset.shipped import shipped_photo_paths
 from featviz.errors import FeatvizError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+SHIPPED = "shipped"  # the name that stands for the photos shipped with featviz
 
 
 class UnreadableImageWarning(UserWarning):
@@ -271,3 +273,28 @@ class ImageFolder:
         images = torch.empty((len(arrays), self.channels, self.size, self.size), dtype=torch.float32)
         images.copy_(pixels.permute(0, 3, 1, 2)).div_(255.0)
         return good_paths, images
+
+
+def image_source(images: Any) -> tuple[Any, str] | None:
+    """What `ImageFolder` reads for ``images`` and a description of it for caches and logs: None for None,
+    the shipped photos for ``"shipped"``, a resolved folder for a path, resolved files for a list of paths.
+
+    Example:
+        >>> files, described = image_source("shipped")
+        >>> described, len(files) > 0
+        ('shipped', True)
+    """
+    if images is None:
+        return None
+    if isinstance(images, str) and images.strip() == SHIPPED:
+        return shipped_photo_paths(), SHIPPED
+    if isinstance(images, (str, os.PathLike)):
+        folder = Path(images).expanduser().resolve()
+        return folder, str(folder)
+    try:
+        files = [Path(path).expanduser().resolve() for path in images]
+    except TypeError:
+        raise FeatvizError(
+            f"images must be a folder, a list of image files or '{SHIPPED}', not {type(images).__name__}"
+        ) from None
+    return files, f"{len(files)} files: " + ", ".join(sorted(path.name for path in files))[:200]

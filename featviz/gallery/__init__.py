@@ -2,14 +2,20 @@
 
 Example:
     >>> from featviz.gallery import build_gallery
-    >>> build_gallery("efficientnet_lite0", "blocks.2,blocks.4", units="0-15", images="shipped", out="site")
+    >>> build_gallery(model, "blocks.2,blocks.4", units="0-1", images="shipped", steps=8, size=64, out="site",
+    ...               progress=False)  # steps=512, units="0-15" for a real one
+    GallerySummary(...)
     >>> from featviz.gallery import Manifest, unit_paths, write_site
-    >>> manifest = Manifest("site/manifest.json")
-    >>> paths = unit_paths("blocks.4.0.conv_pwl", 3)   # where the renderer saves positive.png, ...
+    >>> manifest = Manifest("site/manifest.json")     # the build's units; add a unit rendered by hand
+    >>> paths = unit_paths("blocks.4.0.conv_pwl", 3)   # where its positive.png, negative.png, ... go
+    >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=8, size=64, progress=False)
+    >>> _ = result.save(f"site/{paths.positive}")
     >>> manifest.add({"layer": "blocks.4.0.conv_pwl", "unit": 3, "images": {"positive": paths.positive}})
     >>> manifest.save()
+    PosixPath('site/manifest.json')
     >>> write_site("site", manifest, "efficientnet_lite0")
-    >>> build_gallery("efficientnet_lite0", "blocks.6", units="0-15", words=True, labels="shipped")  # multimodal
+    PosixPath('site/index.html')
+    >>> build_gallery(model, "blocks.6", units="0-15", words=True, labels="shipped")  # doctest: +SKIP
 """
 from featviz.gallery.build import GallerySummary, build_gallery, parse_units
 from featviz.gallery.manifest import MANIFEST_NAME, Manifest, record_key, shard_name, shard_paths

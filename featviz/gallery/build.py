@@ -16,7 +16,6 @@ added per unit in the same batches, to new units and to units rendered by an ear
 """
 from __future__ import annotations
 
-import datetime
 import math
 import os
 import re
@@ -30,7 +29,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from featviz import objectives
-from featviz.dataset import ImageFolder, UnitStats, collect_activations, shipped_photo_paths, weights_fingerprint
+from featviz.dataset import ImageFolder, UnitStats, collect_activations, weights_fingerprint
+from featviz.dataset.folder import image_source
+from featviz.dataset.processes import Processes
 from featviz.errors import FeatvizError, check_int
 from featviz.gallery.extras import (
     DEFAULT_FACET_STRENGTH, LABEL, WORDS, Extras, LayerData, add_parts, extras_from_options, prepare_labels,
@@ -49,9 +50,7 @@ from featviz.objectives.checks import read
 from featviz.renderer import Renderer, save_png
 
 CACHE_FOLDER = ".featviz-cache"
-SHIPPED = "shipped"
 DEFAULT_DIVERSITY_WEIGHT = 2.0
-BARRIER_TIMEOUT = datetime.timedelta(hours=24)  # the barrier waits for the slowest rank's whole shard
 _UNIT_PART = re.compile(r"(\d+)(?:-(\d+))?")
 _STALE_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 SITE_FOLDERS = ("images", "units", "layers", "assets", "search", CACHE_FOLDER)
@@ -59,13 +58,17 @@ SITE_FOLDERS = ("images", "units", "layers", "assets", "search", CACHE_FOLDER)
 
 @dataclass
 class GallerySummary:
-    """What `build_gallery` did: units rendered now and skipped as already done (over all processes), the
-    wall time, and the site's index.html (None on processes other than rank 0 of a sharded build).
+    """What `build_gallery` did: of the ``total`` units requested, ``rendered`` were rendered now and ``skipped``
+    had nothing left to do, and ``annotated`` units rendered by an earlier build got their missing multimodal
+    parts (all counted over the ``world_size`` processes); ``seconds`` is the wall time, ``layers`` each layer's
+    channel count, ``site_dir`` the site folder and ``index`` its index.html (None on processes other than rank
+    0 of a sharded build).
 
     Example:
-        >>> summary = build_gallery(model, ["blocks.4.0.conv_pwl"], units="0-7", steps=64, out="site")
+        >>> summary = build_gallery(model, ["blocks.4.0.conv_pwl"], units="0-1", steps=8, size=64, out="site",
+        ...                         progress=False)
         >>> print(summary)
-        rendered 8 units, skipped 0 already done, in 41.2 s; open site/index.html
+        rendered 2 units, skipped 0 already done, in ...; open site/index.html
     """
 
     site_dir: Path
@@ -97,7 +100,8 @@ def _duration(seconds: float) -> str:
 
 
 def parse_units(text: str) -> list[int]:
-    """Unit numbers from ``"0-63"``, ``"0,5,9"`` or a mix like ``"0-3,8,10-12"`` (sorted, duplicates dropped).
+    """The unit numbers that ``text`` names: ``"0-63"``, ``"0,5,9"`` or a mix like ``"0-3,8,10-12"`` (sorted,
+    duplicates dropped; spaces ignored).
 
     Example:
         >>> parse_units("0-3,8,2")
@@ -166,79 +170,6 @@ class _PerImageConstant(Objective):
     def __call__(self, acts: Any) -> torch.Tensor:
         activation = read(acts, self.layer)
         return self.values.like(activation).repeat(activation.shape[0] // self.count)
-
-
-class _Processes:
-    """This process's rank among the build's processes; initializes torch.distributed under torchrun."""
-
-    def __init__(self, device: torch.device) -> None:
-        import torch.distributed as distributed
-
-        self.distributed = distributed
-        self.created = False
-        world = _environment_int("WORLD_SIZE", 1)
-        if distributed.is_available() and distributed.is_initialized():
-            self.rank, self.world = distributed.get_rank(), distributed.get_world_size()
-        elif world > 1:
-            if not distributed.is_available():
-                raise FeatvizError("WORLD_SIZE > 1 but this PyTorch has no torch.distributed; run one process")
-            backend = "nccl" if device.type == "cuda" else "gloo"
-            distributed.init_process_group(backend, timeout=BARRIER_TIMEOUT)
-            self.created = True
-            self.rank, self.world = distributed.get_rank(), distributed.get_world_size()
-        else:
-            self.rank, self.world = 0, 1
-        self.device = device
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            if self.distributed.get_backend() == "nccl":
-                self.distributed.barrier(device_ids=[self.device.index or 0])
-            else:
-                self.distributed.barrier()
-
-    def total(self, values: Sequence[int]) -> list[int]:
-        """``values`` summed over all processes."""
-        if self.world == 1:
-            return list(values)
-        on = self.device if self.distributed.get_backend() == "nccl" else torch.device("cpu")
-        tensor = torch.tensor(list(values), dtype=torch.int64, device=on)
-        self.distributed.all_reduce(tensor)
-        return tensor.tolist()
-
-    def close(self) -> None:
-        if self.created:
-            self.distributed.destroy_process_group()
-
-
-def _environment_int(name: str, default: int) -> int:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise FeatvizError(
-            f"environment variable {name}={text!r} is not an integer; torchrun sets it, or unset it"
-        ) from None
-
-
-def _image_source(images: Any) -> tuple[Any, str] | None:
-    """What ImageFolder reads for ``images`` (None, "shipped", a folder, or a list of files) and a description."""
-    if images is None:
-        return None
-    if isinstance(images, str) and images.strip() == SHIPPED:
-        return shipped_photo_paths(), SHIPPED
-    if isinstance(images, (str, os.PathLike)):
-        folder = Path(images).expanduser().resolve()
-        return folder, str(folder)
-    try:
-        files = [Path(path).expanduser().resolve() for path in images]
-    except TypeError:
-        raise FeatvizError(
-            f"images must be a folder, a list of image files or '{SHIPPED}', not {type(images).__name__}"
-        ) from None
-    return files, f"{len(files)} files: " + ", ".join(sorted(path.name for path in files))[:200]
 
 
 def _layer_channels(model: Model, layers: list[str], size: tuple[int, int]) -> dict[str, int]:
@@ -413,7 +344,7 @@ def _render_batch(
 
 
 def _dataset_stats(
-    model: Model, source: Any, layers: list[str], site_dir: Path, processes: _Processes, progress: bool
+    model: Model, source: Any, layers: list[str], site_dir: Path, processes: Processes, progress: bool
 ) -> dict[str, UnitStats]:
     """One pass over the images (rank 0 first, the other ranks then read its cache)."""
     height, width = model.input_size
@@ -434,7 +365,7 @@ def _dataset_stats(
 
 
 def _layer_data(
-    model: Model, plan: list[_Batch], extras: Extras, site_dir: Path, processes: _Processes
+    model: Model, plan: list[_Batch], extras: Extras, site_dir: Path, processes: Processes
 ) -> dict[str, LayerData]:
     """Each planned layer's word scores and concept labels (rank 0 first, the other ranks then read its cache)."""
     needed: dict[str, set[str]] = {}
@@ -538,9 +469,14 @@ def build_gallery(
     ``images`` (a folder, a list of files, or ``"shipped"`` for the photos inside scikit-image and
     scikit-learn), its ``examples`` top dataset images with the crop where it fires most and its activation
     histogram. ``units`` is None (every channel), a string like ``"0-63"`` or ``"0,5,9"``, or a list.
-    ``batch`` units render in one forward pass. Finished units are listed in ``out/manifest.json``; running
-    again skips them. Under torchrun (WORLD_SIZE > 1) each process renders its share of the batches and
-    rank 0 merges the manifests and writes the site; ``device="cuda"`` means cuda:LOCAL_RANK.
+    ``batch`` units render in one forward pass, seeded from ``seed`` (a batch starting at unit ``u0`` uses
+    ``seed + u0``; see the module docstring). ``weights`` (None for the default pretrained weights,
+    ``"random"`` or a checkpoint path) goes to `featviz.load_model`. Dataset examples are saved
+    ``example_size`` pixels square and their crops ``crop_size``; the layer pages and the index show
+    thumbnails of at most ``thumbnail_size`` pixels; ``title`` heads the site (default: ``"MODEL: feature
+    visualizations"``). Finished units are listed in ``out/manifest.json``; running again skips them. Under
+    torchrun (WORLD_SIZE > 1) each process renders its share of the batches and rank 0 merges the manifests
+    and writes the site; ``device="cuda"`` means cuda:LOCAL_RANK.
 
     Multimodal options (see docs/gallery.md; each is added to units rendered earlier too, without rendering
     them again): ``words`` (models with a text tower: True for `featviz.concepts.default_concepts`, a list of
@@ -552,8 +488,8 @@ def build_gallery(
     ``facet_strength``; ``story`` (True or an image source) adds each unit's conditional-probability plot.
 
     Example:
-        >>> summary = build_gallery("efficientnet_lite0", ["blocks.2.0.conv_pwl", "blocks.4.0.conv_pwl"],
-        ...                         units="0-15", images="shipped", steps=512, size=128, out="gallery")
+        >>> summary = build_gallery(model, ["blocks.2.0.conv_pwl", "blocks.4.0.conv_pwl"], units="0-1",
+        ...                         images="shipped", steps=8, size=64, out="gallery", progress=False)  # steps=512
         >>> summary.index
         PosixPath('gallery/index.html')
         >>> build_gallery("efficientnet_lite0", "blocks.6", units="0-15", images="shipped", words=True,
@@ -577,11 +513,11 @@ def build_gallery(
     if not weight_is_number or not diversity_weight >= 0:
         raise FeatvizError(f"diversity_weight must be a number >= 0 (0 turns diversity off), not {diversity_weight!r}")
     site_dir = ensure_writable_dir(out)
-    source = _image_source(images)
+    source = image_source(images)
 
     default_device = model.device if isinstance(model, Model) else None
     resolved_device = resolve_device(device, default=default_device, per_process=True)
-    processes = _Processes(resolved_device)
+    processes = Processes(resolved_device)
     try:
         loaded = load_model(model, weights=weights, device=resolved_device)
         renderer = Renderer(loaded)
@@ -609,7 +545,7 @@ def build_gallery(
         }
         _check_settings(site_dir, recorded)
         extras = extras_from_options(
-            loaded, words, labels, facets, facet_strength, story, source, _image_source,
+            loaded, words, labels, facets, facet_strength, story, source, image_source,
             settings_key=[steps, list(render_size), seed],
         )
 

@@ -52,7 +52,13 @@ class FacetSpec:
 
 @dataclass
 class Extras:
-    """The parts a build adds to each unit, read from `build_gallery`'s options by `extras_from_options`."""
+    """The parts a build adds to each unit, read from `build_gallery`'s options by `extras_from_options`.
+
+    ``words`` is the word list for top words (None: no words); ``label_source`` the ``(source, description)`` of
+    the images that concept labels are computed on (None: no labels) and ``concepts`` the labels' concepts (None:
+    the default list); ``facets`` the probes to render facets with, at ``facet_strength``; ``story_source`` the
+    ``(source, description)`` of the images for conditional-probability plots (None: no plots).
+    """
 
     words: list[str] | None = None
     label_source: tuple[Any, str] | None = None
@@ -97,9 +103,12 @@ def extras_from_options(
 ) -> Extras:
     """Check the multimodal options of `build_gallery` and load what they name (word list, probes).
 
-    ``labels`` and ``story`` are None/False (off), True (the gallery's ``images``) or an image source
-    (``read_source`` turns it into ``(source, description)``); ``settings_key`` is the render settings a facet
-    render depends on.
+    ``model`` is the loaded model, checked for a text tower when an option needs one. ``words`` is read by
+    `featviz.gallery.words.read_words`. ``labels`` and ``story`` are None/False (off), True (``image_source``,
+    the gallery's ``images`` as ``(source, description)``, or None without) or an image source (``read_source``
+    turns it into ``(source, description)``). ``facets`` is one probe path or several, each loaded for ``model``
+    and named by its probe; ``facet_strength`` (a number) steers every facet. ``settings_key`` is the render
+    settings a facet render depends on.
     """
     from featviz.text.tower import text_tower
 
@@ -154,7 +163,8 @@ def extras_from_options(
 
 @dataclass
 class LayerData:
-    """What the parts of one layer's units are sliced from: word scores and concept labels (record fields)."""
+    """What the parts of one layer's units are sliced from: ``words``, the layer's word scores (None without
+    words), and ``labels``, each unit's concept label as record fields."""
 
     words: WordScores | None = None
     labels: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -174,7 +184,8 @@ def _label_record(label: Any) -> dict[str, Any]:
 
 
 def prepare_words(model: Any, layer: str, extras: Extras, cache_dir: Path) -> WordScores | None:
-    """The layer's word scores (cached in ``cache_dir``), or None without words."""
+    """``model``'s word scores in ``layer`` for the words of ``extras`` (cached in ``cache_dir``), or None when
+    ``extras`` has no words."""
     if extras.words is None:
         return None
     return word_scores(model, layer, extras.words, cache_dir=cache_dir)
@@ -191,8 +202,9 @@ def label_top_k(images: int) -> int:
 
 
 def prepare_labels(model: Any, layer: str, extras: Extras, cache_dir: Path) -> dict[int, dict[str, Any]]:
-    """Every unit's concept label as record fields (`featviz.concepts.label_units`; its pass over the images is
-    cached in ``cache_dir``). Under torchrun every process must call it: the processes share the pass."""
+    """Every unit's concept label in ``layer`` of ``model`` as record fields (`featviz.concepts.label_units` on the
+    images and concepts of ``extras``; an empty dict without labels; its pass over the images is cached in
+    ``cache_dir``). Under torchrun every process must call it: the processes share the pass."""
     if extras.label_source is None:
         return {}
     from featviz.concepts.dissect import image_folder, label_units
@@ -224,8 +236,11 @@ def add_parts(
     site_dir: Path,
     render_options: Mapping[str, Any],
 ) -> None:
-    """Give each unit's record the parts it misses (``missing[unit]``), writing their files first.
+    """Give each unit's record in ``records`` (unit -> record of ``layer``, changed in place) the parts it misses
+    (``missing[unit]``), writing their files into ``site_dir`` first.
 
+    ``extras`` says which parts are wanted; top words and concept labels are sliced from ``data``, facets are
+    rendered with ``renderer``, and conditional-probability plots pass over their images with ``model``.
     ``render_options`` holds the facet renders' ``seed`` (a batch starting at unit ``u0`` uses ``seed + u0``
     plus the element's index, like the positive images), ``size`` and ``steps``.
     """

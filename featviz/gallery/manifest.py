@@ -116,18 +116,21 @@ def _read_records(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 class Manifest:
     """The finished units of a gallery, stored in one JSON file that every `save` replaces atomically.
 
-    Opening an existing file loads its records (resume); ``read_also`` names other manifest files whose units
-    count as done too (and whose records `get` returns) but are never written (what `shard` uses). Adding a record for a unit that is already
-    there replaces it. ``info`` is a free dict saved with the records (model name, settings, ...). Saving
-    writes a temporary file and renames it over the old one, so a process killed at any moment leaves the
-    old or the new manifest, never a broken one; the cost is one full rewrite per save, so save after each
+    ``path`` is that file (``manifest.json`` in the site folder; `save` creates its folder). Opening an existing
+    file loads its records (resume); ``read_also`` names other manifest files whose units count as done too (and
+    whose records `get` returns) but are never written (what `shard` uses). Adding a record for a unit that is
+    already there replaces it. ``info`` is a free dict saved with the records (model name, settings, ...).
+    Saving writes a temporary file and renames it over the old one, so a process killed at any moment leaves
+    the old or the new manifest, never a broken one; the cost is one full rewrite per save, so save after each
     unit or every few units.
 
     Example:
         >>> manifest = Manifest("site/manifest.json")
         >>> if not manifest.is_done("blocks.4.0.conv_pwl", 3):
         ...     manifest.add({"layer": "blocks.4.0.conv_pwl", "unit": 3, "objective": "channel", "steps": 512})
-        ...     manifest.save()
+        ...     _ = manifest.save()
+        >>> Manifest("site/manifest.json").is_done("blocks.4.0.conv_pwl", 3)  # a later run resumes
+        True
     """
 
     def __init__(self, path: str | os.PathLike, read_also: Iterable[str | os.PathLike] = ()) -> None:
@@ -151,7 +154,11 @@ class Manifest:
         shard count as done.
 
         Example:
-            >>> manifest = Manifest.shard("site", torch.distributed.get_rank())
+            >>> rank = 0  # torch.distributed.get_rank() under torchrun
+            >>> manifest = Manifest.shard("site", rank)
+            >>> manifest.add({"layer": "conv1", "unit": 0, "steps": 256})
+            >>> manifest.save()
+            PosixPath('site/manifest-rank0.json')
         """
         site_dir = Path(site_dir)
         path = site_dir / shard_name(rank)
@@ -165,8 +172,15 @@ class Manifest:
         record read. The merged manifest is saved before the shards are deleted. Returns the merged manifest.
 
         Example:
-            >>> if torch.distributed.get_rank() == 0:
+            >>> for rank in (0, 1):  # what two processes of a torchrun build save
+            ...     shard = Manifest.shard("site", rank)
+            ...     shard.add({"layer": "conv1", "unit": rank, "steps": 256})
+            ...     _ = shard.save()
+            >>> rank = 0  # torch.distributed.get_rank() under torchrun, after a barrier
+            >>> if rank == 0:
             ...     records = Manifest.merge("site").records()
+            >>> [(record["layer"], record["unit"]) for record in records], shard_paths("site")
+            ([('conv1', 0), ('conv1', 1)], [])
         """
         site_dir = Path(site_dir)
         merged = cls(site_dir / MANIFEST_NAME)
@@ -186,8 +200,10 @@ class Manifest:
         """Whether ``(layer, unit)`` has a record here or in a manifest this one reads (`shard`).
 
         Example:
-            >>> manifest.is_done("blocks.4.0.conv_pwl", 3)
-            True
+            >>> manifest = Manifest("site/manifest.json")
+            >>> manifest.add({"layer": "blocks.4.0.conv_pwl", "unit": 3, "steps": 512})
+            >>> manifest.is_done("blocks.4.0.conv_pwl", 3), manifest.is_done("blocks.4.0.conv_pwl", 4)
+            (True, False)
         """
         return (layer, unit) in self._records or (layer, unit) in self._elsewhere
 
@@ -196,9 +212,13 @@ class Manifest:
         (`shard`; the last read wins), or None. Adding the changed copy back updates the unit.
 
         Example:
+            >>> manifest = Manifest("site/manifest.json")
+            >>> manifest.add({"layer": "conv1", "unit": 0, "steps": 256})
             >>> record = manifest.get("conv1", 0)
             >>> record["top_words"] = [["dog", 0.12]]
             >>> manifest.add(record)
+            >>> manifest.get("conv1", 0)["top_words"], manifest.get("conv1", 1)
+            ([['dog', 0.12]], None)
         """
         record = self._records.get((layer, unit), self._elsewhere.get((layer, unit)))
         return json.loads(json.dumps(record)) if record is not None else None
@@ -207,7 +227,11 @@ class Manifest:
         """Add (or replace) the record of one finished unit; call `save` to write it.
 
         Example:
+            >>> manifest = Manifest("site/manifest.json")
             >>> manifest.add({"layer": "conv1", "unit": 0, "objective": "channel", "steps": 256, "seed": 0})
+            >>> manifest.add({"layer": "conv1", "unit": 0, "objective": "channel", "steps": 512, "seed": 0})
+            >>> len(manifest), manifest.get("conv1", 0)["steps"]
+            (1, 512)
         """
         if not isinstance(record, Mapping):
             raise FeatvizError(f"a manifest record must be a dict, not {type(record).__name__}")
@@ -218,6 +242,9 @@ class Manifest:
         """This manifest's own records, in the order they were first added.
 
         Example:
+            >>> manifest = Manifest("site/manifest.json")
+            >>> for unit in (0, 1):
+            ...     manifest.add({"layer": "conv1", "unit": unit, "steps": 256})
             >>> [(record["layer"], record["unit"]) for record in manifest.records()]
             [('conv1', 0), ('conv1', 1)]
         """
@@ -230,6 +257,8 @@ class Manifest:
         """Write the manifest atomically (temporary file, then rename) and return its path.
 
         Example:
+            >>> manifest = Manifest("site/manifest.json")
+            >>> manifest.add({"layer": "conv1", "unit": 0, "steps": 256})
             >>> manifest.save()
             PosixPath('site/manifest.json')
         """
@@ -241,6 +270,8 @@ def shard_paths(site_dir: str | os.PathLike) -> list[Path]:
     """The ``manifest-rank*.json`` shards in ``site_dir``, in rank order.
 
     Example:
+        >>> for rank in (1, 0):
+        ...     _ = Manifest.shard("site", rank).save()
         >>> [path.name for path in shard_paths("site")]
         ['manifest-rank0.json', 'manifest-rank1.json']
     """

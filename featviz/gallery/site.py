@@ -76,7 +76,11 @@ def layer_slug(layer: str) -> str:
 
 @dataclass(frozen=True)
 class UnitPaths:
-    """Where one unit's files live, relative to the site folder (POSIX paths).
+    """Where one unit's files live, relative to the site folder (POSIX paths), as `unit_paths` gives them.
+
+    ``folder`` holds the unit's images and ``page`` is its HTML page; ``positive`` and ``negative`` are its two
+    visualizations, ``diversity`` the images of its diversity set and ``thumbnail`` the small copy of the
+    positive image that `write_site` makes.
 
     Example:
         >>> paths = unit_paths("conv1", 7)
@@ -110,11 +114,16 @@ class UnitPaths:
 
 
 def unit_paths(layer: str, unit: int, diversity: int = DIVERSITY) -> UnitPaths:
-    """The site-relative paths of a unit's page and image files (see the module docstring for the layout).
+    """The site-relative paths of the page and image files of ``unit`` of ``layer`` (see the module docstring for
+    the layout), with ``diversity`` images in its diversity set.
 
     Example:
         >>> paths = unit_paths("blocks.4.0.conv_pwl", 3)
-        >>> result.save(site_dir / paths.positive)
+        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=8, size=64, progress=False)
+        >>> result.save(f"site/{paths.positive}")
+        [PosixPath('site/images/blocks.4.0.conv_pwl/3/positive.png')]
+        >>> unit_paths("blocks.4.0.conv_pwl", 3, diversity=2).diversity
+        ('images/blocks.4.0.conv_pwl/3/diversity-0.png', 'images/blocks.4.0.conv_pwl/3/diversity-1.png')
     """
     slug = layer_slug(layer)
     folder = f"images/{slug}/{int(unit)}"
@@ -144,7 +153,7 @@ def shared_image_path(source: str | os.PathLike, size: int) -> str:
 
     Example:
         >>> shared_image_path("/data/val/dog.jpg", 224)
-        'images/dataset/dog-3f0a9c1be2.jpg'
+        'images/dataset/dog-...jpg'
     """
     source = Path(source)
     try:
@@ -178,13 +187,22 @@ def write_unit_examples(
     """Write a unit's dataset examples (image as the model saw it, and the crop around its hottest spot) into the
     site, and return the record fields that describe them: ``{"dataset_examples": [...], "histogram": {...}}``.
 
-    A source image that can no longer be read is left out with a warning. ``count`` limits the examples
-    (default: all of the top k). ``shared_images=True`` writes each whole dataset image once for the whole
-    site (`shared_image_path`) instead of once per unit; the crops stay per unit.
+    ``stats`` are the layer's dataset statistics (`featviz.dataset.collect_activations`) and ``unit`` the unit
+    whose top examples are written, into ``site_dir`` where `unit_paths` puts them: each image as the model saw
+    it, ``example_size`` pixels square, and its crop, ``crop_size`` pixels square, cut around the spot where the
+    unit fires most with a side of ``crop_fraction`` of the image's (`featviz.dataset.crop_around`). A source
+    image that can no longer be read is left out with a warning. ``count`` limits the examples (default: all of
+    the top k). ``shared_images=True`` writes each whole dataset image once for the whole site
+    (`shared_image_path`) instead of once per unit; the crops stay per unit.
 
     Example:
-        >>> record = {"layer": "conv1", "unit": 3, "images": {...}}
-        >>> record.update(write_unit_examples("site", stats["conv1"], 3))
+        >>> from featviz.dataset import ImageFolder, collect_activations, shipped_photo_paths
+        >>> stats = collect_activations(model, ImageFolder(shipped_photo_paths(), 64), ["blocks.4.0.conv_pwl"])
+        >>> record = {"layer": "blocks.4.0.conv_pwl", "unit": 3}
+        >>> record.update(write_unit_examples("site", stats["blocks.4.0.conv_pwl"], 3, example_size=64, count=2))
+        >>> [example["crop"] for example in record["dataset_examples"]]
+        ['images/blocks.4.0.conv_pwl/3/crop-0.jpg', 'images/blocks.4.0.conv_pwl/3/crop-1.jpg']
+        >>> manifest = Manifest("site/manifest.json")
         >>> manifest.add(record)
     """
     site_dir = Path(site_dir)
@@ -678,9 +696,12 @@ def write_site(
 
     Layers appear in the order of their first record, units in numeric order (a later record of the same unit
     wins). ``layer_units`` gives each layer's total unit count, shown as "12 of 192 units" while a render is
-    under way. Thumbnails are made from each unit's positive image (or its first diversity image) when missing
-    or older. Image paths in the records must be relative to ``site_dir`` and inside it; the ones that do not
-    exist are left out of the pages with one warning. Unchanged pages are not rewritten.
+    under way. Thumbnails, at most ``thumbnail_size`` pixels a side (at least 8), are made from each unit's
+    positive image (or its first diversity image) when missing or older; the index shows up to ``previews`` of
+    each layer's thumbnails. ``model_name`` starts every page's breadcrumbs; ``title`` heads the index page and
+    ends every page's HTML title (default: ``"MODEL_NAME: feature visualizations"``). Image paths in the records
+    must be relative to ``site_dir`` and inside it; the ones that do not exist are left out of the pages with one
+    warning. Unchanged pages are not rewritten.
 
     Example:
         >>> write_site("site", Manifest("site/manifest.json"), "efficientnet_lite0")

@@ -72,8 +72,8 @@ def words_key(words: Sequence[str], templates: Sequence[str] = WORD_TEMPLATES) -
 
 @dataclass
 class WordScores:
-    """Every word's score on every unit of one layer: ``scores[i, u]`` is unit ``u``'s entry in word ``i``'s
-    unit-norm text direction. ``method`` and ``r2`` say how the directions were found (`featviz.text.directions`).
+    """Every word's score on every unit of ``layer``: ``scores[i, u]`` is unit ``u``'s entry in the unit-norm text
+    direction of ``words[i]``. ``method`` and ``r2`` say how the directions were found (`featviz.text.directions`).
 
     Example:
         >>> found = word_scores(model, "layer4", ["dog", "cat", "car"])  # doctest: +SKIP
@@ -206,6 +206,9 @@ def write_search_table(
 ) -> Path:
     """Write ``site_dir/search/LAYER.js``, the table the layer page's search box reads: ``words`` maps a word to
     its top units ``[[unit, score], ...]`` (zero-shot), ``labels`` a concept to the units labelled with it.
+
+    ``word_count`` is the size of the word list the gallery was built with (default: the number of ``words``);
+    the search box names it when a word is not in the list.
 
     The table is a script (``window.featvizSearch[layer] = {...}``) rather than a JSON file so that the site
     works when opened from disk, where browsers refuse to fetch files.

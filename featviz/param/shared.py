@@ -21,6 +21,9 @@ DEFAULT_FACTORS = (2, 4, 8, 16)
 class Shared(Parameterization):
     """Images made of a part of their own and a part shared by the whole batch: ``sigmoid(mix(own + shared))``.
 
+    ``size``, ``batch``, ``channels``, ``seed``, ``alpha``, ``device`` and ``dtype`` are the arguments every
+    parameterization shares (see `Parameterization`).
+
     The own part of image ``i`` is a Fourier spectrum (``featviz.param.Fourier``'s components, seeded with
     ``seed + i``, options ``decay`` and ``init_scale`` as there). The shared part is one pixel grid per factor
     in ``factors``, ``factor`` times coarser than the image (``ceil(H / factor) x ceil(W / factor)``),

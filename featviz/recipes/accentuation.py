@@ -26,8 +26,8 @@ from featviz.objectives.algebra import stack
 from featviz.objectives.binding import ObjectiveLike, bind_objective, parse_objectives
 from featviz.objectives.checks import read
 from featviz.param import Fourier
-from featviz.recipes.inversion import (OnImages, PhotoComparison, PhotoLike, PhotoPair, TransformsLike, load_photo,
-                                        photo_size)
+from featviz.dataset.photo import PhotoLike, load_photo, photo_size
+from featviz.recipes.inversion import OnImages, PhotoComparison, PhotoPair, TransformsLike
 from featviz.renderer import Renderer, RenderResult
 
 # the stride-8 output of EfficientNet-Lite, like the paper's mixed3a of InceptionV1 (also stride 8)
@@ -124,6 +124,9 @@ def accentuate(
     to the photo. With
     ``importance`` (default) the result carries MACO's importance map (``result.importance``, saved with
     ``result.save(path, importance=True)``): where in the photo the optimization changed what the unit sees.
+    ``seed`` seeds the parameterization, the random transforms (objective ``i``'s use ``seed + i``) and the
+    balance's pixel noise;
+    ``device`` defaults to the model's; ``progress`` shows a progress bar.
 
     Example:
         >>> from skimage import data

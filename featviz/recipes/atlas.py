@@ -49,7 +49,8 @@ from featviz import objectives
 from featviz.dataset import ImageFolder
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError, check_int
-from featviz.gallery.build import _image_source, _Processes
+from featviz.dataset.folder import image_source
+from featviz.dataset.processes import Processes
 from featviz.hooks import IMAGE, OUTPUT, ActivationCapture, bind_layers, channels_first
 from featviz.io import ensure_writable_dir, write_text
 from featviz.models import Model, load_model
@@ -74,7 +75,7 @@ class ActivationSample:
     ``vectors`` ``(N, channels)`` float32; ``images`` ``(N,)`` indexes ``paths`` (only the images that gave a
     sample are listed); ``positions`` ``(N, 2)`` the ``(row, column)`` of each vector on the layer's
     ``map_size`` map; ``image_count`` images were read in all; ``label`` the class index a class atlas was
-    filtered on (None: every image).
+    filtered on (None: every image); ``seconds`` how long the sampling took.
 
     Example:
         >>> sample = sample_activations(model, "blocks.4", "photos/", samples=500)  # doctest: +SKIP
@@ -197,7 +198,7 @@ def image_folder(images: ImagesLike | None, model: Model, image_size: int | None
                 f"use ImageFolder(..., channels={model.channels})"
             )
         return images
-    source = _image_source(images)
+    source = image_source(images)
     if source is None:
         raise FeatvizError("images is required: a folder, a list of image files, or 'shipped'")
     if image_size is None:
@@ -209,7 +210,7 @@ def image_folder(images: ImagesLike | None, model: Model, image_size: int | None
     return ImageFolder(source[0], size=image_size, channels=model.channels)
 
 
-def _gather(processes: _Processes, value: Any) -> list[Any]:
+def _gather(processes: Processes, value: Any) -> list[Any]:
     """``value`` from every process, in rank order."""
     if processes.world == 1:
         return [value]
@@ -220,7 +221,7 @@ def _gather(processes: _Processes, value: Any) -> list[Any]:
 
 def _sample(
     model: Model, layer: str, folder: ImageFolder, samples: int, positions: int, label: int | None, top: int,
-    batch_size: int, seed: int, workers: int, progress: bool, processes: _Processes,
+    batch_size: int, seed: int, workers: int, progress: bool, processes: Processes,
 ) -> ActivationSample:
     from tqdm.auto import tqdm
 
@@ -356,7 +357,8 @@ def sample_activations(
     kept in all, chosen uniformly with ``seed``. ``label`` (a class name or index; a model with a class
     output) keeps only images whose ``top`` predictions include it, and their positions whose activation x
     gradient toward it is positive, the largest first. Under torchrun each process reads its share of the
-    images and all return the same sample.
+    images and all return the same sample. ``device`` defaults to the model's (under torchrun a bare
+    ``"cuda"`` is each process's own GPU); ``progress`` shows a progress bar.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())
@@ -372,7 +374,7 @@ def sample_activations(
     workers = check_int(min(4, os.cpu_count() or 1) if workers is None else workers, "workers", 0)
     default_device = model.device if isinstance(model, Model) else None
     resolved = resolve_device(device, default=default_device, per_process=True)
-    processes = _Processes(resolved)
+    processes = Processes(resolved)
     try:
         loaded = load_model(model, device=resolved)
         loaded.get_layer(layer)
@@ -543,7 +545,7 @@ def _cells(coordinates: Tensor, vectors: Tensor, grid: int, min_count: int) -> A
 
 def _render_cells(
     renderer: Renderer, layer: str, vectors: Tensor, *, steps: int, size: int | tuple[int, int], seed: int, batch: int,
-    cossim_pow: float, param: Any, transforms: Any, progress: bool, processes: _Processes,
+    cossim_pow: float, param: Any, transforms: Any, progress: bool, processes: Processes,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Render each row of ``vectors`` as a direction at the layer's centre; cell ``i`` uses seed ``seed + i``
     (fixed batches of ``batch``, shared among processes)."""
@@ -606,7 +608,9 @@ def activation_atlas(
     explicit list of grid sizes; cells with fewer than ``min_count`` samples stay empty. With ``render``
     every cell's mean vector is rendered, ``batch`` cells at once, for ``steps`` steps at ``size`` pixels
     with ``param``/``transforms`` (the renderer's defaults when None); cell ``i`` of all levels (coarsest
-    first, then row by row) uses seed ``seed + i``. ``seed`` also seeds the sample and the layout.
+    first, then row by row) uses seed ``seed + i``. ``seed`` also seeds the sample and the layout. Each cell
+    renders ``objectives.direction_neuron`` with ``cossim_pow`` (1 by default; 0: the plain dot product).
+    ``device`` defaults to the model's (a given `Renderer`'s own); ``progress`` shows progress bars.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())
@@ -638,7 +642,7 @@ def activation_atlas(
     else:
         default_device = model.device if isinstance(model, Model) else None
     resolved = resolve_device(device, default=default_device, per_process=True)
-    processes = _Processes(resolved)
+    processes = Processes(resolved)
     try:
         if isinstance(model, Renderer):
             renderer = model
@@ -843,7 +847,8 @@ def write_atlas_site(atlas: Atlas, out: str | os.PathLike, title: str | None = N
     cell's count), ``atlas.json`` (the same data: per level its grid and cells with row, column, count, seed,
     objective value and tile path), ``tiles/GRID/ROW-COLUMN.png`` (one image per cell) and ``atlas-GRID.png``
     (each level as one image). Tiles that an earlier atlas left in ``out/tiles`` and this one does not use
-    are removed; under torchrun only rank 0 writes.
+    are removed; under torchrun only rank 0 writes. ``title`` is the page's title (default: "Activation atlas
+    of LAYER").
 
     Example:
         >>> write_atlas_site(atlas, "atlas-site")  # doctest: +SKIP

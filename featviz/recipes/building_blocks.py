@@ -15,7 +15,6 @@ import json
 import math
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -29,16 +28,16 @@ from torch import Tensor, nn
 from featviz.errors import FeatvizError, check_int
 from featviz.hooks import OUTPUT, RESERVED, ActivationCapture, Layout, bind_layers, channels_first
 from featviz.io import atomic_path, ensure_writable_dir, write_text
-from featviz.metrics.images import ImageSource, as_images, resize
+from featviz.metrics.images import resize
 from featviz.models import Model, load_model
 from featviz.objectives import Objective, class_logit, direction, direction_neuron
 from featviz.objectives.binding import bind_objective
 from featviz.objectives.shorthand import objective as parse_objective
-from featviz.param.arguments import check_size
+from featviz.dataset.photo import PhotoLike, load_photo, photo_size
+from featviz.recipes.factors import NEGATIVES, fit_nmf, nmf_features
 from featviz.renderer import Renderer, RenderResult
 from featviz.renderer.image import grid as tile, save_png, to_pil
 
-NEGATIVES = ("split", "clip")
 # Colours of the neuron groups in figures and maps (after the 12th they repeat).
 GROUP_COLORS = (
     (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 200, 200),
@@ -268,38 +267,6 @@ class Explanation:
 # ---------------------------------------------------------------- the image and its activations
 
 
-def read_photo(image: ImageSource, channels: int = 3) -> Tensor:
-    """One image as a ``(1, channels, H, W)`` float tensor in ``[0, 1]``: a file path, a PIL image or a tensor.
-
-    A missing file, a folder, an undecodable file or a batch of several images raises FeatvizError.
-
-    Example:
-        >>> read_photo(torch.rand(3, 30, 45)).shape
-        torch.Size([1, 3, 30, 45])
-    """
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image).expanduser()
-        if path.is_dir():
-            raise FeatvizError(f"image '{path}' is a folder; give one image file (PNG or JPEG)")
-        if not path.is_file():
-            raise FeatvizError(f"image file '{path}' does not exist; give the path of a photo (PNG or JPEG)")
-        image = path
-    images = as_images(image, channels)
-    if images.shape[0] != 1:
-        raise FeatvizError(f"one image at a time: got a batch of {images.shape[0]}; pass images[i:i + 1]")
-    return images.float()
-
-
-def _analysis_size(height: int, width: int, model: Model, image_size: int | Sequence[int] | None) -> tuple[int, int]:
-    """The size the image is analysed at: ``(H, W)`` as given, or the shorter side scaled to ``image_size`` (default
-    the model's smaller input side) with the aspect ratio kept."""
-    if image_size is not None and not isinstance(image_size, (int, np.integer)):
-        return check_size(image_size)
-    side = min(model.input_size) if image_size is None else check_int(image_size, "image_size", 8)
-    scale = side / min(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 def _check_layer(layer: str) -> str:
     if not isinstance(layer, str) or not layer.strip():
         raise FeatvizError(f"layer must be a layer name such as 'blocks.4', not {layer!r}")
@@ -308,11 +275,10 @@ def _check_layer(layer: str) -> str:
     return layer.strip()
 
 
-def _seen(image: ImageSource, model: Model, layer: str, image_size: int | Sequence[int] | None) -> LayerActivations:
+def _seen(image: PhotoLike, model: Model, layer: str, image_size: int | Sequence[int] | None) -> LayerActivations:
     layer = _check_layer(layer)
-    photo = read_photo(image, model.channels)
-    requested = _analysis_size(photo.shape[-2], photo.shape[-1], model, image_size)
-    binding = bind_layers(model, [layer], requested)
+    photo = load_photo(image, photo_size(model, image_size), model.channels)
+    binding = bind_layers(model, [layer], tuple(photo.shape[-2:]))
     photo = resize(photo, binding.size).clamp(0, 1).to(device=model.device, dtype=model.dtype)
     with torch.no_grad(), ActivationCapture(model, [layer], layouts=binding.layouts) as capture:
         activations = capture.run(photo)[layer]
@@ -320,14 +286,15 @@ def _seen(image: ImageSource, model: Model, layer: str, image_size: int | Sequen
 
 
 def layer_activations(
-    image: ImageSource, model: Model | nn.Module | str, layer: str, *, image_size: int | Sequence[int] | None = None,
+    image: PhotoLike, model: Model | nn.Module | str, layer: str, *, image_size: int | Sequence[int] | None = None,
     device: str | torch.device | None = None,
 ) -> LayerActivations:
     """``image`` (a path, PIL image or tensor) resized and read at ``layer`` of ``model``, channels-first.
 
     The image keeps its aspect ratio with its shorter side at ``image_size`` (default: the model's smaller input
     side); a ``(height, width)`` pair sets both. A model that takes only its input size sees the image resized
-    to it. The layer's rows x columns are the ones the model's survey finds at that size.
+    to it. The layer's rows x columns are the ones the model's survey finds at that size. ``device`` defaults
+    to the model's.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU())
@@ -342,12 +309,6 @@ def layer_activations(
 
 
 def _factorize(seen: LayerActivations, groups: int, negatives: str, seed: int) -> NeuronGroups:
-    try:
-        from sklearn.decomposition import NMF
-        from sklearn.exceptions import ConvergenceWarning
-    except ImportError:
-        raise FeatvizError("neuron groups need scikit-learn: pip install 'featviz[recipes]'") from None
-
     if negatives not in NEGATIVES:
         raise FeatvizError(f"negatives must be 'split' or 'clip', not {negatives!r}")
     channels, rows, columns = seen.activations.shape
@@ -357,41 +318,23 @@ def _factorize(seen: LayerActivations, groups: int, negatives: str, seed: int) -
             f"groups must be an int from 1 to {limit} (the fewer of the {rows}x{columns} positions and {channels} "
             f"channels of '{seen.layer}'), got {groups!r}"
         )
-    matrix = seen.activations.permute(1, 2, 0).reshape(rows * columns, channels).double().numpy()
-    if negatives == "split":
-        features = np.concatenate([np.maximum(matrix, 0.0), np.maximum(-matrix, 0.0)], axis=1)
-    else:
-        features = np.maximum(matrix, 0.0)
+    features = nmf_features(seen.activations.permute(1, 2, 0).reshape(rows * columns, channels), negatives)
     if not features.any():
         kept = "positive " if negatives == "clip" else ""
         raise FeatvizError(f"layer '{seen.layer}' has no {kept}activation on this image; pick another layer")
-    factorization = NMF(n_components=int(groups), init="nndsvda", max_iter=_NMF_ITERATIONS, random_state=seed % 2**32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        maps = factorization.fit_transform(features)
-    components = factorization.components_.copy()
-    error = float(np.linalg.norm(features - maps @ components) / np.linalg.norm(features))
-    norms = np.linalg.norm(components, axis=1)
-    norms[norms == 0] = 1.0
-    components /= norms[:, None]
-    maps = maps * norms[None, :]
-    order = np.argsort(-maps.sum(0), kind="stable")
-    maps, components = maps[:, order], components[order]
-    directions = components[:, :channels] - components[:, channels:] if negatives == "split" else components
-    lengths = np.linalg.norm(directions, axis=1, keepdims=True)
-    directions = directions / np.where(lengths > 0, lengths, 1.0)
+    fit = fit_nmf(features, int(groups), channels, seed, iterations=_NMF_ITERATIONS)
     return NeuronGroups(
         layer=seen.layer,
-        maps=torch.from_numpy(maps.T.reshape(int(groups), rows, columns)).float(),
-        directions=torch.from_numpy(directions).float(),
-        components=torch.from_numpy(components).float(),
+        maps=torch.from_numpy(fit.coefficients.T.reshape(int(groups), rows, columns).copy()).float(),
+        directions=torch.from_numpy(fit.directions).float(),
+        components=torch.from_numpy(fit.components).float(),
         negatives=negatives,
-        error=error,
+        error=math.sqrt(max(0.0, 1.0 - fit.explained)),
     )
 
 
 def neuron_groups(
-    image: ImageSource, model: Model | nn.Module | str, layer: str, groups: int = 6, *, negatives: str = "split",
+    image: PhotoLike, model: Model | nn.Module | str, layer: str, groups: int = 6, *, negatives: str = "split",
     seed: int = 0, image_size: int | Sequence[int] | None = None, device: str | torch.device | None = None,
 ) -> NeuronGroups:
     """Group the neurons of ``layer`` by how ``image`` uses them: non-negative matrix factorization (scikit-learn's
@@ -402,8 +345,9 @@ def neuron_groups(
     too. ``negatives="split"`` (default) factorizes ``[max(a, 0), max(-a, 0)]`` (2 x channels columns), so a
     group may also stand for channels being negative: its direction is the positive part minus the negative
     part. ``"clip"`` drops negative values (lucid's choice on post-ReLU layers, where there are none). The
-    image is read as `layer_activations` reads it. ``groups`` must be at most the number of positions and of
-    channels.
+    image is read at ``image_size`` by ``model`` (a name, a featviz `Model` or any ``nn.Module``, on ``device``,
+    default: the model's) as `layer_activations` reads it. ``groups`` must be at most the number of positions
+    and of channels.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU())
@@ -455,8 +399,9 @@ def _attribute(model: Model, seen: LayerActivations, goal: Objective | None, gro
         if not isinstance(output, Tensor):
             raise FeatvizError(f"layer '{seen.layer}' outputs a {type(output).__name__}; attribution needs a layer "
                                "that outputs one tensor")
-        if "leaf" not in held:
-            held["leaf"] = output.detach().requires_grad_(True)
+        if "leaf" in held:
+            return None  # a layer run again later in the pass is read at its first call, as everywhere
+        held["leaf"] = output.detach().requires_grad_(True)
         # a copy goes on, so that the network may change it in place without touching the leaf
         return held["leaf"].clone()
 
@@ -503,7 +448,7 @@ def _direction_scale(groups: NeuronGroups, activations: Tensor) -> Tensor:
 
 
 def attribution(
-    image: ImageSource, model: Model | nn.Module | str, layer: str, target: TargetLike = None, *,
+    image: PhotoLike, model: Model | nn.Module | str, layer: str, target: TargetLike = None, *,
     groups: NeuronGroups | None = None, image_size: int | Sequence[int] | None = None,
     device: str | torch.device | None = None,
 ) -> Attribution:
@@ -515,7 +460,8 @@ def attribution(
     ``"blocks.6:10@3,2"``, or an Objective. With ``groups`` (from `neuron_groups` on the same image and layer),
     each group's attribution is its map times the gradient along its direction, per position. For a target
     that is linear in the layer's activations (a linear classifier on pooled features) the values sum to the
-    target minus its bias. The image is read as `layer_activations` reads it.
+    target minus its bias. The image is read at ``image_size`` as `layer_activations` reads it; ``device``
+    defaults to the model's.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
@@ -572,7 +518,7 @@ def _grid(renderer: Renderer, seen: LayerActivations, pool: int, cossim_pow: flo
 
 
 def spatial_activation_grid(
-    image: ImageSource, model: ModelLike, layer: str, *, pool: int = 1, size: int | Sequence[int] = 64,
+    image: PhotoLike, model: ModelLike, layer: str, *, pool: int = 1, size: int | Sequence[int] = 64,
     steps: int = 256, seed: int = 0, cossim_pow: float = 1.0, param: nn.Module | str | None = None,
     transforms: Callable | str | Sequence[Callable] | None = None, image_size: int | Sequence[int] | None = None,
     device: str | torch.device | None = None, progress: bool = True,
@@ -583,8 +529,10 @@ def spatial_activation_grid(
     of positions) is rendered as a direction (``featviz.objectives.direction_neuron`` at the centre, with
     ``cossim_pow``) in one batched render: cell ``(r, c)`` is image ``r * columns + c``, seed ``seed + r *
     columns + c``. The grid has the layer's rows and columns for this image (from the model's survey), pooled.
-    ``model`` may be a `featviz.Renderer` to reuse its prepared network. Other options as `featviz.render`;
-    the image is read as `layer_activations` reads it.
+    ``model`` may be a `featviz.Renderer` to reuse its prepared network. Each cell is rendered at ``size``
+    pixels for ``steps`` steps with ``param`` and ``transforms``, as `featviz.render` takes them (its defaults
+    when None); ``progress`` shows a progress bar. The image is read at ``image_size`` as `layer_activations`
+    reads it. ``device`` defaults to the model's (a given `featviz.Renderer` keeps its own).
 
     Example:
         >>> cells = spatial_activation_grid("cat.jpg", "efficientnet_lite0", "blocks.4", pool=2)  # doctest: +SKIP
@@ -605,8 +553,10 @@ def render_groups(
     progress: bool = True,
 ) -> RenderResult:
     """Render each neuron group's direction (``featviz.objectives.direction`` over all positions, with
-    ``cossim_pow``) in one batched render: image ``k`` shows group ``k``, seed ``seed + k``. ``model`` may be a
-    `featviz.Renderer`; other options as `featviz.render`.
+    ``cossim_pow``) in one batched render: image ``k`` shows group ``k``, seed ``seed + k``, rendered at
+    ``size`` pixels for ``steps`` steps with ``param`` and ``transforms`` as `featviz.render` takes them (its
+    defaults when None). ``model`` may be a `featviz.Renderer` (used as it is); otherwise one is made on
+    ``device`` (default: the model's). ``progress`` shows a progress bar.
 
     Example:
         >>> found = neuron_groups("cat.jpg", "efficientnet_lite0", "blocks.4", groups=4)  # doctest: +SKIP
@@ -624,7 +574,7 @@ def render_groups(
 
 
 def explain(
-    image: ImageSource, model: ModelLike, layer: str, groups: int = 6, target: TargetLike = None, *,
+    image: PhotoLike, model: ModelLike, layer: str, groups: int = 6, target: TargetLike = None, *,
     negatives: str = "split", size: int | Sequence[int] = 96, steps: int = 256, seed: int = 0,
     cossim_pow: float = 1.0, grid_pool: int | None = None, grid_size: int | Sequence[int] = 48,
     param: nn.Module | str | None = None, transforms: Callable | str | Sequence[Callable] | None = None,
@@ -635,8 +585,11 @@ def explain(
     ``negatives``), each group's attribution toward the target per position (`attribution`), a render of each
     group's direction (`render_groups`: ``size`` pixels, ``steps``, seeds ``seed + k``, ``cossim_pow``), and,
     with ``grid_pool``, the activation grid pooled over blocks of that many positions
-    (`spatial_activation_grid`: ``grid_size`` pixels per cell, seeds from ``seed + groups``). One
-    `featviz.Renderer` serves every render.
+    (`spatial_activation_grid`: ``grid_size`` pixels per cell, seeds from ``seed + groups``). Every render
+    uses ``param`` and ``transforms`` as `featviz.render` takes them (its defaults when None); the image is
+    read at ``image_size`` as `layer_activations` reads it. One `featviz.Renderer` serves every render:
+    ``model`` itself when it is one, else one made on ``device`` (default: the model's). ``progress`` shows
+    progress bars.
     ``Explanation.save(folder)`` writes the figure and its parts.
 
     Example:

@@ -65,7 +65,10 @@ class ConceptDirections:
     ``accuracy`` is the held-out accuracy of telling the concepts apart by the largest logit (cross-validated
     over ``folds`` folds of prompts or images) and ``chance`` that of always answering the most common concept;
     ``train_accuracy`` is the final fit's on all samples. ``source`` is ``"text"`` or ``"images"``, ``samples``
-    the number of samples per concept and ``max_units`` the sparsity asked for.
+    the number of samples per concept and ``max_units`` the sparsity asked for. ``method`` is how the text
+    samples' directions were found (``"exact"`` or ``"fitted"``, see `featviz.text.directions.text_direction`;
+    None for image samples); ``extra`` is a free dictionary for anything else to keep with the directions
+    (empty as `sparse_concept_directions` makes them).
 
     Example:
         >>> print(found)  # doctest: +SKIP
@@ -294,7 +297,8 @@ def sparse_concept_directions(
     images, read at ``size`` pixels (default: the model's input size); or it is one folder with a subfolder of
     images per concept. Prompts need a model with a text tower (CLIP, or a classifier such as
     ``efficientnet_lite0`` with ``featviz[text]``). ``folds`` (at most the fewest prompts or images of a concept)
-    cross-validates the held-out accuracy; ``seed`` fixes the folds. Needs scikit-learn.
+    cross-validates the held-out accuracy; ``seed`` fixes the folds. Images are read ``batch_size`` at a time,
+    with a progress bar when ``progress``. ``device`` defaults to the model's. Needs scikit-learn.
 
     Example:
         >>> import featviz
@@ -383,8 +387,9 @@ def render_concept_directions(
     concepts' order; image ``i`` uses seed ``seed + i``. ``layer`` renders the directions at another layer with
     the same channels (default: the layer they were fitted in), e.g. the pre-activation of a pooled or
     saturating layer (EfficientNet-Lite's ``global_pool`` averages ``bn2``, whose ReLU6 caps each unit at 6:
-    render its directions at ``bn2.drop``, before the ReLU6). ``options`` go to `featviz.render` (``param``,
-    ``transforms``, ...).
+    render its directions at ``bn2.drop``, before the ReLU6). ``cossim_pow`` multiplies each dot product by
+    ``max(cos, 0.1) ** cossim_pow`` (0, the default: the plain dot product; see `featviz.objectives.direction`). ``steps``, ``size``, ``device`` and ``progress`` are `featviz.render`'s,
+    and so are the other ``options`` (``param``, ``transforms``, ...).
 
     Example:
         >>> result = render_concept_directions(model, found, steps=256, size=128)  # doctest: +SKIP

@@ -76,7 +76,7 @@ class Factors:
 
     def features(self, activations: Tensor) -> Tensor:
         """Activation vectors ``(N, channels)`` as the non-negative matrix the factors were fitted on."""
-        return _features(activations, self.negatives)
+        return nmf_features(activations, self.negatives)
 
     def project(self, activations: Tensor) -> Tensor:
         """How much of each factor a channels-first activation map ``(B, channels, H, W)`` holds at each position:
@@ -107,7 +107,14 @@ class Factors:
         return maps.permute(0, 3, 1, 2).contiguous()
 
 
-def _features(vectors: Tensor, negatives: str) -> np.ndarray:
+def nmf_features(vectors: Tensor, negatives: str) -> np.ndarray:
+    """Activation vectors ``(N, channels)`` as a non-negative float64 matrix: ``[max(a, 0), max(-a, 0)]``
+    ``(N, 2 * channels)`` with ``negatives="split"``, ``max(a, 0)`` with ``"clip"``.
+
+    Example:
+        >>> nmf_features(torch.tensor([[1.0, -2.0]]), "split").tolist()
+        [[1.0, 0.0, 0.0, 2.0]]
+    """
     matrix = torch.as_tensor(vectors).detach().double().cpu().numpy()
     if negatives == "split":
         return np.concatenate([np.maximum(matrix, 0.0), np.maximum(-matrix, 0.0)], axis=1)
@@ -128,8 +135,54 @@ def explained(features: np.ndarray, coefficients: np.ndarray, components: np.nda
     return 1.0 - float(np.square(features - coefficients @ components).sum()) / total
 
 
+@dataclass
+class NMFFit:
+    """One NMF of a non-negative matrix ``X`` ``(N, F)`` into ``count`` factors, the most used first:
+    ``coefficients`` ``(N, count)``, ``components`` ``(count, F)`` scaled to unit length, ``directions``
+    ``(count, channels)`` (the components' positive minus negative parts when ``F = 2 * channels``) of unit
+    length, and ``explained``, the share of ``X``'s squared norm they reconstruct."""
+
+    coefficients: np.ndarray
+    components: np.ndarray
+    directions: np.ndarray
+    explained: float
+
+
+def fit_nmf(features: np.ndarray, count: int, channels: int, seed: int = 0, iterations: int = _NMF_ITERATIONS) -> NMFFit:
+    """Factorize ``features`` (``(N, channels)``, or ``(N, 2 * channels)`` split as ``[max(a, 0), max(-a, 0)]``)
+    with scikit-learn's NMF (``nndsvda`` start, seeded by ``seed``, at most ``iterations`` iterations); the
+    factors come most used first.
+
+    Example:
+        >>> fit = fit_nmf(np.random.default_rng(0).random((50, 6)), count=2, channels=6)
+        >>> fit.coefficients.shape, fit.directions.shape, 0 < fit.explained <= 1
+        ((50, 2), (2, 6), True)
+    """
+    try:
+        from sklearn.decomposition import NMF
+    except ImportError:
+        raise FeatvizError("NMF needs scikit-learn: pip install 'featviz[recipes]'") from None
+
+    factorization = NMF(n_components=count, init="nndsvda", max_iter=iterations, random_state=seed % 2**32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: the fit is judged by `explained`
+        coefficients = factorization.fit_transform(features)
+    components = factorization.components_.copy()
+    share = explained(features, coefficients, components)
+    norms = np.linalg.norm(components, axis=1)
+    norms[norms == 0] = 1.0
+    components /= norms[:, None]
+    coefficients = coefficients * norms[None, :]
+    order = np.argsort(-coefficients.sum(0), kind="stable")
+    coefficients, components = coefficients[:, order], components[order]
+    directions = components[:, :channels] - components[:, channels:] if components.shape[1] == 2 * channels else components
+    lengths = np.linalg.norm(directions, axis=1, keepdims=True)
+    return NMFFit(coefficients, components, directions / np.where(lengths > 0, lengths, 1.0), share)
+
+
 def factorize(sample: ActivationSample, count: int, negatives: str = "split", seed: int = 0) -> Factors:
-    """Factorize an activation sample into ``count`` non-negative factors (see `layer_factors`).
+    """Factorize an activation sample into ``count`` non-negative factors (see `layer_factors`): ``negatives``
+    (``"split"`` or ``"clip"``) says what happens to values below 0, ``seed`` seeds the NMF.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())
@@ -138,8 +191,6 @@ def factorize(sample: ActivationSample, count: int, negatives: str = "split", se
         >>> found.directions.shape
         torch.Size([3, 8])
     """
-    from sklearn.decomposition import NMF
-
     if negatives not in NEGATIVES:
         raise FeatvizError(f"negatives must be 'split' or 'clip', not {negatives!r}")
     seed = check_int(seed, "seed", 0)
@@ -150,33 +201,19 @@ def factorize(sample: ActivationSample, count: int, negatives: str = "split", se
             f"count must be an int from 1 to {limit} (the fewer of the {rows} sampled vectors and the "
             f"{'' if negatives == 'clip' else 'split '}channels of '{sample.layer}'), got {count!r}"
         )
-    features = _features(sample.vectors, negatives)
+    features = nmf_features(sample.vectors, negatives)
     if not features.any():
         kept = "positive " if negatives == "clip" else ""
         raise FeatvizError(f"layer '{sample.layer}' has no {kept}activation on these images; pick another layer")
-    factorization = NMF(n_components=int(count), init="nndsvda", max_iter=_NMF_ITERATIONS, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning: the fit is judged by `explained`
-        coefficients = factorization.fit_transform(features)
-    components = factorization.components_.copy()
-    share = explained(features, coefficients, components)
-    norms = np.linalg.norm(components, axis=1)
-    norms[norms == 0] = 1.0
-    components /= norms[:, None]
-    coefficients = coefficients * norms[None, :]
-    totals = coefficients.sum(0)
-    order = np.argsort(-totals, kind="stable")
-    components, totals = components[order], totals[order]
-    directions = components[:, :channels] - components[:, channels:] if negatives == "split" else components
-    lengths = np.linalg.norm(directions, axis=1, keepdims=True)
-    directions = directions / np.where(lengths > 0, lengths, 1.0)
+    fit = fit_nmf(features, int(count), channels, seed)
+    totals = fit.coefficients.sum(0)
     usage = totals / totals.sum() if totals.sum() > 0 else totals
     return Factors(
         layer=sample.layer,
-        directions=torch.from_numpy(directions).float(),
-        components=torch.from_numpy(components).float(),
+        directions=torch.from_numpy(fit.directions).float(),
+        components=torch.from_numpy(fit.components).float(),
         usage=torch.from_numpy(usage).float(),
-        explained=share,
+        explained=fit.explained,
         negatives=negatives,
         sample=sample,
     )
@@ -204,7 +241,10 @@ def layer_factors(
     random positions per image and at most ``samples`` vectors in all are used (see
     `featviz.recipes.atlas.sample_activations`, which also shares the images among torchrun processes).
     ``negatives`` says what happens to values below 0: ``"split"`` (default) or ``"clip"`` (see the module
-    docstring). ``count`` is at most the number of sampled vectors and of (split) channels.
+    docstring). ``count`` is at most the number of sampled vectors and of (split) channels. ``model`` is a
+    name, a `Model`, any ``nn.Module`` or a `Renderer` (its prepared model is read), loaded on ``device``
+    (default: the model's); it reads the images ``batch_size`` at a time, with a progress bar when
+    ``progress``.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())
@@ -246,8 +286,12 @@ def render_factors(
     progress: bool = True,
 ) -> RenderResult:
     """Render every factor's direction (``objectives.direction``: all positions of the layer) in one batch;
-    image ``i`` shows factor ``i`` and uses seed ``seed + i``. ``model`` is a name, a `Model`, any
-    ``nn.Module`` or a `Renderer` (reused); ``size`` defaults to the model's input size.
+    image ``i`` shows factor ``i`` and uses seed ``seed + i``. ``factors`` is what `layer_factors` returns.
+    ``model`` is a name, a `Model`, any ``nn.Module`` or a `Renderer` (reused; otherwise one is made on
+    ``device``, default: the model's); ``size`` defaults to the model's input size. ``cossim_pow`` multiplies
+    each dot product by ``max(cos, 0.1) ** cossim_pow`` (0, the default: the plain dot product). ``param`` (a
+    parameterization kind) and ``transforms`` are `featviz.render`'s, its defaults when None; ``progress``
+    shows a progress bar.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())

@@ -34,7 +34,10 @@ DEFAULT_ALIGNMENT = 0.1
 class InteractionResult(RenderResult):
     """A `RenderResult` holding the interaction grid row by row: image ``i * n + j`` maximizes unit ``i`` plus
     unit ``j`` of the ``n`` ``units`` (the diagonal: one unit alone). The grid is symmetric: the pair ``(i, j)``
-    is rendered once and shown at ``(i, j)`` and ``(j, i)``. ``save`` to a .png writes the ``n x n`` grid.
+    is rendered once and shown at ``(i, j)`` and ``(j, i)``. ``save`` to a .png writes the ``n x n`` grid. The
+    other fields are `RenderResult`'s, laid out in the same ``n x n`` order: ``history`` ``(steps, n * n)``,
+    ``objectives`` each cell's name, ``snapshots`` and ``importance`` (empty and None: `interaction_grid`
+    keeps neither); ``seed`` is the render's first seed and ``seconds`` its duration.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
@@ -54,7 +57,10 @@ class InteractionResult(RenderResult):
 @dataclass
 class InterpolationResult(RenderResult):
     """A `RenderResult` holding the frames of an interpolation: frame ``i`` maximizes ``(1 - t) * unit_a + t *
-    unit_b`` with ``t = fractions[i]``. ``save`` to a .png writes one row of frames.
+    unit_b`` with ``t = fractions[i]``. ``save`` to a .png writes one row of frames. The other fields are
+    `RenderResult`'s, one entry per frame: ``history`` ``(steps, frames)`` and ``objectives``, each frame's mix
+    of the two units by name; ``snapshots`` and ``importance`` are empty and None (`interpolate` keeps
+    neither); ``seed`` is the first frame's seed and ``seconds`` the render's duration.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
@@ -107,7 +113,9 @@ def interaction_grid(
     ``units`` are objective shorthand (``"blocks.4:3"``, ``"blocks.5:7@2,2"``, ``"class:tabby"``; a range such
     as ``"blocks.4:0-3"`` gives several) or Objectives, at least 2. The ``n (n + 1) / 2`` distinct cells are
     rendered in one batch (pair ``p`` in row-major order of the upper triangle uses seed ``seed + p``) and
-    mirrored into an ``n x n`` grid. ``model`` may be a `featviz.Renderer`; other options as `featviz.render`.
+    mirrored into an ``n x n`` grid: ``size`` pixels, ``steps`` steps, ``param`` and ``transforms`` as
+    `featviz.render` takes them (its defaults when None). ``model`` may be a `featviz.Renderer` (used as it is);
+    otherwise one is made on ``device`` (default: the model's). ``progress`` shows a progress bar.
 
     Example:
         >>> found = interaction_grid("efficientnet_lite0", ["blocks.4:3", "blocks.4:7", "blocks.4:11"])  # doctest: +SKIP
@@ -152,7 +160,10 @@ def interpolate(
     its own Fourier image. ``alignment`` adds that weight of `featviz.objectives.alignment` (neighbouring
     frames rewarded for similar activations) at ``alignment_layer`` (default: the layer ``unit_a`` reads);
     0 turns it off. Units are objective shorthand naming one unit (``"blocks.4:3"``, ``"class:tabby"``) or
-    Objectives. ``model`` may be a `featviz.Renderer`; frame ``i`` starts from seed ``seed + i``.
+    Objectives. The frames are ``size`` pixels, optimized for ``steps`` steps under ``transforms`` (as
+    `featviz.render` takes them; its default when None). ``model`` may be a `featviz.Renderer` (used as it
+    is); otherwise one is made on ``device`` (default: the model's). Frame ``i`` starts from seed ``seed + i``;
+    ``progress`` shows a progress bar.
 
     Example:
         >>> frames = interpolate("efficientnet_lite0", "blocks.4:3", "blocks.4:7", frames=8)  # doctest: +SKIP

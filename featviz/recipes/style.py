@@ -19,7 +19,8 @@ from featviz.errors import FeatvizError, check_int
 from featviz.hooks import ActivationCapture, bind_layers, survey_model
 from featviz.models import Model, load_model
 from featviz.objectives.checks import read
-from featviz.recipes.inversion import PhotoComparison, PhotoLike, PhotoPair, TransformsLike, load_photo, photo_size
+from featviz.dataset.photo import PhotoLike, load_photo, photo_size
+from featviz.recipes.inversion import PhotoComparison, PhotoPair, TransformsLike
 from featviz.renderer import Renderer, RenderResult
 
 # EfficientNet-Lite's block outputs at strides 2, 4, 8 and 16 carry the style (from colours and strokes to small
@@ -136,7 +137,7 @@ def style_transfer(
     ``blocks.0`` to ``blocks.3`` and the content layer ``blocks.4``; other models need both given. ``param`` is
     "fft" (default, Distill's decorrelated Fourier space) or "pixel" (the baseline it improves on), or any other
     kind. ``transforms`` default to "none" (the content photo's activations are then computed once); random ones
-    are applied to the content photo alike.
+    are applied to the content photo alike. ``device`` defaults to the model's; ``progress`` shows a progress bar.
 
     Example:
         >>> from skimage import data
@@ -176,13 +177,15 @@ def transfer_losses(
     """The style and content losses `style_transfer` minimizes, for any ``(B, C, H, W)`` images in ``[0, 1]``.
 
     The content photo is loaded at the images' size and the style image as `style_transfer` loads it (its
-    shorter side the images' shorter side unless ``style_size``). The style loss of the content photo itself is a
+    shorter side the images' shorter side unless ``style_size``). ``style_layers`` and ``content_layer`` are
+    the layers the two losses read, as in `style_transfer` (on EfficientNet-Lite, the default model, ``blocks.0``
+    to ``blocks.3`` and ``blocks.4``; other models need both given). The style loss of the content photo itself is a
     useful reference: a good transfer lies far below it while its content loss stays well below 1 (a uniform
     grey image's is above 1).
 
     Example:
         >>> from skimage import data
-        >>> from featviz.recipes.inversion import load_photo
+        >>> from featviz.dataset.photo import load_photo
         >>> photo = load_photo(data.chelsea(), 32)
         >>> losses = transfer_losses(photo, photo, data.immunohistochemistry(), model)
         >>> losses.content, bool(losses.style > 0.1)       # the photo's own content, not the stain's style

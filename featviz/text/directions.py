@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from featviz.errors import FeatvizError
-from featviz.hooks import IMAGE, OUTPUT, ActivationCapture, Layout, bind_layers, survey_model
+from featviz.hooks import IMAGE, OUTPUT, ActivationCapture, Layout, bind_layers
 from featviz.io import atomic_path
 from featviz.text.ridge import ridge_fits
 from featviz.text.tower import text_tower
@@ -221,33 +221,13 @@ def text_direction(
     """
     from featviz.objectives.language import prompt_embeddings, weighted_prompts
 
-    if method not in (None, "exact", "fitted"):
-        raise FeatvizError(f"method must be 'exact', 'fitted' or None (choose for me), not {method!r}")
-    if layer == IMAGE:
-        raise FeatvizError("'@image' is the input image, not a layer with channels; pick a layer of the network")
     weighted = weighted_prompts(prompts)
     embeddings = prompt_embeddings(model, list(weighted), templates)
     weights = torch.tensor(list(weighted.values()), dtype=embeddings.dtype, device=embeddings.device)
-    embedding = (weights[:, None] * embeddings).sum(0).cpu()
-    exact = layer in exact_layers(model)
-    if method == "exact" and not exact:
-        raise FeatvizError(
-            f"no exact text direction for layer '{layer}': the network is not linear from it to the embedding; "
-            f"use method='fitted' or one of {', '.join(sorted(exact_layers(model)))}"
-        )
-    chosen = method or ("exact" if exact else "fitted")
-    survey_model(model)
-    tower_layer = text_tower(model).image_layer
-    if chosen == "exact":
-        if layer == tower_layer:
-            vector = embedding.clone()
-        else:
-            layout = bind_layers(model, [layer], tuple(model.input_size)).layouts[layer]
-            photos = reference_images(model, crops_per_photo=0)  # a linearization point needs no crops
-            vector = _linearized(model, layer, layout, photos, embedding).detach().cpu().float()
-        return TextDirection(layer, _unit(vector, layer), "exact")
-    linear_map, r2 = _fitted_map(model, layer)
-    return TextDirection(layer, _unit(linear_map @ embedding.to(linear_map), layer), "fitted", r2)
+    embedding = (weights[:, None] * embeddings).sum(0, keepdim=True)
+    label = " | ".join(f"{prompt}:{weight:g}" for prompt, weight in weighted.items())
+    found = text_directions(model, layer, [label], method=method, embeddings=embedding)
+    return TextDirection(layer, found.vectors[0], found.method, found.r2)
 
 
 def _fitted_map(model: Any, layer: str) -> tuple[Tensor, float]:
@@ -349,16 +329,3 @@ def text_directions(
     if not torch.isfinite(norms).all() or (norms == 0).any():
         raise FeatvizError(f"a text direction in layer '{layer}' is zero; pick a layer the embedding depends on")
     return TextDirections(layer, prompts, (vectors / norms).float(), chosen, r2)
-
-
-def _unit(vector: Tensor, layer: str) -> Tensor:
-    norm = vector.norm()
-    if not torch.isfinite(norm) or norm == 0:
-        raise FeatvizError(f"the text direction in layer '{layer}' is zero; pick a layer the embedding depends on")
-    return vector / norm
-
-
-__all__ = [
-    "TextDirection", "TextDirections", "exact_layers", "fit_linear_map", "reference_images", "text_direction",
-    "text_directions",
-]

@@ -11,7 +11,7 @@ import featviz
 from featviz import metrics
 
 QUICK = os.environ.get("FEATVIZ_DOCS_QUICK") == "1"  # the docs' CI build: few steps, small images
-STEPS, SIZE = (32, 96) if QUICK else (256, 128)
+STEPS, SIZE = (24, 64) if QUICK else (256, 128)
 
 model = featviz.load_model("efficientnet_lite0")
 classes = ["goldfish", "lemon", "volcano", "fire engine"]
