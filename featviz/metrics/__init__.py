@@ -5,7 +5,7 @@ line's `featviz score IMAGE MODEL OBJECTIVE` prints them. See docs/metrics.md.
 
 Example:
     >>> from featviz import metrics
-    >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=16, size=64, seed=0, progress=False)
+    >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=8, size=64, seed=0, progress=False)  # steps=512
     >>> report = metrics.activation_reached(model, "blocks.4.0.conv_pwl:12", result.images, samples=4)
     >>> bool(report.held_out_mean_vs_natural > 1)   # beyond the best natural photo, even when moved
     True

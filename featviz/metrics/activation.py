@@ -66,12 +66,12 @@ class ActivationReport:
     the number of natural images.
 
     Example:
-        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=16, size=64, seed=0, progress=False)
-        >>> report = activation_reached(model, "blocks.4.0.conv_pwl:12", result.images, samples=4)
+        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=8, size=64, seed=0, progress=False)
+        >>> report = activation_reached(model, "blocks.4.0.conv_pwl:12", result.images, samples=4)  # 32 by default
         >>> [round(value.item(), 1) for value in (report.rendered, report.natural_max, report.natural_mean)]
-        [-0.1, -3.8, -5.1]
-        >>> round(report.rendered_vs_natural.item(), 1)   # 4 times as far above the mean photo as the best photo
-        4.0
+        [-1.4, -3.8, -5.1]
+        >>> round(report.rendered_vs_natural.item(), 1)   # 3 times as far above the mean photo as the best photo
+        2.9
     """
 
     objectives: list[str]
@@ -117,7 +117,7 @@ class ActivationReport:
         """Plain Python values, one list entry per image (None for NaN), ready for ``json.dumps``.
 
         Example:
-            >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=4, size=64, seed=0, progress=False)
+            >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=2, size=64, seed=0, progress=False)
             >>> found = activation_reached(model, "blocks.4.0.conv_pwl:12", result.images, samples=4).to_dict()
             >>> import json
             >>> json.dumps(found)[:41]
@@ -168,8 +168,8 @@ def activation_reached(
     composited on grey.
 
     Example:
-        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=16, size=64, seed=0, progress=False)
-        >>> report = activation_reached(model, "blocks.4.0.conv_pwl:12", result.images, samples=4)
+        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=8, size=64, seed=0, progress=False)  # steps=512
+        >>> report = activation_reached(model, "blocks.4.0.conv_pwl:12", result.images, samples=4)  # 32 by default
         >>> report.rendered_vs_natural.shape, bool(report.held_out_min_vs_natural > 1)
         (torch.Size([1]), True)
     """

@@ -70,7 +70,7 @@ def batch_diversity(
 
     Example:
         >>> goal = objectives.channel("blocks.4.0.conv_pwl", 12) + 100 * objectives.diversity("blocks.3")
-        >>> result = featviz.render(model, goal, batch=4, steps=8, size=64, seed=0, progress=False)
+        >>> result = featviz.render(model, goal, batch=2, steps=4, size=64, seed=0, progress=False)
         >>> 0 < batch_diversity(result.images, model, "blocks.3") <= 1        # Gram matrices of blocks.3
         True
         >>> 0 < batch_diversity(result.images) <= 2                             # pixels

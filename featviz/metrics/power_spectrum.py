@@ -25,8 +25,8 @@ class SpectrumReport:
     (0.5 is Nyquist), from which the slope was fitted.
 
     Example:
-        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=16, size=64, seed=0, progress=False)
-        >>> report = spectrum(result.images)          # a Fourier-parameterized render
+        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=4, size=64, seed=0, progress=False)
+        >>> report = spectrum(result.images)          # a Fourier-parameterized render (512 steps for a real one)
         >>> report.slope.shape, -3 < report.mean_slope < -2, report.mean_high_frequency_share < 0.2
         (torch.Size([1]), True, True)
     """

@@ -82,9 +82,9 @@ def score(
     are scored, the model running ``batch_size`` images at a time. `format_score` prints it as a table.
 
     Example:
-        >>> render = featviz.render(model, "blocks.4.0.conv_pwl:0-1", steps=8, size=64, seed=0, progress=False)
+        >>> render = featviz.render(model, "blocks.4.0.conv_pwl:0-1", steps=4, size=64, seed=0, progress=False)
         >>> written = render.save("renders/")        # two PNGs, each with its objective in a text chunk
-        >>> result = score("renders/", model, "-", samples=4)    # "-": each PNG's own objective
+        >>> result = score("renders/", model, "-", samples=4)    # "-": each PNG's own objective; 32 samples by default
         >>> [value > 1 for value in result["activation"]["held_out_mean_vs_natural"]]
         [True, True]
         >>> sorted(result)
@@ -159,7 +159,7 @@ def format_score(result: dict) -> str:
     mean and max, spectrum slope and high-frequency share), the batch's diversity and a row per image and judge for transferability.
 
     Example:
-        >>> render = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=8, size=64, seed=0, progress=False)
+        >>> render = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=2, size=64, seed=0, progress=False)
         >>> written = render.save("channel12.png")
         >>> print(format_score(score("channel12.png", model, "-", samples=4)))
         efficientnet_lite0: 1 image of 64x64; natural reference: 15 shipped photos; 4 held-out transforms (standard, seed 0)

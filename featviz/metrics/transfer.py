@@ -100,10 +100,10 @@ def transferability(
     shows the class rather than A's idiosyncrasies.
 
     Example:
-        >>> result = featviz.render(model, "class:goldfish", steps=32, size=96, seed=0, progress=False)
-        >>> scores = transferability(result.images, "goldfish", ["efficientnet_lite1", "efficientnet_lite2"])
+        >>> result = featviz.render(model, "class:goldfish", steps=16, size=64, seed=0, progress=False)  # steps=512, size=224
+        >>> scores = transferability(result.images, "goldfish", ["efficientnet_lite1"])   # more judges: a longer list
         >>> [(score.judge, score.rank.item() < 10) for score in scores]   # goldfish in each judge's top 10
-        [('efficientnet_lite1', True), ('efficientnet_lite2', True)]
+        [('efficientnet_lite1', True)]
     """
     if isinstance(judges, (str, Model)):
         judges = [judges]

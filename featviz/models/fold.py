@@ -60,7 +60,9 @@ def fold_batchnorm(model: nn.Module, keep: Iterable[str] = ()) -> nn.Module:
     nothing can be folded or when the folded copy does not reproduce the original's outputs.
 
     Example:
-        >>> fast = fold_batchnorm(featviz.load_model("efficientnet_lite0"), keep=["blocks.4.0.conv_pwl"])
+        >>> fast = fold_batchnorm(model, keep=["blocks.4.0.conv_pwl"])      # a copy: model stays as it is
+        >>> type(fast.get_layer("blocks.4.0.bn1")).__name__, type(fast.get_layer("blocks.4.0.bn3")).__name__
+        ('_DropAct', 'BatchNormAct2d')
     """
 
     network = model.network

@@ -28,7 +28,7 @@ class FunctionObjective(Objective):
 
     Example:
         >>> goal = FunctionObjective(lambda T: T("blocks.4.0.conv_pwl")[:, 12].mean((1, 2)), name="my channel")
-        >>> result = featviz.render(model, goal - 0.01 * objectives.total_variation(), steps=4, size=64, progress=False)
+        >>> result = featviz.render(model, goal - 0.01 * objectives.total_variation(), steps=2, size=64, progress=False)
         >>> result.objectives
         ['my channel - 0.01*total_variation(@image)']
     """

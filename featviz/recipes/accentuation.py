@@ -130,7 +130,8 @@ def accentuate(
 
     Example:
         >>> from skimage import data
-        >>> result = accentuate(data.chelsea(), model, "class:tabby", size=32, steps=2, progress=False)
+        >>> result = accentuate(data.chelsea(), model, "class:tabby", size=32, steps=2,
+        ...                     progress=False)         # by default: steps=128 at the model's size
         >>> result.images.shape, result.importance.shape     # a 451 x 300 photo keeps its aspect
         (torch.Size([1, 3, 32, 48]), torch.Size([1, 32, 48]))
     """

@@ -242,7 +242,8 @@ def caricature(
 
     Example:
         >>> from skimage import data
-        >>> result = caricature(data.chelsea(), model, "blocks.3", size=32, steps=2, progress=False)
+        >>> result = caricature(data.chelsea(), model, "blocks.3", size=32, steps=2,
+        ...                     progress=False)         # by default: steps=512 at the model's size
         >>> result.images.shape                     # a 451 x 300 photo keeps its aspect
         torch.Size([1, 3, 32, 48])
     """

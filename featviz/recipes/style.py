@@ -142,7 +142,7 @@ def style_transfer(
     Example:
         >>> from skimage import data
         >>> result = style_transfer(data.chelsea(), data.immunohistochemistry(), model, size=32, steps=2,
-        ...                         progress=False)
+        ...                         progress=False)     # by default: steps=512 at the model's size
         >>> result.images.shape                       # a 451 x 300 photo keeps its aspect
         torch.Size([1, 3, 32, 48])
     """

@@ -49,10 +49,10 @@ class Renderer:
 
     Example:
         >>> renderer = featviz.Renderer(model)          # or featviz.Renderer("efficientnet_lite0")
-        >>> first = renderer.render("blocks.4.0.conv_pwl:0-3", steps=2, size=64, seed=0, progress=False)
-        >>> second = renderer.render("blocks.5.0.conv_pwl:0-3", steps=2, size=64, seed=0, progress=False)
+        >>> first = renderer.render("blocks.4.0.conv_pwl:0-1", steps=2, size=64, seed=0, progress=False)  # steps=512
+        >>> second = renderer.render("blocks.4.0.conv_pwl:2-3", steps=2, size=64, seed=0, progress=False)
         >>> first.images.shape, second.objectives[0]
-        (torch.Size([4, 3, 64, 64]), 'blocks.5.0.conv_pwl:0')
+        (torch.Size([2, 3, 64, 64]), 'blocks.4.0.conv_pwl:2')
     """
 
     def __init__(
@@ -120,9 +120,9 @@ class Renderer:
 
         Example:
             >>> renderer = featviz.Renderer(model)
-            >>> result = renderer.render("blocks.4.0.conv_pwl:3", steps=4, size=(48, 64), seed=0, progress=False)
+            >>> result = renderer.render("blocks.4.0.conv_pwl:3", steps=2, size=(48, 64), seed=0, progress=False)
             >>> result.images.shape, result.history.shape
-            (torch.Size([1, 3, 48, 64]), torch.Size([4, 1]))
+            (torch.Size([1, 3, 48, 64]), torch.Size([2, 1]))
         """
         model, device = self.model, self.device
         steps = check_int(steps, "steps", 1)
@@ -303,7 +303,7 @@ def render(
 
     Example:
         >>> model = featviz.load_model("efficientnet_lite0")
-        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=8, size=64, seed=0)   # 512 steps by default
+        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=4, size=64, seed=0)   # 512 steps by default
         >>> result.save("channel3.png")
         [PosixPath('channel3.png')]
     """

@@ -22,9 +22,9 @@ class RenderResult:
     `objectives` names each image's objective, `seed` and `steps` are the render's, `seconds` its duration.
 
     Example:
-        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=4, size=64, seed=0, progress=False)
+        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=2, size=64, seed=0, progress=False)
         >>> result.images.shape, result.history.shape, result.objectives
-        (torch.Size([1, 3, 64, 64]), torch.Size([4, 1]), ['blocks.4.0.conv_pwl:3'])
+        (torch.Size([1, 3, 64, 64]), torch.Size([2, 1]), ['blocks.4.0.conv_pwl:3'])
         >>> result.save("channel3.png")
         [PosixPath('channel3.png')]
     """
