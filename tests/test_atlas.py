@@ -14,15 +14,23 @@ from featviz.cli import main
 from featviz.dataset import ImageFolder, load_image
 from featviz.errors import FeatvizError
 from featviz.hooks import ActivationCapture, bind_layers
-from featviz.models import list_models, register_model
+from featviz.models import register_model
+from featviz.models import registry as model_registry
 from featviz.recipes import atlas as atlas_module
 from featviz.recipes.atlas import activation_atlas, embed_2d, sample_activations, write_atlas_site
 
 from featviz_testing import tiny_model
 
 TINY_NAME = "atlas_test_tiny"
-if TINY_NAME not in list_models():
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tiny_registered():
+    """The CLI tests name a tiny model: registered while this module runs only, so that other modules see the
+    usual list of models."""
     register_model(TINY_NAME)(lambda weights: tiny_model(size=32))
+    yield
+    model_registry._REGISTRY.pop(TINY_NAME)
 
 
 def write_photos(folder: Path, count: int = 6) -> Path:
