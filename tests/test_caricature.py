@@ -50,6 +50,10 @@ def test_load_photo_keeps_the_aspect_ratio_and_reads_every_kind_of_input(tmp_pat
     grey = load_photo(array, 64, channels=1)
     assert grey.shape == (1, 1, 64, 96)
     torch.testing.assert_close(grey, load_photo(Image.fromarray(array).convert("L"), 64, channels=1), atol=0.01, rtol=0)
+    # a multispectral model's photos come as tensors with its channel count; files stay grey or RGB
+    assert load_photo(torch.rand(4, 30, 45), 20, channels=4).shape == (1, 4, 20, 30)
+    with pytest.raises(FeatvizError, match="pass a tensor instead"):
+        load_photo(array, 20, channels=4)
 
 
 def test_load_photo_mistakes_name_what_would_be_right(tmp_path):

@@ -35,7 +35,7 @@ def load_photo(image: PhotoLike, size: int | Sequence[int] | None = None, channe
         >>> load_photo(np.zeros((480, 640, 3), np.uint8), 224).shape      # a 640 x 480 photo
         torch.Size([1, 3, 224, 299])
     """
-    if channels not in (1, 3):
+    if channels not in (1, 3) and not isinstance(image, Tensor):
         raise FeatvizError(f"photos can be read with 1 (grey) or 3 (RGB) channels, not {channels}; pass a tensor instead")
     if isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
