@@ -78,6 +78,10 @@ def test_layout_keeps_neighbours_of_real_activations_together(lite0):
     chance = trustworthiness(vectors, np.random.default_rng(0).random((240, 2)), n_neighbors=5, metric="cosine")
     assert kept > 0.9 and kept > linear + 0.08 and chance < 0.6, (kept, linear, chance)
     assert layout.min() >= 0 and layout.max() <= 1 and np.isclose(np.ptp(layout, 0).max(), 1.0)
+    # UMAP, the layout Carter et al. used, is the other choice (umap-learn, the recipes extra)
+    umap_layout = embed_2d(sample.vectors, "umap", seed=0).numpy()
+    kept_by_umap = trustworthiness(vectors, umap_layout, n_neighbors=5, metric="cosine")
+    assert kept_by_umap > 0.85 and kept_by_umap > linear + 0.05, (kept_by_umap, linear)
 
 
 def test_sample_is_bounded_and_does_not_depend_on_batches_or_shards(photos):
