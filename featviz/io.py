@@ -1,4 +1,4 @@
-"""Files written atomically: a temporary name in the same folder, then a rename."""
+"""Files written atomically (a temporary name in the same folder, then a rename), and featviz's cache folders."""
 from __future__ import annotations
 
 import contextlib
@@ -50,6 +50,17 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically and return the path."""
     return write_bytes(path, text.encode("utf-8"))
+
+
+def cache_folder(name: str) -> Path:
+    """The folder where featviz caches ``name`` (text towers' embeddings and maps, dataset passes...):
+    ``$FEATVIZ_CACHE/name``, by default ``~/.cache/featviz/name``. It is not created here.
+
+    Example:
+        >>> cache_folder("text").name
+        'text'
+    """
+    return Path(os.environ.get("FEATVIZ_CACHE", Path.home() / ".cache" / "featviz")) / name
 
 
 def ensure_writable_dir(folder: str | os.PathLike) -> Path:

@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from test_browser import ALL_IMAGES_DONE, ARTIFACTS, BROKEN_IMAGES, CHROMIUM, CHROMIUM_ARGS, missing_browser, running_in_ci
+from test_browser import ALL_IMAGES_DONE, ARTIFACTS, BROKEN_IMAGES, browser  # noqa: F401 - browser is a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS_PACKAGES = ("mkdocs", "material", "mkdocstrings_handlers.python", "mkdocs_gallery", "mkdocs_awesome_nav")
@@ -161,21 +161,6 @@ def served(site):
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = missing_browser()
-    if reason is not None:
-        if running_in_ci():
-            pytest.fail(f"the docs browser test must run under CI but {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
-        yield chromium
-        chromium.close()
 
 
 def test_pages_load_every_image_without_console_errors(served, browser):

@@ -1,15 +1,20 @@
-"""Arguments shared by the subcommands: MODEL, --weights and --device (parsed with `featviz.device.resolve_device`)."""
+"""Arguments shared by the subcommands: MODEL, --weights and --device (parsed with `featviz.device.resolve_device`),
+the rendering options, and the options of a pass over a folder of images."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
+from featviz.io import cache_folder
 from featviz.models import list_models
 from featviz.models.registry import sources_syntax
 
-__all__ = ["add_model_arguments", "add_render_arguments", "check_minimums", "resolve_device"]
+__all__ = [
+    "add_model_arguments", "add_pass_arguments", "add_render_arguments", "check_minimums", "pass_cache", "resolve_device",
+]
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +52,36 @@ def add_render_arguments(parser: argparse.ArgumentParser, *, out: str, steps: in
     parser.add_argument("--size", type=int, default=size, help=f"image size in pixels (default: {size_default})")
     parser.add_argument("--seed", type=int, default=0, help="seed; image i uses seed + i (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def add_pass_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options every command that reads a folder of images through the model shares: --cache, --no-cache,
+    --batch-size and --no-progress; ``pass_cache(args)`` reads the first two.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_pass_arguments(parser)
+        >>> parser.parse_args(["--no-cache"]).batch_size
+        32
+    """
+    parser.add_argument("--cache", default=None, metavar="DIR",
+                        help="where the pass over the images is cached (default $FEATVIZ_CACHE/activations)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the pass cache")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def pass_cache(args: argparse.Namespace) -> Path | None:
+    """The folder where the pass over the images is cached, from ``args`` parsed with `add_pass_arguments`: None
+    with --no-cache, --cache DIR when given, else ``$FEATVIZ_CACHE/activations``.
+
+    Example:
+        >>> pass_cache(argparse.Namespace(cache="passes", no_cache=False))
+        PosixPath('passes')
+    """
+    if args.no_cache:
+        return None
+    return Path(args.cache) if args.cache else cache_folder("activations")
 
 
 def check_minimums(args: argparse.Namespace, **minimums: Any) -> None:

@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from featviz.cli.common import add_model_arguments, check_minimums
+from featviz.cli.common import add_model_arguments, add_pass_arguments, check_minimums, pass_cache
 from featviz.concepts.dissect import INCLUSION, PRIOR_WEIGHT, TEMPERATURE, TOP_K, format_labels, label_units
 from featviz.concepts.vocabulary import read_concepts
 from featviz.device import resolve_device
@@ -17,16 +17,6 @@ from featviz.io import ensure_writable_dir, write_text
 from featviz.models import Model, load_model
 
 OUT_FORMATS = (".csv", ".json")
-
-
-def default_cache() -> Path:
-    """Where the CLI keeps dataset passes: ``$FEATVIZ_CACHE/activations`` (default ``~/.cache/featviz/activations``).
-
-    Example:
-        >>> default_cache().name
-        'activations'
-    """
-    return Path(os.environ.get("FEATVIZ_CACHE", Path.home() / ".cache" / "featviz")) / "activations"
 
 
 def check_images(images: str) -> None:
@@ -71,11 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="a unit's value on an image: mean or max over positions (default mean)")
     parser.add_argument("--runners-up", type=int, default=3, help="next best concepts listed per unit (default 3)")
     parser.add_argument("--out", default=None, metavar="FILE", help="also write the labels to FILE (.csv or .json)")
-    parser.add_argument("--cache", default=None, metavar="DIR",
-                        help="where the pass over the images is cached (default $FEATVIZ_CACHE/activations)")
-    parser.add_argument("--no-cache", action="store_true", help="do not read or write the pass cache")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_pass_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -90,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         ensure_writable_dir(out.parent)
     concepts = read_concepts(args.concepts) if args.concepts is not None else None
     check_images(args.images)
-    cache = None if args.no_cache else (Path(args.cache) if args.cache else default_cache())
+    cache = pass_cache(args)
     labels = label_units(
         load_model_from(args), args.layer, args.images, concepts,
         top_k=args.top_k, temperature=args.temperature, prior_weight=args.prior_weight,

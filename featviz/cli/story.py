@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from featviz.cli.common import add_model_arguments, check_minimums
-from featviz.cli.label import check_images, default_cache, load_model_from
+from featviz.cli.common import add_model_arguments, add_pass_arguments, check_minimums, pass_cache
+from featviz.cli.label import check_images, load_model_from
 from featviz.concepts.conditional import LABEL_SOURCES, conditional_probability
 from featviz.concepts.vocabulary import read_concepts
 from featviz.errors import FeatvizError
@@ -42,11 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--examples", type=int, default=9, help="top examples written (default 9)")
     parser.add_argument("--crop-size", type=int, default=128, help="size of the example crops in pixels (default 128)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draws per bucket (default 0)")
-    parser.add_argument("--cache", default=None, metavar="DIR",
-                        help="where the pass over the images is cached (default $FEATVIZ_CACHE/activations)")
-    parser.add_argument("--no-cache", action="store_true", help="do not read or write the pass cache")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_pass_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -65,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         load_model_from(args), args.layer, args.unit, args.images, labels=args.labels, buckets=args.bucket_width,
         per_bucket=args.per_bucket, reduce=args.reduce, shown=args.shown, concepts=concepts,
         examples=args.examples, seed=args.seed, batch_size=args.batch_size,
-        cache_dir=None if args.no_cache else (Path(args.cache) if args.cache else default_cache()),
+        cache_dir=pass_cache(args),
         progress=not args.no_progress,
     )
     written = [story.save(out / "story.svg"), story.save(out / "story.png")]

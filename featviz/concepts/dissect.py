@@ -30,7 +30,6 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -41,7 +40,7 @@ from featviz.concepts.vocabulary import check_concepts, default_concepts, read_c
 from featviz.dataset import ImageFolder, collect_activations, weights_fingerprint
 from featviz.errors import FeatvizError, check_int
 from featviz.hooks import IMAGE, OUTPUT
-from featviz.io import atomic_path
+from featviz.io import atomic_path, cache_folder
 from featviz.models import Model, load_model
 
 TOP_K = 100
@@ -155,10 +154,6 @@ def soft_wpmi(
     return log_conditional - prior_weight * log_prior
 
 
-def _featviz_cache() -> Path:
-    return Path(os.environ.get("FEATVIZ_CACHE", Path.home() / ".cache" / "featviz"))
-
-
 def concept_embeddings(
     model: Any, concepts: Sequence[str], templates: Sequence[str] | None = None, progress: bool = False
 ) -> Tensor:
@@ -189,7 +184,7 @@ def concept_embeddings(
     digest = hashlib.sha256()
     digest.update(f"{type(tower).__name__}|{weights_fingerprint(tower)}|{chosen_templates}\n".encode())
     digest.update("\n".join(concepts).encode())
-    path = _featviz_cache() / "concepts" / f"embeddings-{digest.hexdigest()[:24]}.pt"
+    path = cache_folder("concepts") / f"embeddings-{digest.hexdigest()[:24]}.pt"
     if path.is_file():
         try:
             return torch.load(path, map_location="cpu", weights_only=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from torch import Tensor, nn
 
 from featviz.errors import FeatvizError
 from featviz.hooks import IMAGE, OUTPUT, ActivationCapture, Layout, bind_layers
-from featviz.io import atomic_path
+from featviz.io import atomic_path, cache_folder
 from featviz.text.ridge import ridge_fits
 from featviz.text.tower import text_tower
 
@@ -154,7 +153,7 @@ def _linearized_rows(activation: Tensor, leaf: Tensor, embeddings: Tensor, layer
 def _fit_cache(model: Any, layer: str) -> Path:
     from featviz.dataset import weights_fingerprint
 
-    root = Path(os.environ.get("FEATVIZ_CACHE", Path.home() / ".cache" / "featviz")) / "text-directions"
+    root = cache_folder("text-directions")
     key = hashlib.sha256(f"{model.name}|{weights_fingerprint(model)}|{layer}|{CROPS_PER_PHOTO}".encode()).hexdigest()
     return root / f"{key[:24]}.pt"
 

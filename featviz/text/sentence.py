@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from featviz.errors import FeatvizError
 from featviz.hooks.dataflow import feeding_layers
-from featviz.io import atomic_path
+from featviz.io import atomic_path, cache_folder
 from featviz.text.ridge import ridge_fits
 from featviz.text.tower import TextTower
 
@@ -70,16 +70,6 @@ DEFAULT_STRENGTH = 1.0
 VALIDATION_FOLDS = 5
 MINIMUM_CLASSES_TO_VALIDATE = 10
 FIT_VERSION = 1  # part of the cache key: bump when the fit changes
-
-
-def cache_folder() -> Path:
-    """Where class embeddings and fitted maps are cached: ``$FEATVIZ_CACHE/text``, default ``~/.cache/featviz/text``.
-
-    Example:
-        >>> cache_folder().name
-        'text'
-    """
-    return Path(os.environ.get("FEATVIZ_CACHE", Path.home() / ".cache" / "featviz")) / "text"
 
 
 def encoder_folder() -> Path:
@@ -218,7 +208,7 @@ def class_embeddings(labels: Sequence[str], templates: Sequence[str] = TEMPLATES
     """Per class name of ``labels``, the normalized mean of its sentences' embeddings (the name put into each of
     ``templates``), ``(len(labels), 384)``; ``progress`` shows a progress bar while new names are embedded.
 
-    Each name is embedded once per encoder and template set and kept in `cache_folder()`; later calls embed
+    Each name is embedded once per encoder and template set and kept in `featviz.io.cache_folder("text")`; later calls embed
     only the names not seen before, so fits on different subsets of the classes share the work.
 
     Example:
@@ -228,7 +218,7 @@ def class_embeddings(labels: Sequence[str], templates: Sequence[str] = TEMPLATES
     templates = check_templates(templates)
     labels = [str(label) for label in labels]
     key = hashlib.sha256("\n".join([_encoder_identity(), *templates]).encode()).hexdigest()
-    path = cache_folder() / f"class-embeddings-{key[:24]}.pt"
+    path = cache_folder("text") / f"class-embeddings-{key[:24]}.pt"
     known: dict[str, Tensor] = {}
     if path.is_file():
         try:
@@ -369,7 +359,7 @@ def _cached_map(
     digest.update("\n".join([*templates, "", *labels, ""]).encode())
     digest.update(",".join(map(str, classes)).encode())
     digest.update(weights.numpy().tobytes())
-    path = cache_folder() / f"map-{digest.hexdigest()[:24]}.pt"
+    path = cache_folder("text") / f"map-{digest.hexdigest()[:24]}.pt"
     if path.is_file():
         try:
             stored = torch.load(path, map_location="cpu", weights_only=True)
@@ -572,6 +562,6 @@ def attach_text_tower(
 
 __all__ = [
     "ENCODER_NAME", "RIDGE_STRENGTHS", "TEMPLATES", "SentenceEncoder", "SentenceTextTower", "TextMap",
-    "attach_text_tower", "cache_folder", "check_templates", "class_embeddings", "classifier_layer",
+    "attach_text_tower", "check_templates", "class_embeddings", "classifier_layer",
     "encoder_folder", "fit_classifier_map", "fit_text_map", "image_embedding_layer", "sentence_encoder",
 ]
