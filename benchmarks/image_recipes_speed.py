@@ -53,14 +53,14 @@ def main() -> None:
         "render + importance (standard)": ("standard", plain("standard", importance=True)),
         "render + importance (none)": ("none", plain("none", importance=True)),
         "caricature (standard, paired photo)": ("standard", lambda: caricature(
-            photo, model, "blocks.4", size=args.size, **common)),
+            model, "blocks.4", photo, size=args.size, **common)),
         "inversion (none, photo once)": ("none", lambda: caricature(
-            photo, model, "blocks.4", mode="inversion", size=args.size, transforms="none", **common)),
-        "style transfer (none)": ("none", lambda: style_transfer(photo, style, model, size=args.size, **common)),
+            model, "blocks.4", photo, mode="inversion", size=args.size, transforms="none", **common)),
+        "style transfer (none)": ("none", lambda: style_transfer(model, style, photo, size=args.size, **common)),
         "accentuation (standard, paired photo)": ("standard", lambda: accentuate(
-            photo, model, UNIT, size=args.size, **common)),
+            model, UNIT, photo, size=args.size, **common)),
         "accentuation (none)": ("none", lambda: accentuate(
-            photo, model, UNIT, size=args.size, transforms="none", **common)),
+            model, UNIT, photo, size=args.size, transforms="none", **common)),
     }
     baselines = {"standard": plain("standard"), "none": plain("none")}
     for run in (*baselines.values(), *(run for _, run in cases.values())):

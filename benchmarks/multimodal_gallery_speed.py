@@ -3,7 +3,7 @@
     python benchmarks/multimodal_gallery_speed.py [--words 64] [--looped 4] [--units 8] [--steps 32]
 
 1. Text directions of many words in one layer: the batched `text_directions` (one encode, one linear map: the
-   Jacobian sum from one forward pass on an exact layer) against a loop of `text_direction`, one word at a
+   Jacobian sum from one forward pass on an exact layer) against a loop of `find_text_direction`, one word at a
    time, on a random-init CLIP RN50 (exact `layer4`) and on `efficientnet_lite0` (fitted `blocks.6`, if its
    text tower is installed).
 2. A gallery of ``--units`` units of the tiny random CLIP rendered plainly, then the same gallery given top words
@@ -22,7 +22,7 @@ import torch
 import featviz
 from featviz.errors import FeatvizError
 from featviz.gallery import build_gallery
-from featviz.text.directions import text_direction, text_directions
+from featviz.text.directions import find_text_direction, text_directions
 
 
 def words(count: int) -> list[str]:
@@ -43,10 +43,10 @@ def directions(name: str, layer: str, count: int, looped: int) -> None:
     chosen = words(count)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        text_direction(model, layer, chosen[0])  # warm-up: tower loaded, map fitted and cached
+        find_text_direction(model, layer, chosen[0])  # warm-up: tower loaded, map fitted and cached
         started = time.perf_counter()
         for word in chosen[:looped]:
-            text_direction(model, layer, word)
+            find_text_direction(model, layer, word)
         one = (time.perf_counter() - started) / looped
         started = time.perf_counter()
         found = text_directions(model, layer, chosen)

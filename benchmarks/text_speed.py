@@ -17,7 +17,7 @@ import torch
 import featviz
 from featviz import objectives
 from featviz.errors import FeatvizError
-from featviz.text import text_direction
+from featviz.text import find_text_direction
 
 LAST_LAYERS = {"open_clip:RN50": "layer4", "open_clip:ViT-B-32": "transformer.resblocks.11",
                "efficientnet_lite0": "blocks.6"}
@@ -57,7 +57,7 @@ def main() -> None:
             continue
         channel = milliseconds_per_step(renderer, f"{layer}:5", args.steps)
         text = milliseconds_per_step(renderer, "text:a photo of a dog", args.steps)
-        directions = [objectives.direction(layer, text_direction(model, layer, prompt).vector) for prompt in PROMPTS]
+        directions = [objectives.direction(layer, find_text_direction(model, layer, prompt).vector) for prompt in PROMPTS]
         batched = milliseconds_per_step(renderer, directions, args.steps)
         print(f"| {name} | {channel:.0f} | {text:.0f} | {text / channel:.2f}x | {batched:.0f} |", flush=True)
 

@@ -10,15 +10,15 @@ Example:
     >>> result.save("channel3.png")
     [PosixPath('channel3.png')]
 """
-from featviz import hooks, objectives, optim, param, transforms
+from featviz import hooks, objectives, optim, param, text, transforms  # text registers the classifier text tower
 from featviz.errors import FeatvizError
 from featviz.hooks import layer_table
 from featviz.models import Model, list_models, load_model
-from featviz.renderer import NonFiniteObjectiveError, Renderer, RenderResult, render
+from featviz.renderer import NonFiniteObjectiveError, Renderer, RenderResult, RenderSettings, render
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "FeatvizError", "Model", "NonFiniteObjectiveError", "Renderer", "RenderResult", "hooks", "layer_table", "list_models", "load_model", "objectives",
+    "FeatvizError", "Model", "NonFiniteObjectiveError", "Renderer", "RenderResult", "RenderSettings", "hooks", "layer_table", "list_models", "load_model", "objectives",
     "optim", "param", "render", "transforms", "__version__",
 ]

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import difflib
-import numbers
-from typing import Any, Iterable
+import operator
+from typing import Any, Iterable, Literal, overload
 
 
 class FeatvizError(ValueError):
@@ -45,17 +45,34 @@ def suggestion(name: str, candidates: Iterable[str], n: int = 3) -> str:
     return "; closest: " + ", ".join(found) if found else ""
 
 
-def check_int(value: Any, what: str, minimum: int = 1) -> int:
-    """``value`` as an int when it is an integer (not a bool) of at least ``minimum``, else a FeatvizError whose
-    message names the argument as ``what``.
+@overload
+def check_int(value: Any, what: str, minimum: int = 1, *, allow_none: Literal[False] = False) -> int: ...
+
+
+@overload
+def check_int(value: Any, what: str, minimum: int = 1, *, allow_none: bool) -> int | None: ...
+
+
+def check_int(value: Any, what: str, minimum: int = 1, *, allow_none: bool = False) -> int | None:
+    """``value`` as an int when it is an integer (not a bool; numpy and 0-d torch integers count) of at least
+    ``minimum``, else a FeatvizError whose message names the argument as ``what``; None passes when ``allow_none``.
+    The one integer check: counts use the default ``minimum=1``, indices ``minimum=0``.
 
     Example:
         >>> check_int(16, "batch")
         16
+        >>> check_int(None, "neuron x", 0, allow_none=True) is None
+        True
         >>> check_int(0, "steps")
         Traceback (most recent call last):
         featviz.errors.FeatvizError: steps must be an int >= 1, not 0
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    if value is None and allow_none:
+        return None
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < minimum:
         raise FeatvizError(f"{what} must be an int >= {minimum}, not {value!r}")
-    return int(value)
+    return number

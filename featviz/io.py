@@ -1,11 +1,13 @@
-"""Files written atomically (a temporary name in the same folder, then a rename), and featviz's cache folders."""
+"""Files written atomically (a temporary name in the same folder, then a rename), results of several files that
+replace an earlier result whole, and featviz's cache folders."""
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from featviz.errors import FeatvizError
 
@@ -63,13 +65,82 @@ def cache_folder(name: str) -> Path:
     return Path(os.environ.get("FEATVIZ_CACHE", Path.home() / ".cache" / "featviz")) / name
 
 
-def ensure_writable_dir(folder: str | os.PathLike) -> Path:
-    """Create ``folder`` if needed and check that files can be written there; raise FeatvizError if not."""
+def ensure_writable_dir(folder: str | os.PathLike, option: str = "--out") -> Path:
+    """Create ``folder`` if needed and check that files can be written there; raise FeatvizError if not, whose
+    advice names the command-line ``option`` that gave the folder."""
     folder = Path(folder) if str(folder) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise FeatvizError(f"cannot create output folder '{folder}': {error.strerror}; choose a writable --out path") from None
+        raise FeatvizError(f"cannot create output folder '{folder}': {error.strerror}; choose a writable {option} path") from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise FeatvizError(f"output folder '{folder}' is not writable; choose a writable --out path")
+        raise FeatvizError(f"output folder '{folder}' is not writable; choose a writable {option} path")
     return folder
+
+
+def check_writable_dir(folder: str | os.PathLike, option: str = "--out") -> Path:
+    """Raise FeatvizError unless ``folder`` exists and is writable or could be created (its nearest existing
+    ancestor is a writable folder); create nothing. Commands check their output folder with this before the
+    work and create it only when they write (`ensure_writable_dir`), so a failing run leaves no empty folder.
+    The advice names the command-line ``option`` that gave the folder.
+
+    Example:
+        >>> check_writable_dir("new/sub").exists()
+        False
+    """
+    folder = Path(folder) if str(folder) else Path(".")
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link: mkdir would fail on it
+            raise FeatvizError(f"cannot create output folder '{folder}': '{existing}' is a broken link; choose another {option} path")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FeatvizError(f"cannot create output folder '{folder}': '{existing}' is not a folder; choose another {option} path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not writable" if existing == folder.absolute() else f"cannot be created in '{existing}'"
+        raise FeatvizError(f"output folder '{folder}' {what}; choose a writable {option} path")
+    return folder
+
+
+@contextlib.contextmanager
+def replacing_files(folder: str | os.PathLike, stale: Sequence[str] = ()) -> Iterator[Path]:
+    """Yield an empty staging folder inside ``folder`` to write a result of several files into; on success its
+    entries replace those of the same name in ``folder`` (a sub-folder is replaced whole) and ``folder``'s
+    entries that match a glob pattern of ``stale`` but are not part of the new result are deleted. On failure
+    ``folder`` is left as it was, and removed again when this created it. A rerun thus replaces a result whole
+    or not at all, and leaves no file of a longer earlier result behind.
+
+    Example:
+        >>> with replacing_files("result", stale=["part-*.png"]) as stage:
+        ...     _ = (stage / "part-0.png").write_bytes(b"new")
+        >>> sorted(path.name for path in Path("result").iterdir())
+        ['part-0.png']
+    """
+    folder = Path(folder)
+    created = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    ensure_writable_dir(folder)
+    stage = Path(tempfile.mkdtemp(prefix=".featviz-", suffix=".tmp", dir=folder))
+    os.chmod(stage, 0o777 & ~_UMASK)
+    try:
+        yield stage
+        new = {entry.name for entry in stage.iterdir()}
+        trash = stage / ".replaced"
+        trash.mkdir()
+        for pattern in stale:
+            for old in folder.glob(pattern):
+                if old.name not in new and old.exists():
+                    os.replace(old, trash / old.name)
+        for name in sorted(new):
+            target = folder / name
+            if target.is_dir() and not target.is_symlink():
+                os.replace(target, trash / name)
+            os.replace(stage / name, target)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        for parent in created:  # innermost first; stops at the first that is not empty
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+        raise
+    shutil.rmtree(stage, ignore_errors=True)

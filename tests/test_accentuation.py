@@ -64,8 +64,8 @@ def test_fourier_init_image_mistakes_name_the_right_shape():
 def test_accentuation_raises_the_unit_but_stays_closer_to_the_photo_than_an_unconstrained_render(lite0, cat):
     unit = "blocks.5.0.conv_pwl:12"
     options = dict(size=48, steps=12, transforms="none", progress=False)
-    accentuated = accentuate(cat, lite0, unit, **options)
-    unconstrained = accentuate(cat, lite0, unit, balance=0.0, **options)
+    accentuated = accentuate(lite0, unit, cat, **options)
+    unconstrained = accentuate(lite0, unit, cat, balance=0.0, **options)
     assert accentuated.images.shape == cat.shape and accentuated.importance.shape == (1, 48, 72)
     photo_score = score(lite0, cat, unit)
     assert score(lite0, accentuated.images, unit) > photo_score + 3.0  # a clear rise (the photo scores about 1)
@@ -79,15 +79,15 @@ def test_accentuation_raises_the_unit_but_stays_closer_to_the_photo_than_an_unco
 
 def test_other_models_stay_close_in_pixels_and_a_list_gives_one_accentuation_each(cat):
     model = tiny_model()
-    result = accentuate(cat, model, ["2:0", "2:1@3,2"], size=(16, 24), steps=3, progress=False)
+    result = accentuate(model, ["2:0", "2:1@3,2"], cat, size=(16, 24), steps=3, progress=False)
     assert result.images.shape == (2, 3, 16, 24) and result.importance.shape == (2, 16, 24)
     assert "distance(@image)" in result.objectives[0]
-    plain = accentuate(cat, model, "2:0", size=(16, 24), steps=3, importance=False, progress=False)
+    plain = accentuate(model, "2:0", cat, size=(16, 24), steps=3, importance=False, progress=False)
     assert plain.importance is None
     with pytest.raises(FeatvizError, match="balance"):
-        accentuate(cat, model, "2:0", balance=-1, steps=1, progress=False)
+        accentuate(model, "2:0", cat, balance=-1, steps=1, progress=False)
     with pytest.raises(FeatvizError, match="out of range"):
-        accentuate(cat, model, "2:99", size=16, steps=1, progress=False)
+        accentuate(model, "2:99", cat, size=16, steps=1, progress=False)
 
 
 # ---------------------------------------------------------------- the command line

@@ -18,7 +18,7 @@ from featviz import metrics, objectives
 from featviz.cli import main
 from featviz.dataset import collect_activations
 from featviz.errors import FeatvizError
-from featviz.hooks import Layout, bind_layers
+from featviz.hooks import ActivationCapture, Layout, bind_layers
 from featviz.objectives.binding import bind_objective
 from featviz.objectives.units import Channel
 
@@ -119,6 +119,49 @@ def test_vit_tokens_at_a_non_square_render_size_use_the_declared_patch_grid():
     assert binding.shapes["blocks.3"] == (1, 192, 14, 14)
     result = featviz.render(model, "blocks.3:7@3,9", steps=2, size=(96, 160), seed=0, progress=False)
     assert result.images.shape == (1, 3, 96, 160)
+
+
+def test_a_timm_vit_built_at_another_size_renders_at_the_size_it_was_built_for():
+    fixed = featviz.load_model(timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=64))
+    assert fixed.input_size == (64, 64)  # its pretrained_cfg still says 224
+    result = featviz.render(fixed, "blocks.3:7", steps=2, size=(64, 64), seed=0, progress=False)
+    assert result.images.shape == (1, 3, 64, 64)
+    binding = bind_layers(fixed, ["blocks.3"], (48, 80))
+    assert binding.size == (64, 64) and binding.layouts["blocks.3"] == Layout("nlc", 1, (4, 4))
+    for built in ({"img_size": 64}, {}):  # dynamic_img_size takes other sizes: each view is read on its own grid
+        network = timm.create_model("vit_tiny_patch16_224", pretrained=False, dynamic_img_size=True, **built)
+        dynamic = featviz.load_model(network)
+        assert dynamic.input_size == (built.get("img_size", 224),) * 2
+        binding = bind_layers(dynamic, ["blocks.3"], (64, 96))
+        assert binding.size == (64, 96) and binding.layouts["blocks.3"] == Layout("nlc", 1, (4, 6))
+        result = featviz.render(dynamic, "blocks.3:7@5,1", steps=2, size=(64, 96), seed=0, progress=False)
+        assert result.images.shape == (1, 3, 64, 96)
+    with pytest.raises(FeatvizError, match=r"cannot run at 70x96 \(Input height \(70\) should be divisible by patch "
+                                           r"size \(16\)\.\); use its input size 224x224 or another size it takes$"):
+        bind_layers(dynamic, ["blocks.3"], (70, 96))
+
+
+class _FixedSize(nn.Module):
+    """Asserts one input size, as a timm ViT's patch embedding does."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        assert x.shape[-2:] == (48, 48), f"Input size {tuple(x.shape[-2:])} doesn't match model (48, 48)."
+        return self.conv(x)
+
+
+def test_a_module_that_fails_at_its_input_size_is_told_which_size_and_how_to_pass_one():
+    with pytest.raises(FeatvizError, match=(
+        r"cannot run at 224x224 \(Input size \(224, 224\) doesn't match model \(48, 48\)\.\); 224x224 is its "
+        r"input size; if it takes another, pass it: load_model\(\.\.\., input_size=\(H, W\)\)$"
+    )) as error:
+        featviz.render(_FixedSize(), "conv:0", steps=1, size=48, progress=False)
+    assert "\n" not in str(error.value)
+    result = featviz.render(featviz.load_model(_FixedSize(), input_size=48), "conv:0", steps=2, size=48, progress=False)
+    assert result.images.shape == (1, 3, 48, 48)
 
 
 def test_channels_last_stages_are_read_as_nhwc():
@@ -222,6 +265,61 @@ def test_a_function_objective_and_wrap_objective_render_and_rise():
     assert plain.objectives == ["<lambda>"]
     with pytest.raises(FeatvizError, match=r"closest: 2|not in the model|unknown layer"):
         featviz.render(tiny_convnet(), lambda T: T("22")[:, 1].mean((1, 2)), steps=1, progress=False)
+
+
+def test_T_reads_a_vector_layer_as_B_C_as_lucent_does():
+    model = featviz.load_model(tiny_convnet(), input_size=(32, 32))
+    seen = {}
+
+    def reads(T):
+        seen.update({name: tuple(T(name).shape) for name in ("5", "6", "7", "@output", "@image")})
+        return T("7")[:, 0]
+
+    bound = bind_objective(model, reads, size=(32, 32))
+    images = torch.rand(3, 3, 32, 32)
+    with torch.no_grad(), ActivationCapture(model, bound.target.layers, layouts=bound.layouts) as capture:
+        bound.target(capture.run(images) | {"@image": images})
+    # nn.Linear, Flatten and the logits have no positions; the pooled map is 4-D as the module outputs it
+    assert seen == {"5": (3, 6, 1, 1), "6": (3, 6), "7": (3, 5), "@output": (3, 5), "@image": (3, 3, 32, 32)}
+
+
+def test_the_lucent_weighted_logits_snippet_equals_direction_and_class_logit():
+    model = featviz.load_model(tiny_convnet(), input_size=(32, 32))
+    weights = torch.tensor([0.5, -1.0, 2.0, 0.0, 1.5])
+    images = torch.rand(4, 3, 32, 32)
+
+    def value(objective):
+        bound = bind_objective(model, objective, size=(32, 32))
+        with torch.no_grad(), ActivationCapture(model, bound.target.layers, layouts=bound.layouts) as capture:
+            return bound.target(capture.run(images))
+
+    logits = model(images)
+    lucent = value(lambda T: (T("7") * weights).sum(-1))
+    assert lucent.shape == (4,)
+    assert torch.allclose(lucent, logits @ weights, atol=1e-5)
+    assert torch.allclose(lucent, value(objectives.direction("7", weights)), atol=1e-5)
+    assert torch.allclose(value(lambda T: T("@output")[:, 2]), value(objectives.class_logit(2)), atol=1e-6)
+    rendered = [
+        featviz.render(model, goal, steps=4, size=32, seed=0, progress=False).images
+        for goal in (lambda T: (T("@output") * weights).sum(-1), objectives.direction("@output", weights))
+    ]
+    assert torch.allclose(rendered[0], rendered[1], atol=1e-5)
+
+
+@pytest.mark.parametrize("function, shape", [
+    (lambda T: (T("5") * torch.ones(6)).sum(-1), r"\(1, 6, 1\)"),    # a (B, C, 1, 1) map times a (C,) vector broadcasts
+    (lambda T: T("2")[:, 1], r"\(1, \d+, \d+\)"),                      # a map left unreduced
+    (lambda T: T("@output")[0], r"\(5,\)"),                            # the batch indexed away
+])
+def test_a_function_that_does_not_return_one_value_per_image_is_refused(function, shape):
+    with pytest.raises(FeatvizError, match=rf"returned shape {shape} for 1 image\(s\); return one value per image") as error:
+        featviz.render(tiny_convnet(), function, steps=1, size=32, progress=False)
+    assert "\n" not in str(error.value) and ".sum(-1)" in str(error.value)
+    with pytest.raises(FeatvizError, match="returned a 0-d tensor"):
+        featviz.render(tiny_convnet(), lambda T: T("7").sum(), steps=1, size=32, progress=False)
+    kept = featviz.render(tiny_convnet(), lambda T: T("2")[:, 1:2].mean((2, 3), keepdim=True), steps=2, size=32,
+                          progress=False)
+    assert kept.history.shape == (2, 1)
 
 
 def test_one_argument_transforms_and_inline_display():

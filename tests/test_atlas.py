@@ -16,7 +16,7 @@ from featviz.errors import FeatvizError
 from featviz.hooks import ActivationCapture, bind_layers
 from featviz.models import register_model
 from featviz.models import registry as model_registry
-from featviz.recipes import atlas as atlas_module
+from featviz.recipes.atlas import sampling as atlas_sampling
 from featviz.recipes.atlas import activation_atlas, embed_2d, sample_activations, write_atlas_site
 
 from featviz_testing import tiny_model
@@ -107,8 +107,8 @@ def test_sample_is_bounded_and_does_not_depend_on_batches_or_shards(photos):
     empty = ((torch.empty(0, dtype=torch.float64), None, torch.empty(0, dtype=torch.int64),
               torch.empty(0, dtype=torch.int64)), 0)
     parts = {0: empty}
-    atlas_module._sample(model, "2", folder, 10, 3, None, 5, 32, 4, 0, False, Shard(1, parts))
-    merged = atlas_module._sample(model, "2", folder, 10, 3, None, 5, 32, 4, 0, False, Shard(0, parts))
+    atlas_sampling.sample_layer(model, "2", folder, 10, 3, None, 5, 32, 4, 0, False, Shard(1, parts))
+    merged = atlas_sampling.sample_layer(model, "2", folder, 10, 3, None, 5, 32, 4, 0, False, Shard(0, parts))
     assert torch.equal(merged.vectors, reference.vectors) and merged.paths == reference.paths
     assert torch.equal(merged.positions, reference.positions) and merged.image_count == 6
 
@@ -117,7 +117,7 @@ def test_reservoir_keeps_the_smallest_keys_of_everything_it_was_given():
     generator = torch.Generator().manual_seed(0)
     keys = torch.rand(500, generator=generator, dtype=torch.float64)
     vectors = torch.arange(500, dtype=torch.float32)[:, None].repeat(1, 3)
-    reservoir = atlas_module._Reservoir(37)
+    reservoir = atlas_sampling._Reservoir(37)
     start = 0
     for size in [1, 0, 30, 7, 100, 2, 160, 200]:
         rows = slice(start, start + size)

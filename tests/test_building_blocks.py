@@ -47,22 +47,22 @@ def run_cli(capsys, *argv):
 
 def test_activations_follow_the_layers_own_grid_on_a_non_square_image(tiny):
     image = torch.rand(1, 3, 40, 64)
-    seen = layer_activations(image, tiny, "2", image_size=(40, 64))
+    seen = layer_activations(tiny, "2", image, image_size=(40, 64))
     assert seen.grid_shape == (20, 32)  # stride 2: rows follow the height, columns the width
     with torch.no_grad():
         expected = tiny.network[:3](tiny.shift + image * tiny.scale)[0]
     torch.testing.assert_close(seen.activations, expected)
     # an int keeps the aspect ratio: the shorter side becomes 32
-    assert layer_activations(torch.rand(1, 3, 30, 60), tiny, "2", image_size=32).image.shape[-2:] == (32, 64)
+    assert layer_activations(tiny, "2", torch.rand(1, 3, 30, 60), image_size=32).image.shape[-2:] == (32, 64)
 
 
 def test_a_missing_image_an_unknown_layer_and_a_reserved_name_are_one_line_errors(tiny, tmp_path):
     with pytest.raises(FeatvizError, match="does not exist"):
-        layer_activations(tmp_path / "nope.jpg", tiny, "2")
+        layer_activations(tiny, "2", tmp_path / "nope.jpg")
     with pytest.raises(FeatvizError, match="closest: 2"):
-        layer_activations(torch.rand(1, 3, 32, 32), tiny, "22")
+        layer_activations(tiny, "22", torch.rand(1, 3, 32, 32))
     with pytest.raises(FeatvizError, match="not a layer"):
-        layer_activations(torch.rand(1, 3, 32, 32), tiny, "@output")
+        layer_activations(tiny, "@output", torch.rand(1, 3, 32, 32))
 
 
 # ---------------------------------------------------------------- the activation grid
@@ -70,9 +70,9 @@ def test_a_missing_image_an_unknown_layer_and_a_reserved_name_are_one_line_error
 
 def test_spatial_grid_has_the_layers_rows_and_columns_and_renders_each_cell(tiny, tmp_path):
     image = torch.rand(1, 3, 40, 64)
-    cells = spatial_activation_grid(image, tiny, "2", pool=4, size=16, steps=2, image_size=(40, 64), progress=False)
+    cells = spatial_activation_grid(tiny, "2", image, pool=4, size=16, steps=2, image_size=(40, 64), progress=False)
     assert cells.shape == (5, 8)
-    seen = layer_activations(image, tiny, "2", image_size=(40, 64))
+    seen = layer_activations(tiny, "2", image, image_size=(40, 64))
     pooled = F.avg_pool2d(seen.activations[None], 4)[0].permute(1, 2, 0)
     torch.testing.assert_close(cells.vectors, pooled)
     assert cells.result.images.shape == (40, 3, 16, 16)
@@ -87,13 +87,13 @@ def test_spatial_grid_has_the_layers_rows_and_columns_and_renders_each_cell(tiny
 def test_attribution_sums_to_the_logit_minus_its_bias_when_the_rest_is_linear(tiny):
     """Layer 4 is followed by average pooling and a linear classifier: activation x gradient is then exact."""
     image = torch.rand(1, 3, 32, 48)
-    found = attribution(image, tiny, "4", target="dog", image_size=(32, 48))
+    found = attribution(tiny, "4", image, target="dog", image_size=(32, 48))
     bias = float(tiny.network[7].bias[1])
     assert found.target == "class:dog"
     assert found.total == pytest.approx(found.value - bias, abs=1e-5)
     assert found.values.shape == (6, 16, 24) and found.per_position.shape == (16, 24)
     assert found.per_channel.sum() == pytest.approx(found.total, abs=1e-5)
-    predicted = attribution(image, tiny, "4", image_size=(32, 48))
+    predicted = attribution(tiny, "4", image, image_size=(32, 48))
     with torch.no_grad():
         logits = tiny(image)[0]
     assert predicted.target == f"class:{tiny.labels[int(logits.argmax())]}"
@@ -119,7 +119,7 @@ def test_attribution_at_a_module_run_twice_reads_its_first_call_and_leaves_the_s
     torch.manual_seed(0)
     net = SharedReLU().eval()
     image = torch.rand(1, 3, 24, 40)
-    found = attribution(image, net, "relu", target=1, image_size=(24, 40))
+    found = attribution(net, "relu", image, target=1, image_size=(24, 40))
     with torch.no_grad():
         logit = float(net(image)[0, 1])
         first = torch.relu(net.first(image))[0]
@@ -129,8 +129,8 @@ def test_attribution_at_a_module_run_twice_reads_its_first_call_and_leaves_the_s
 
 def test_group_attributions_add_up_to_the_attribution_of_what_the_groups_reconstruct(tiny):
     image = torch.rand(1, 3, 32, 48)
-    groups = neuron_groups(image, tiny, "4", groups=3, image_size=(32, 48))
-    found = attribution(image, tiny, "4", target=2, groups=groups, image_size=(32, 48))
+    groups = neuron_groups(tiny, "4", image, groups=3, image_size=(32, 48))
+    found = attribution(tiny, "4", image, target=2, groups=groups, image_size=(32, 48))
     channels = found.values.shape[0]
     parts = groups.components[:, :channels] - groups.components[:, channels:]
     reconstructed = torch.einsum("khw,kc->chw", groups.maps, parts)
@@ -140,12 +140,12 @@ def test_group_attributions_add_up_to_the_attribution_of_what_the_groups_reconst
 
 def test_a_unit_target_and_targets_that_cannot_be_attributed(tiny):
     image = torch.rand(1, 3, 32, 32)
-    found = attribution(image, tiny, "2", target="4:1")
+    found = attribution(tiny, "2", image, target="4:1")
     assert found.target == "4:1" and found.values.shape[0] == 8
     with pytest.raises(FeatvizError, match="does not depend on layer '4'"):
-        attribution(image, tiny, "4", target="2:1")
+        attribution(tiny, "4", image, target="2:1")
     with pytest.raises(FeatvizError, match="unknown class 'zebra'"):
-        attribution(image, tiny, "4", target="zebra")
+        attribution(tiny, "4", image, target="zebra")
 
 
 def test_attribution_toward_the_predicted_class_lies_on_the_cat(lite0):
@@ -155,7 +155,7 @@ def test_attribution_toward_the_predicted_class_lies_on_the_cat(lite0):
     for background in ("brick", "grass"):
         canvas = resize(photo(background), (160, 320)).clone()
         canvas[:, :, 24:136, 140:308] = cat
-        found = attribution(canvas, lite0, "blocks.4", image_size=(160, 320))
+        found = attribution(lite0, "blocks.4", canvas, image_size=(160, 320))
         assert found.target in ("class:tabby", "class:tiger cat", "class:Egyptian cat")
         assert found.per_position.shape == (10, 20)
         on_cat = torch.zeros(10, 20, dtype=torch.bool)
@@ -172,8 +172,8 @@ def test_nmf_groups_reconstruct_the_activations_better_than_random_channel_group
     from sklearn.decomposition import non_negative_factorization
 
     image = resize(photo("chelsea"), (96, 144))
-    found = neuron_groups(image, lite0, "blocks.4", groups=6, image_size=(96, 144))
-    seen = layer_activations(image, lite0, "blocks.4", image_size=(96, 144))
+    found = neuron_groups(lite0, "blocks.4", image, groups=6, image_size=(96, 144))
+    seen = layer_activations(lite0, "blocks.4", image, image_size=(96, 144))
     channels, rows, columns = seen.activations.shape
     assert found.maps.shape == (6, rows, columns) and (rows, columns) == (6, 9)
     assert found.directions.shape == (6, channels)
@@ -189,25 +189,25 @@ def test_nmf_groups_reconstruct_the_activations_better_than_random_channel_group
                                                 update_H=False, max_iter=400)
         random_error = np.linalg.norm(features - maps @ membership) / np.linalg.norm(features)
         assert found.error < 0.8 * random_error
-    clipped = neuron_groups(image, lite0, "blocks.4", groups=6, negatives="clip", image_size=(96, 144))
+    clipped = neuron_groups(lite0, "blocks.4", image, groups=6, negatives="clip", image_size=(96, 144))
     assert bool((clipped.directions >= 0).all())
 
 
 def test_groups_out_of_range_and_unknown_negatives_are_featviz_errors(tiny):
     image = torch.rand(1, 3, 32, 32)
     with pytest.raises(FeatvizError, match="groups must be an int from 1 to 6"):
-        neuron_groups(image, tiny, "4", groups=7)
+        neuron_groups(tiny, "4", image, groups=7)
     with pytest.raises(FeatvizError, match="groups must be"):
-        neuron_groups(image, tiny, "4", groups=0)
+        neuron_groups(tiny, "4", image, groups=0)
     with pytest.raises(FeatvizError, match="'split' or 'clip'"):
-        neuron_groups(image, tiny, "4", groups=2, negatives="abs")
+        neuron_groups(tiny, "4", image, groups=2, negatives="abs")
 
 
 def test_each_group_render_activates_its_direction_more_than_a_random_directions_render(lite0):
     image = resize(photo("chelsea"), (96, 144))
-    found = neuron_groups(image, lite0, "blocks.3", groups=3, image_size=(96, 144))
+    found = neuron_groups(lite0, "blocks.3", image, groups=3, image_size=(96, 144))
     renderer = featviz.Renderer(lite0)
-    renders = render_groups(found, renderer, size=64, steps=16, seed=0, progress=False)
+    renders = render_groups(renderer, found, size=64, steps=16, seed=0, progress=False)
     vector = torch.randn(found.directions.shape[1], generator=torch.Generator().manual_seed(0))
     random_render = renderer.render(direction("blocks.3", vector, cossim_pow=1.0), size=64, steps=16, seed=3,
                                     progress=False)
@@ -226,7 +226,7 @@ def test_each_group_render_activates_its_direction_more_than_a_random_directions
 
 def test_explain_writes_the_figure_and_its_parts_for_a_non_square_image(tiny, tmp_path):
     image = torch.rand(1, 3, 40, 64)
-    found = explain(image, tiny, "2", groups=3, target="tench", size=16, steps=2, grid_pool=4, grid_size=12,
+    found = explain(tiny, "2", image, groups=3, target="tench", size=16, steps=2, grid_pool=4, grid_size=12,
                     image_size=(40, 64), progress=False)
     assert found.groups.maps.shape == (3, 20, 32) and found.grid.shape == (5, 8)
     assert found.renders.images.shape == (3, 3, 16, 16) and found.grid.result.images.shape == (40, 3, 12, 12)

@@ -88,7 +88,7 @@ def test_paired_views_show_each_photo_exactly_as_its_image():
 
 def test_inversion_reproduces_the_photos_activations_better_than_another_photo_or_the_start(lite0, cat):
     layer = "blocks.3"
-    result = caricature(cat, lite0, layer, mode="inversion", size=48, steps=10, transforms="none", progress=False)
+    result = caricature(lite0, layer, cat, mode="inversion", size=48, steps=10, transforms="none", progress=False)
     assert result.images.shape == cat.shape  # non-square, as the photo
     target = flat_activations(lite0, cat, layer)
 
@@ -109,8 +109,8 @@ def test_caricature_exaggerates_the_photos_pattern_where_inversion_reproduces_it
     model = tiny_model()
     photo = load_photo(cat, 32)
     options = dict(steps=30, transforms="none", progress=False, seed=1)
-    inverted = caricature(photo, model, "2", mode="inversion", **options).images
-    exaggerated = caricature(photo, model, "2", mode="caricature", cossim_pow=0.0, **options).images
+    inverted = caricature(model, "2", photo, mode="inversion", **options).images
+    exaggerated = caricature(model, "2", photo, mode="caricature", cossim_pow=0.0, **options).images
     target = flat_activations(model, photo, "2")
 
     def projection(images):  # the image's activations along the photo's, 1 = the photo's own
@@ -121,15 +121,15 @@ def test_caricature_exaggerates_the_photos_pattern_where_inversion_reproduces_it
 
 def test_several_layers_render_one_image_each_and_layers_are_checked(cat):
     model = tiny_model()
-    result = caricature(cat, model, ["0", "2"], steps=2, size=(16, 24), transforms="none", progress=False)
+    result = caricature(model, ["0", "2"], cat, steps=2, size=(16, 24), transforms="none", progress=False)
     assert result.images.shape == (2, 3, 16, 24)
     assert result.objectives == ["caricature(0, 2)"]
     with pytest.raises(FeatvizError, match="closest"):
-        caricature(cat, model, "22", steps=1, size=16, progress=False)
+        caricature(model, "22", cat, steps=1, size=16, progress=False)
     with pytest.raises(FeatvizError, match="mode"):
-        caricature(cat, model, "2", mode="invert", steps=1, progress=False)
+        caricature(model, "2", cat, mode="invert", steps=1, progress=False)
     with pytest.raises(FeatvizError, match="cossim_pow"):
-        caricature(cat, model, "2", cossim_pow=-1, steps=1, progress=False)
+        caricature(model, "2", cat, cossim_pow=-1, steps=1, progress=False)
 
 
 # ---------------------------------------------------------------- the command line

@@ -123,16 +123,37 @@ def test_pages_from_the_folders_and_includes_are_in_the_site(site):
             page = built(site, f"{folder}/{source.stem}").resolve()
             assert page.is_file(), page
             assert page in navigation, f"{folder}/{source.name} is not in the navigation"
-    # The speed page includes benchmarks/RESULTS.md when the site is built: its first table row is there.
+    # The speed page's appendix includes benchmarks/RESULTS.md when the site is built: its first table row is there.
     results = (ROOT / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")
     first_row = next(line for line in results.splitlines() if line.startswith("| ") and "---" not in line)
     first_cell = first_row.split("|")[1].strip()
-    assert first_cell in built(site, "speed").read_text(encoding="utf-8")
+    assert first_cell in built(site, "speed-notebook").read_text(encoding="utf-8")
     # The showcase gallery is served from the repository's gallery/ folder.
     assert (site / "showcase" / "index.html").read_bytes() == (ROOT / "gallery" / "index.html").read_bytes()
     # The API reference is generated from the docstrings, examples included.
     api = built(site, "api/objectives").read_text(encoding="utf-8")
     assert "featviz.objectives.units.channel" in api and "Maximize the mean of one channel" in api
+
+
+def test_guides_and_references_are_in_the_navigation(site):
+    """The pages of issue 20: the command-line reference (generated from the parsers), the CLIP and reading
+    guides, the benchmark notebook; the API reference in PAGES' order, public names before the modules."""
+    index = parse(site / "index.html")
+    navigation = [local_target(site / "index.html", link) for link in index.links]
+    for page in ("cli", "clip", "reading", "speed", "speed-notebook"):
+        assert built(site, page).resolve() in navigation, page
+    from featviz.cli import build_parser
+
+    commands = next(action for action in build_parser()._actions if hasattr(action, "choices") and
+                    isinstance(action.choices, dict)).choices
+    cli = built(site, "cli").read_text(encoding="utf-8")
+    for name in commands:
+        assert f'id="{name}"' in cli, name
+    api = [target for target in navigation if target is not None and "/api/" in target.as_posix()]
+    order = [target.parent.name for target in api]
+    assert order[:3] == ["api", "renderer", "objectives"], order  # api/index.html, then renderer, objectives
+    objectives = built(site, "api/objectives").read_text(encoding="utf-8")
+    assert objectives.index("featviz.objectives.units.channel") < objectives.index("featviz.objectives.algebra")
 
 
 def test_every_gallery_example_shows_the_images_its_script_made(site):

@@ -13,8 +13,8 @@ from featviz.errors import FeatvizError
 from featviz.objectives import channel
 from featviz.param import Generator, create
 from featviz.recipes import dream
-from featviz.transforms import (RandomSource, cutout, dream as dream_views, random_downsample, random_flip,
-                                random_perspective)
+from featviz.transforms import RandomSource, cutout, random_downsample, random_flip, random_perspective
+from featviz.transforms.views import dream as dream_views
 from featviz_testing import tiny_model
 
 TINY_CLIP = "open_clip:featviz-tiny-ViT"

@@ -8,7 +8,7 @@ from torch import nn
 
 import featviz
 from featviz.concepts import Probe
-from featviz.dataset import weights_fingerprint
+from featviz.models import weights_fingerprint
 from featviz.errors import FeatvizError
 from featviz.hooks import ActivationCapture
 from featviz.models import load_model

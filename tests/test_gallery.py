@@ -253,7 +253,7 @@ def test_cli_mistakes_print_one_line_and_exit_2(capsys, tmp_path):
 
 def test_facets_are_added_to_a_finished_gallery_without_rendering_it_again(tmp_path):
     from featviz.concepts import Probe
-    from featviz.dataset import weights_fingerprint
+    from featviz.models import weights_fingerprint
     from featviz.objectives.faceted import facet
 
     model = tiny_model(size=32)

@@ -179,9 +179,9 @@ def test_bind_unknown_layer_suggests_closest_and_composites_bind_children():
 
 
 def test_constructor_rejects_bad_arguments():
-    with pytest.raises(FeatvizError, match="non-negative integer"):
+    with pytest.raises(FeatvizError, match="must be an int >= 0"):
         channel(LAYER, -1)
-    with pytest.raises(FeatvizError, match="non-negative integer"):
+    with pytest.raises(FeatvizError, match="must be an int >= 0"):
         neuron(LAYER, 0, x=1.5)
     with pytest.raises(FeatvizError, match="1-D"):
         direction(LAYER, torch.ones(2, 4))
@@ -480,3 +480,43 @@ def test_parse_rejects_backwards_range_and_objective_helper():
         objective("blocks.4:0-2")
     with pytest.raises(FeatvizError, match="must be a string"):
         objective(3)
+
+
+@pytest.fixture
+def fresh_shorthand(monkeypatch):
+    """The shorthand registry as it is, restored after the test."""
+    from featviz.objectives import shorthand
+
+    monkeypatch.setattr(shorthand, "_PATTERNS", list(shorthand._PATTERNS))
+    monkeypatch.setattr(shorthand, "_PREFIXES", dict(shorthand._PREFIXES))
+    return shorthand
+
+
+def test_a_registered_objective_is_parsed_by_the_shorthand(fresh_shorthand):
+    # A new objective module registers its own forms; the grammar learns them with no other change.
+    @fresh_shorthand.register_shorthand("LAYER:A^B", rf"(?P<layer>{fresh_shorthand.LAYER_PATTERN}):(?P<a>\d+)\^(?P<b>\d+)")
+    def contrast(match):
+        return channel(match["layer"], int(match["a"])) - channel(match["layer"], int(match["b"]))
+
+    @fresh_shorthand.register_shorthand("top:LAYER", prefix="top:")
+    def top(body):
+        return [channel(body.strip(), 0), channel(body.strip(), 1)] if body.strip() else None
+
+    acts = random_acts()
+    (goal,) = parse("blocks.4.0.conv_pwl: 3 ^ 1")
+    assert torch.allclose(goal(acts), acts[LAYER][:, 3].mean((1, 2)) - acts[LAYER][:, 1].mean((1, 2)))
+    assert [g.name for g in parse("top: blocks.2")] == ["blocks.2:0", "blocks.2:1"]
+    (negated,) = parse("-blocks.4.0.conv_pwl:3^1")
+    assert torch.allclose(negated(acts), -goal(acts))
+    with pytest.raises(FeatvizError, match=r"expected LAYER:CHANNEL, .*LAYER:A\^B, .*top:LAYER"):
+        parse("top:")
+    assert parse("blocks.4.0.conv_pwl:3")[0].name == "blocks.4.0.conv_pwl:3"  # the built-in forms still apply
+
+
+def test_registering_a_taken_or_half_given_shorthand_is_refused(fresh_shorthand):
+    with pytest.raises(FeatvizError, match="'class:' is already registered"):
+        fresh_shorthand.register_shorthand("class:NAME", prefix="class:")
+    with pytest.raises(FeatvizError, match="'LAYER' is already registered"):
+        fresh_shorthand.register_shorthand("LAYER", r"x")
+    with pytest.raises(FeatvizError, match="exactly one of pattern= or prefix="):
+        fresh_shorthand.register_shorthand("odd", r"x", prefix="odd:")

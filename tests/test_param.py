@@ -15,8 +15,6 @@ import featviz.param
 from featviz.errors import FeatvizError
 from featviz.param import (
     CPPN,
-    IMAGENET_COLOR_SQRT,
-    KINDS,
     Fourier,
     Maco,
     Parameterization,
@@ -30,6 +28,9 @@ from featviz.param import (
     register_parameterization,
     registered_kinds,
 )
+from featviz.param.color import IMAGENET_COLOR_SQRT
+
+KINDS = registered_kinds()
 from featviz.param.cppn import composite_atan
 
 SIZE = (16, 20)
@@ -383,8 +384,8 @@ def test_create_rejects_unknown_kinds_and_options() -> None:
         ({"size": (16, 0)}, "size"),
         ({"size": (16, 16, 3)}, "size"),
         ({"size": "big"}, "size"),
-        ({"batch": 0}, "batch must be an integer >= 1"),
-        ({"channels": 0}, "channels must be an integer >= 1"),
+        ({"batch": 0}, "batch must be an int >= 1"),
+        ({"channels": 0}, "channels must be an int >= 1"),
         ({"batch": 2, "seed": [1, 2, 3]}, "3 seeds for a batch of 2"),
         ({"seed": -1}, r"\[0, 2\*\*63\)"),
         ({"seed": 1.5}, "seed"),

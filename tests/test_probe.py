@@ -9,7 +9,8 @@ from PIL import Image, ImageOps
 
 from featviz.cli import main
 from featviz.concepts import Probe, load_probe, train_probe
-from featviz.dataset import shipped_photo_paths, weights_fingerprint
+from featviz.dataset import shipped_photo_paths
+from featviz.models import weights_fingerprint
 from featviz.errors import FeatvizError
 from featviz_testing import tiny_model
 

@@ -48,6 +48,17 @@ def test_batch_of_objectives_equals_separate_renders(transforms):
         assert torch.allclose(batch.history[:, index], alone.history[:, 0], atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype, steps, tolerance", [(torch.float64, 8, 0.0), (torch.float32, 1, 1e-6)])
+def test_batch_element_is_its_own_render_bit_for_bit_in_float64_and_up_to_rounding_in_float32(dtype, steps, tolerance):
+    # What docs/objectives.md and the example "Channels of one layer" state for EfficientNet-Lite0: the same
+    # computation, so float64 gives the same bits; float32 kernels round differently for a batch of eight than
+    # for one image (about 1e-7 after one step; the optimization amplifies it over the steps).
+    model = featviz.load_model("efficientnet_lite0", dtype=dtype)
+    batch = featviz.render(model, "blocks.4.0.conv_pwl:0-7", steps=steps, size=64, seed=0, progress=False)
+    alone = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=steps, size=64, seed=3, progress=False)
+    assert float((alone.images[0] - batch.images[3]).abs().max()) <= tolerance
+
+
 def test_dead_unit_comes_alive_only_with_redirected_relu():
     model = tiny_model()
     with torch.no_grad():  # channel 5 of the first ReLU: 0.1 * (sum of 27 pixels) - 1.8, dead for a grey image

@@ -40,27 +40,27 @@ def test_style_transfer_takes_the_style_and_keeps_the_content_better_in_fourier_
     base = transfer_losses(cat, cat, stain, lite0)
     assert base.content.item() < 1e-6 and base.style.item() > 0.3  # the photo has its own style
     options = dict(size=48, steps=24, progress=False, seed=0)
-    fourier = style_transfer(cat, stain, lite0, **options)
+    fourier = style_transfer(lite0, stain, cat, **options)
     assert fourier.images.shape == cat.shape
     losses = transfer_losses(fourier.images, cat, stain, lite0)
     assert losses.style.item() < 0.5 * base.style.item()  # far closer to the stain's style than the photo
     assert losses.content.item() < 0.5  # the cat is still there (a uniform grey image scores above 1)
-    pixel = transfer_losses(style_transfer(cat, stain, lite0, param="pixel", **options).images, cat, stain, lite0)
+    pixel = transfer_losses(style_transfer(lite0, stain, cat, param="pixel", **options).images, cat, stain, lite0)
     assert losses.style.item() < 0.7 * pixel.style.item()  # Distill's point: the same steps go further in fft
 
 
 def test_layers_default_only_on_efficientnet_lite_and_mistakes_are_reported(cat, stain):
     model = tiny_model()
     with pytest.raises(FeatvizError, match="style_layers"):
-        style_transfer(cat, stain, model, steps=1, progress=False)
-    result = style_transfer(cat, stain, model, style_layers=["0", "2"], content_layer="2", size=(16, 24), steps=2,
+        style_transfer(model, stain, cat, steps=1, progress=False)
+    result = style_transfer(model, stain, cat, style_layers=["0", "2"], content_layer="2", size=(16, 24), steps=2,
                             progress=False)
     assert result.images.shape == (1, 3, 16, 24)
     with pytest.raises(FeatvizError, match="unknown layer '9x'"):
-        style_transfer(cat, stain, model, style_layers=["0", "9x"], content_layer="2", size=16, steps=1,
+        style_transfer(model, stain, cat, style_layers=["0", "9x"], content_layer="2", size=16, steps=1,
                        progress=False)
     with pytest.raises(FeatvizError, match="content_weight"):
-        style_transfer(cat, stain, model, style_layers=["0"], content_layer="2", content_weight=-1, steps=1,
+        style_transfer(model, stain, cat, style_layers=["0"], content_layer="2", content_weight=-1, steps=1,
                        progress=False)
 
 

@@ -14,8 +14,8 @@ from featviz.cli import main
 from featviz.errors import FeatvizError
 from featviz.hooks import bind_layers
 from featviz.models.sources.open_clip import _open_clip
-from featviz.objectives.language import prompt_embeddings
-from featviz.text import rank_neurons, text_direction
+from featviz.text.prompts import prompt_embeddings
+from featviz.text import find_text_direction, rank_neurons
 from featviz.text.directions import _linearized, reference_images
 
 TINY = ("featviz-tiny-ViT", "featviz-tiny-RN")
@@ -144,7 +144,7 @@ def test_text_objective_is_the_mean_cosine_with_the_prompts():
 def test_exact_directions_raise_the_similarity_at_the_predicted_rate(architecture, layer):
     model = featviz.load_model(f"open_clip:{architecture}", weights="random")
     prompt = prompt_embeddings(model, ["a photo of a dog"])[0]
-    found = text_direction(model, layer, "a photo of a dog")
+    found = find_text_direction(model, layer, "a photo of a dog")
     assert found.method == "exact" and torch.allclose(found.vector.norm(), torch.tensor(1.0))
     references = reference_images(model, crops_per_photo=0)  # the linearization point text_direction uses
     layout = bind_layers(model, [layer], model.input_size).layouts[layer]
@@ -167,11 +167,11 @@ def test_exact_directions_raise_the_similarity_at_the_predicted_rate(architectur
 def test_fitted_directions_report_their_fit_and_exact_is_refused_where_not_linear(tmp_path, monkeypatch):
     monkeypatch.setenv("FEATVIZ_CACHE", str(tmp_path))
     model = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")
-    found = text_direction(model, "layer3", "a photo of a dog")
+    found = find_text_direction(model, "layer3", "a photo of a dog")
     assert found.method == "fitted" and found.r2 is not None and found.vector.shape == (256,)
     assert list(tmp_path.rglob("*.pt")), "the fitted map is cached"
     with pytest.raises(FeatvizError, match="no exact text direction for layer 'layer3'"):
-        text_direction(model, "layer3", "a dog", method="exact")
+        find_text_direction(model, "layer3", "a dog", method="exact")
     goal = objectives.direction("layer3", found.vector, cossim_pow=1.0)
     assert featviz.render(model, goal, steps=2, progress=False).images.shape == (1, 3, 64, 64)
 
@@ -179,7 +179,7 @@ def test_fitted_directions_report_their_fit_and_exact_is_refused_where_not_linea
 def test_neuron_ranking_follows_the_direction_and_the_cli_renders_the_top_units(capsys, tmp_path):
     model = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")
     found = rank_neurons(model, "layer4", "a photo of a dog", top=5)
-    direction = text_direction(model, "layer4", "a photo of a dog").vector
+    direction = find_text_direction(model, "layer4", "a photo of a dog").vector
     assert [item.unit for item in found] == direction.topk(5).indices.tolist()
     assert [item.score for item in found] == sorted((item.score for item in found), reverse=True)
     out = tmp_path / "top.png"
@@ -190,6 +190,17 @@ def test_neuron_ranking_follows_the_direction_and_the_cli_renders_the_top_units(
     assert captured.out.splitlines()[0].split() == ["rank", "unit", "score"] and out.exists()
     code = main(["neurons", "open_clip:featviz-tiny-RN", "--weights", "random", "--layer", "layer4", "a dog", "--top", "0"])
     assert code == 2 and "--top must be at least 1" in capsys.readouterr().err
+
+
+def test_the_old_name_of_find_text_direction_warns_and_gives_the_same_direction():
+    # featviz.text.text_direction was renamed: objectives.text_direction is the objective, this finds a vector.
+    from featviz.text import text_direction
+
+    model = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")
+    with pytest.warns(DeprecationWarning, match="find_text_direction"):
+        old = text_direction(model, "layer4", "a photo of a dog")
+    assert torch.equal(old.vector, find_text_direction(model, "layer4", "a photo of a dog").vector)
+    assert isinstance(objectives.text_direction("layer4", "a dog"), objectives.Objective)
 
 
 def test_cli_render_with_text_on_a_tiny_clip(capsys, tmp_path):
@@ -206,7 +217,7 @@ def test_text_direction_objective_from_the_shorthand_binds_and_rises(capsys, tmp
     assert goal.name == "text@layer4:a spider|a dog:-0.5"
     result = featviz.render(model, goal, steps=12, seed=0, progress=False)
     assert goal.found.method == "exact" and result.history[-1, 0] > result.history[0, 0]
-    expected = text_direction(model, "layer4", {"a spider": 1.0, "a dog": -0.5}).vector
+    expected = find_text_direction(model, "layer4", {"a spider": 1.0, "a dog": -0.5}).vector
     assert torch.allclose(goal.found.vector, expected)
     with pytest.raises(FeatvizError, match="expected text@LAYER:PROMPT"):
         objectives.parse("text@layer4")

@@ -12,8 +12,9 @@ from torchvision.transforms import v2
 
 import featviz.transforms
 from featviz.errors import FeatvizError
-from featviz.transforms import (PRESETS, Compose, RandomSource, create, jitter, maco, noise, none, pad, random_crops,
-                                random_rotate, random_scale, resize, resolve, robust, standard, takes_source)
+from featviz.transforms import (PRESETS, Compose, RandomSource, create, jitter, noise, pad, random_crops, random_rotate,
+                                random_scale, resize, resolve, takes_source)
+from featviz.transforms.compose import maco, none, robust, standard
 
 
 def smooth_image(batch: int = 2, channels: int = 3, size: int = 48) -> torch.Tensor:
@@ -266,11 +267,14 @@ def test_custom_callables_run_in_the_chain():
 # ---------------------------------------------------------------- presets and errors
 
 def test_presets_and_create():
-    assert set(PRESETS) == {"none", "standard", "maco", "robust", "facet"}
+    assert set(PRESETS) == {"none", "standard", "maco", "robust", "facet", "dream"}   # dream registers in views.py
     for name in PRESETS:
-        assert isinstance(create(name, (32, 32)), Compose)
+        assert isinstance(create(name, (32, 32)), Compose) and isinstance(resolve(name, (32, 32)), Compose)
     assert create("maco").views == 6 and create("standard").views == 1
-    with pytest.raises(FeatvizError, match="maco, none, robust, standard.*closest: standard"):
+    assert resolve("dream").views == 16 and create("dream", views=3).views == 3
+    # presets are reached by name only: no package-level function shadows objectives.facet or param.Maco
+    assert not {"facet", "maco", "dream", "standard", "robust", "none"} & set(featviz.transforms.__all__)
+    with pytest.raises(FeatvizError, match="dream, facet, maco, none, robust, standard.*closest: standard"):
         create("standrd")
 
 

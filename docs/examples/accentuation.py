@@ -74,14 +74,14 @@ def main() -> None:
     options = dict(size=args.size, steps=args.steps, seed=0, progress=False)
     for name, read, objectives in CASES:
         photo = load_photo(read(), args.size)
-        result = accentuate(photo, model, objectives, **options)
+        result = accentuate(model, objectives, photo, **options)
         save_rows(photo, result, f"{name}.png")
         for index, objective in enumerate(objectives):
             before, after = scores(model, photo, objective)[0], scores(model, result.images[index:index + 1], objective)[0]
             distance = float((result.images[index] - photo[0]).square().mean())
             print(f"{name} {objective}: logit {before:.1f} on the photo, {after:.1f} accentuated; pixel MSE {distance:.4f}")
         if name == "cat":
-            free = accentuate(photo, model, objectives[0], balance=0.0, **options)
+            free = accentuate(model, objectives[0], photo, balance=0.0, **options)
             save_rows(photo, free, "cat-unconstrained.png")
             after = scores(model, free.images, objectives[0])[0]
             distance = float((free.images[0] - photo[0]).square().mean())

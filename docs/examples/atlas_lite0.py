@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 
 import featviz
 from featviz.dataset import ImageFolder
-from featviz.dataset.folder import open_oriented
+from featviz.imagefile import open_image
 from featviz.dataset.shipped import shipped_photo_paths
 from featviz.recipes import activation_atlas, write_atlas_site
 
@@ -50,7 +50,7 @@ def write_crops(folder: Path) -> dict[str, int]:
     rng = np.random.default_rng(0)
     source = {}
     for index, path in enumerate(shipped_photo_paths()):
-        photo = open_oriented(path, "RGB")
+        photo = open_image(path, "RGB")
         photo.save(folder / f"{path.stem}-whole.jpg", quality=92)
         source[f"{path.stem}-whole.jpg"] = index
         width, height = photo.size

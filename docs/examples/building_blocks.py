@@ -51,7 +51,7 @@ def main() -> None:
     else:
         (cat,) = [path for path in shipped_photo_paths() if path.stem == "chelsea"]
         renderer = featviz.Renderer("efficientnet_lite0")
-        found = explain(cat, renderer, "blocks.4", groups=6, size=96, steps=args.steps, grid_pool=3, grid_size=48,
+        found = explain(renderer, "blocks.4", cat, groups=6, size=96, steps=args.steps, grid_pool=3, grid_size=48,
                         seed=0)
         work.mkdir(parents=True, exist_ok=True)
         torch.save(found, kept)

@@ -59,16 +59,16 @@ def main() -> None:
     other = load_photo(data.astronaut(), tuple(photo.shape[-2:]))
     options = dict(size=args.size, steps=args.steps, seed=0, progress=False)
 
-    inversions = caricature(photo, model, LAYERS, mode="inversion", **options)
+    inversions = caricature(model, LAYERS, photo, mode="inversion", **options)
     save_compact(grid(inversions.images, columns=len(LAYERS)), IMAGES / "inversions.png")
     for index, layer in enumerate(LAYERS):
         own = relative_error(model, inversions.images[index:index + 1], photo, layer)[0]
         reference = relative_error(model, other, photo, layer)[0]
         print(f"inversion at {layer}: relative error {own:.2f} (the astronaut photo: {reference:.2f})")
 
-    caricatures = caricature(photo, model, LAYERS[1:], **options)
+    caricatures = caricature(model, LAYERS[1:], photo, **options)
     save_compact(grid(caricatures.images, columns=3), IMAGES / "caricatures.png")
-    powers = [caricature(photo, model, "blocks.4", cossim_pow=power, **options).images for power in (0.0, 3.0)]
+    powers = [caricature(model, "blocks.4", photo, cossim_pow=power, **options).images for power in (0.0, 3.0)]
     save_compact(grid(torch.cat([powers[0], caricatures.images[1:2], powers[1]]), columns=3), IMAGES / "cossim-pow.png")
     print("caricature scores (1 = the photo's own activations):",
           [round(float(value), 2) for value in caricatures.history[-1]])

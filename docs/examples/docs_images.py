@@ -20,17 +20,24 @@ import torch
 import featviz
 from featviz import objectives as obj
 from featviz import param, transforms
+from featviz.renderer import save_png
 
 IMAGES = Path(__file__).resolve().parents[1] / "images"
 LAYER = "blocks.4.0.conv_pwl"
 
 
-def save(result: featviz.RenderResult, folder: str, names: list[str]) -> None:
-    """Save image i of the result as folder/names[i].png."""
+def save(result: featviz.RenderResult, folder: str, names: list[str], shows: list[str | None] | None = None) -> None:
+    """Save image i of the result as folder/names[i].png, with featviz render's text chunks (objective, steps,
+    seed, value). ``shows[i]``, where given and not None, replaces the stored objective: what image i shows, in shorthand or
+    a weighted sum of shorthand terms, where the render's objective was a batch objective (diversity,
+    alignment) or carried a penalty. tests/test_docs_figures.py scores every image by its stored objective."""
     target = IMAGES / folder
     target.mkdir(parents=True, exist_ok=True)
-    for image, name in zip(result.to_pil(), names):
-        image.save(target / f"{name}.png", optimize=True)
+    for index, name in enumerate(names):
+        metadata = result.metadata(index)
+        if shows is not None and shows[index] is not None:
+            metadata["featviz:objective"] = shows[index]
+        save_png(result.images[index], target / f"{name}.png", metadata)
 
 
 def main() -> None:
@@ -59,7 +66,7 @@ def main() -> None:
         save(render(f"{LAYER}:12"), "get-started", ["channel12"])
 
     if "objectives" in pages:
-        objective_images(render)
+        objective_images(render, size)
     if "parameterizations" in pages:
         parameterization_images(render, size)
     if "text" in pages:
@@ -71,7 +78,7 @@ def main() -> None:
     print(f"wrote {IMAGES} in {time.perf_counter() - started:.0f} s")
 
 
-def objective_images(render) -> None:
+def objective_images(render, size: int) -> None:
     """Objectives: units, one batch with one objective per image; the algebra; diversity; interpolation."""
     direction = torch.randn(112, generator=torch.Generator().manual_seed(0))
     units = {
@@ -82,18 +89,22 @@ def objective_images(render) -> None:
         "direction": obj.direction(LAYER, direction, cossim_pow=1.0),
         "class": obj.class_logit("goldfish"),
     }
-    save(render(list(units.values())), "objectives", list(units))
+    centre = size // 32  # blocks.4.0.conv_pwl's map is 1/16 of the image; neuron() reads its centre
+    shows = [f"{LAYER}:12", f"{LAYER}:12@{centre},{centre}", f"-{LAYER}:12", "blocks.4", None, "class:goldfish"]
+    save(render(list(units.values())), "objectives", list(units), shows)
     algebra = {
         "sum": obj.channel(LAYER, 12) + obj.channel(LAYER, 3),
         "difference": obj.channel(LAYER, 12) - obj.channel(LAYER, 3),
         "total-variation": obj.channel(LAYER, 12) - 0.5 * obj.total_variation(),
         "function": lambda T: T(LAYER)[:, 12].clamp(max=4.0).mean((1, 2)),
     }
-    save(render(list(algebra.values())), "objectives", list(algebra))
+    shows = [f"{LAYER}:12 + {LAYER}:3", f"{LAYER}:12 - {LAYER}:3", f"{LAYER}:12", f"{LAYER}:12"]
+    save(render(list(algebra.values())), "objectives", list(algebra), shows)
     diverse = obj.channel(LAYER, 12) + 100 * obj.diversity(LAYER)
-    save(render(diverse, batch=4), "objectives", [f"diversity-{i}" for i in range(4)])
-    interpolate = obj.channel_interpolate(LAYER, 12, LAYER, 3) + 10 * obj.alignment(LAYER)
-    save(render(interpolate, batch=5), "objectives", [f"interpolate-{i}" for i in range(5)])
+    save(render(diverse, batch=4), "objectives", [f"diversity-{i}" for i in range(4)], [f"{LAYER}:12"] * 4)
+    interpolate = obj.channel_interpolate(LAYER, 12, LAYER, 3) + 0.1 * obj.alignment(LAYER)
+    shares = [f"{1 - i / 4:g}*{LAYER}:12 + {i / 4:g}*{LAYER}:3" for i in range(5)]
+    save(render(interpolate, batch=5), "objectives", [f"interpolate-{i}" for i in range(5)], shares)
     save(render("text:a photo of a lemon"), "objectives", ["text-lemon"])
 
 

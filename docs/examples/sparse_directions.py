@@ -18,7 +18,7 @@ import torch
 import featviz
 from featviz import objectives
 from featviz.recipes import sparse_concept_directions
-from featviz.text import text_direction
+from featviz.text import find_text_direction
 
 OUT = Path(__file__).resolve().parents[1] / "images" / "sparse-directions"
 LAYER = "global_pool"  # exact for Lite0's text tower: the penultimate features the classifier reads
@@ -48,7 +48,7 @@ def main() -> None:
     print(found)
     print(f"fit in {time.perf_counter() - started:.1f} s")
     # the unit each concept's prompts point to most (what `featviz neurons` ranks first)
-    single = {name: int(text_direction(model, LAYER, prompts).vector.argmax()) for name, prompts in CONCEPTS.items()}
+    single = {name: int(find_text_direction(model, LAYER, prompts).vector.argmax()) for name, prompts in CONCEPTS.items()}
     goals = [objectives.direction(RENDER_LAYER, direction.vector) for direction in found.directions.values()]
     goals += [objectives.channel(RENDER_LAYER, unit) for unit in single.values()]
     started = time.perf_counter()

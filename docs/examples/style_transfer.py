@@ -53,7 +53,7 @@ def main() -> None:
         print(f"the photo itself against {name}: {transfer_losses(content, content, style, model)}")
     runs = [("flower", "fft"), ("flower", "pixel"), ("hubble", "fft")]
     for name, param in runs:
-        result = style_transfer(content, styles[name], model, param=param, size=args.size, steps=args.steps, seed=0,
+        result = style_transfer(model, styles[name], content, param=param, size=args.size, steps=args.steps, seed=0,
                                 progress=False)
         save_compact(result.images[0], IMAGES / f"{name}-{param}.png")
         losses = transfer_losses(result.images, content, styles[name], model)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from featviz import objectives, transforms
-from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums
+from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums, check_photo_fits
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
-from featviz.io import ensure_writable_dir
+from featviz.io import check_writable_dir
 from featviz.models import load_model
 from featviz.recipes.accentuation import accentuate
 from featviz.dataset.photo import load_photo
@@ -44,19 +43,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """With ``args``, the parsed command line: check every option, accentuate the photo and print the paths written."""
-    check_minimums(args, steps=1, size=8, seed=0)
-    if not (math.isfinite(args.balance) and args.balance >= 0):
-        raise FeatvizError(f"--balance must be a finite number >= 0 (0: unconstrained), got {args.balance}")
+    check_minimums(args, steps=1, size=8, seed=0, balance=0)
     goals = objectives.parse(args.objective)
     out = Path(args.out)
     if out.suffix.lower() != ".png" or out.is_dir():
         raise FeatvizError(f"--out '{out}' must be a file name ending in .png")
-    ensure_writable_dir(out.parent)
+    check_writable_dir(out.parent)
     photo = load_photo(args.image)
     device = resolve_device(args.device)
     model = load_model(args.model, weights=args.weights, device=device)
+    check_photo_fits(model, photo, args.size, images=len(goals), transforms=args.transforms)
     result = accentuate(
-        photo, model, goals, regularization_layer=args.regularization_layer, balance=args.balance, size=args.size,
+        model, goals, photo, regularization_layer=args.regularization_layer, balance=args.balance, size=args.size,
         steps=args.steps, transforms=args.transforms, seed=args.seed, importance=not args.no_importance,
         device=device, progress=not args.no_progress,
     )

@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums
+from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums, render_settings
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
-from featviz.io import ensure_writable_dir
+from featviz.io import check_writable_dir
 from featviz.models import load_model
-from featviz.recipes.atlas import (
-    DEFAULT_COSSIM_POW, DEFAULT_SIZE, DEFAULT_STEPS, LAYOUTS, activation_atlas, image_folder, write_atlas_site,
-)
+from featviz.dataset import image_folder
+from featviz.recipes.atlas import activation_atlas, write_atlas_site
+from featviz.recipes.atlas.layout import LAYOUTS
+from featviz.recipes.atlas.recipe import DEFAULT_COSSIM_POW, DEFAULT_SIZE, DEFAULT_STEPS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -57,20 +58,24 @@ def run(args: argparse.Namespace) -> int:
         args, steps=1, size=8, seed=0, grid=2, levels=1, samples=4, positions=1, min_count=1, top=1, batch=1,
         cossim_pow=0, image_size=8,
     )
+    if args.min_count > args.samples:
+        raise FeatvizError(
+            f"--min-count {args.min_count} is more than --samples {args.samples}: no cell could hold that many; use "
+            f"--min-count {args.samples} or less"
+        )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise FeatvizError(f"--out '{out}' is a file; give a folder for the site")
+    check_writable_dir(out)
     device = resolve_device(args.device, per_process=True)
     model = load_model(args.model, weights=args.weights, device=device)
     model.get_layer(args.layer)  # mistakes in the layer or the images are reported before the folder is made
-    images = image_folder(args.images, model, args.image_size)
-    ensure_writable_dir(out)
+    images = image_folder(model, args.images, args.image_size, name="--images")
     label = int(args.label) if args.label is not None and args.label.strip().isdigit() else args.label
     atlas = activation_atlas(
         model, args.layer, images, grid=args.grid, levels=args.levels, samples=args.samples,
         positions=args.positions, layout=args.layout, min_count=args.min_count, label=label, top=args.top,
-        steps=args.steps, size=args.size, seed=args.seed, cossim_pow=args.cossim_pow, batch=args.batch,
-        device=device, progress=not args.no_progress,
+        cossim_pow=args.cossim_pow, batch=args.batch, settings=render_settings(args, device=device),
     )
     index = write_atlas_site(atlas, out)
     if _rank() == 0:

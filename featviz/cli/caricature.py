@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from featviz import param, transforms
-from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums
+from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums, check_photo_fits
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
-from featviz.io import ensure_writable_dir
+from featviz.io import check_writable_dir
 from featviz.models import load_model
 from featviz.dataset.photo import load_photo
 from featviz.recipes.inversion import MODES, caricature
@@ -33,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mode", default="caricature", choices=MODES, help="caricature (default) or inversion")
     parser.add_argument("--cossim-pow", type=float, default=1.0,
                         help="caricature's cosine power: 0 exaggerates most, larger stays closer to the photo (default 1)")
-    parser.add_argument("--param", default="fft", choices=param.KINDS, help="image parameterization (default fft)")
+    parser.add_argument("--param", default="fft", choices=param.registered_kinds(), help="image parameterization (default fft)")
     parser.add_argument("--transforms", default="standard", choices=transforms.PRESETS,
                         help="augmentations, applied to the photo alike (default standard)")
     add_render_arguments(parser, out="caricature.png", steps=512)
@@ -42,21 +41,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """With ``args``, the parsed command line: check every option, render the caricature and print the path written."""
-    check_minimums(args, steps=1, size=8, seed=0)
-    if not (math.isfinite(args.cossim_pow) and args.cossim_pow >= 0):
-        raise FeatvizError(f"--cossim-pow must be a finite number >= 0 (0: plain dot product), got {args.cossim_pow}")
+    check_minimums(args, steps=1, size=8, seed=0, cossim_pow=0)
     layers = [name.strip() for text in args.layer for name in text.split(",") if name.strip()]
     if not layers:
         raise FeatvizError("--layer is empty; give a layer name such as blocks.4 (see `featviz layers MODEL`)")
     out = Path(args.out)
     if out.suffix.lower() != ".png" or out.is_dir():
         raise FeatvizError(f"--out '{out}' must be a file name ending in .png")
-    ensure_writable_dir(out.parent)
+    check_writable_dir(out.parent)
     photo = load_photo(args.image)
     device = resolve_device(args.device)
     model = load_model(args.model, weights=args.weights, device=device)
+    check_photo_fits(model, photo, args.size, images=len(layers), transforms=args.transforms)
     result = caricature(
-        photo, model, layers, cossim_pow=args.cossim_pow, mode=args.mode, size=args.size, steps=args.steps,
+        model, layers, photo, cossim_pow=args.cossim_pow, mode=args.mode, size=args.size, steps=args.steps,
         param=args.param, transforms=args.transforms, seed=args.seed, device=device, progress=not args.no_progress,
     )
     for path in result.save(out):

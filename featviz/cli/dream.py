@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from featviz import recipes
-from featviz.cli.common import add_model_arguments, check_minimums
+from featviz.cli.common import add_model_arguments, check_lr, check_minimums, check_render_fits
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
-from featviz.io import ensure_writable_dir
+from featviz.io import check_writable_dir
 from featviz.models import load_model
 from featviz.objectives.language import parse_text
 from featviz.recipes.structured_dreaming import DEFAULT_SIZE, OPTIMIZERS
@@ -48,8 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """With ``args``, the parsed command line: check every option, dream the image and print the path written."""
     check_minimums(args, steps=1, views=1, seed=0, size=8)
-    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
-        raise FeatvizError(f"--lr must be a finite number above 0 (e.g. 0.01), got {args.lr}")
+    check_lr(args.lr)
     if not args.prompt.strip():
         raise FeatvizError("PROMPT is empty; describe the image, e.g. 'a lighthouse at dusk'")
     goal = parse_text(args.prompt)
@@ -58,9 +56,10 @@ def run(args: argparse.Namespace) -> int:
         raise FeatvizError(f"--out '{out}' must be a file name ending in .png")
     if out.is_dir():
         raise FeatvizError(f"--out '{out}' is a folder; give a file name ending in .png")
-    ensure_writable_dir(out.parent)
+    check_writable_dir(out.parent)
     device = resolve_device(args.device)
     model = load_model(args.model, weights=args.weights, device=device)
+    check_render_fits(model, (args.size, args.size), views=args.views, network_size=model.input_size)
     result = recipes.dream(
         model, goal, size=args.size, steps=args.steps, views=args.views, param=args.param,
         optimizer=args.optimizer, lr=args.lr, seed=args.seed, device=device, progress=not args.no_progress,

@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums
+from featviz.cli.common import (
+    add_model_arguments, add_render_arguments, check_minimums, check_photo_fits, check_render_fits, render_settings,
+)
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
-from featviz.io import ensure_writable_dir
+from featviz.io import check_writable_dir, replacing_files
 from featviz.models import load_model
 from featviz.dataset.photo import load_photo
 from featviz.recipes.building_blocks import NEGATIVES, explain
+
+#: Files of an earlier explanation that a new one replaces even where it has none of that name.
+STALE = ("group-*.png", "grid*.png")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -51,16 +56,19 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() == ".png" or (out.exists() and not out.is_dir()):
         raise FeatvizError(f"--out '{out}' must be a folder (the figure and its parts are written into it)")
-    load_photo(args.image)  # a missing or unreadable image is reported before the model loads
-    ensure_writable_dir(out)
+    photo = load_photo(args.image)  # a missing or unreadable image is reported before the model loads
+    check_writable_dir(out)
     device = resolve_device(args.device)
     model = load_model(args.model, weights=args.weights, device=device)
+    check_photo_fits(model, photo, args.image_size, option="--image-size", parameterized=False, views=1)
+    check_render_fits(model, (args.size, args.size), images=args.groups, count_option="--groups")
     found = explain(
-        args.image, model, args.layer, groups=args.groups, target=args.target, negatives=args.negatives,
-        size=args.size, steps=args.steps, seed=args.seed, grid_pool=args.grid_pool, grid_size=args.grid_size,
-        image_size=args.image_size,
-        device=device, progress=not args.no_progress,
+        model, args.layer, args.image, groups=args.groups, target=args.target, negatives=args.negatives,
+        grid_pool=args.grid_pool, grid_size=args.grid_size, image_size=args.image_size,
+        settings=render_settings(args, device=device),
     )
-    for path in found.save(out):
-        print(path)
+    with replacing_files(out, stale=STALE) as stage:  # a rerun with fewer groups leaves none of the earlier's
+        written = found.save(stage)
+    for path in written:
+        print(out / path.relative_to(stage))
     return 0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums
+from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums, render_settings
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
-from featviz.io import ensure_writable_dir
+from featviz.io import check_writable_dir
 from featviz.models import load_model
 from featviz.recipes.factors import NEGATIVES, layer_factors, render_factors
 from featviz.renderer import Renderer
@@ -46,17 +46,14 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() == ".png" and out.is_dir():
         raise FeatvizError(f"--out '{out}' is a folder; give a file name ending in .png or a folder without .png")
-    ensure_writable_dir(out.parent if out.suffix.lower() == ".png" else out)
+    check_writable_dir(out.parent if out.suffix.lower() == ".png" else out)
     device = resolve_device(args.device)
     renderer = Renderer(load_model(args.model, weights=args.weights, device=device))
     found = layer_factors(
-        renderer, args.layer, args.images, args.count, negatives=args.negatives, samples=args.samples,
+        renderer, args.layer, args.images, count=args.count, negatives=args.negatives, samples=args.samples,
         positions=args.positions, seed=args.seed, image_size=args.image_size, progress=not args.no_progress,
     )
-    result = render_factors(
-        renderer, found, steps=args.steps, size=args.size, seed=args.seed, cossim_pow=args.cossim_pow,
-        progress=not args.no_progress,
-    )
+    result = render_factors(renderer, found, cossim_pow=args.cossim_pow, settings=render_settings(args, device=device))
     print(
         f"{len(found)} factors of {found.layer} explain {100 * found.explained:.1f} % of its activations "
         f"({len(found.sample)} vectors from {found.sample.image_count} images)"

@@ -21,7 +21,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "`torchrun --nproc-per-node N --no-python featviz gallery ...` the units are shared among N processes.",
     )
     add_model_arguments(parser)
-    parser.add_argument("--layers", required=True, help="comma-separated layer names (see `featviz layers MODEL`)")
+    parser.add_argument("--layers", default=None, help="comma-separated layer names (see `featviz layers MODEL`)")
+    parser.add_argument("--dictionary", default=None, metavar="DICT.pt",
+                        help="also (or instead of --layers) a page of this dictionary's features (from `featviz "
+                        "dictionary`), rendered, ranked on --images and labelled like units")
     parser.add_argument("--units", default=None, help="units of every layer: 0-63, 0,5,9 or 0-3,8 (default: all)")
     parser.add_argument("--images", default=None,
                         help="a folder of images for dataset examples, or 'shipped' for the photos inside "
@@ -85,9 +88,11 @@ def run(args: argparse.Namespace) -> int:
             parse_units(args.units)
         except FeatvizError as error:
             raise FeatvizError(f"--units: {error}") from None
+    if args.layers is None and args.dictionary is None:
+        raise FeatvizError("give --layers L1,L2 (see `featviz layers MODEL`), --dictionary DICT.pt, or both")
     device = resolve_device(args.device)
     summary = build_gallery(
-        args.model, args.layers, units=args.units, images=args.images, steps=args.steps, size=args.size,
+        args.model, args.layers, units=args.units, dictionary=args.dictionary, images=args.images, steps=args.steps, size=args.size,
         seed=args.seed, out=args.out, batch=args.batch, device=device, progress=not args.no_progress,
         weights=args.weights, diversity_weight=args.diversity_weight, diversity_size=args.diversity_size,
         examples=args.examples,

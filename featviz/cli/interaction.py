@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums
+from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums, render_settings
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
-from featviz.io import ensure_writable_dir
+from featviz.io import check_writable_dir
 from featviz.models import load_model
 from featviz.recipes.interaction import interaction_grid
 
@@ -33,11 +33,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".png" or out.is_dir():
         raise FeatvizError(f"--out '{out}' must be a file name ending in .png (the grid is one image)")
-    ensure_writable_dir(out.parent)
+    check_writable_dir(out.parent)
     device = resolve_device(args.device)
     model = load_model(args.model, weights=args.weights, device=device)
-    result = interaction_grid(model, args.units, size=args.size, steps=args.steps, seed=args.seed, device=device,
-                              progress=not args.no_progress)
+    result = interaction_grid(model, args.units, settings=render_settings(args, device=device))
     for path in result.save(out):
         print(path)
     return 0

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
-from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums
+from featviz.cli.common import (
+    add_model_arguments, add_render_arguments, check_minimums, check_render_fits, render_settings,
+)
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
-from featviz.io import ensure_writable_dir
+from featviz.io import check_writable_dir
 from featviz.models import load_model
 from featviz.recipes.interaction import DEFAULT_ALIGNMENT, interpolate
 
@@ -39,19 +40,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """With ``args``, the parsed command line: check every option, render the frames and print the path written."""
-    check_minimums(args, steps=1, size=8, seed=0, frames=2)
-    if not (math.isfinite(args.alignment) and args.alignment >= 0):
-        raise FeatvizError(f"--alignment must be a finite number >= 0 (0 turns it off), got {args.alignment}")
+    check_minimums(args, steps=1, size=8, seed=0, frames=2, alignment=0)
     out = Path(args.out)
     if out.suffix.lower() != ".png" or out.is_dir():
         raise FeatvizError(f"--out '{out}' must be a file name ending in .png (the frames are one row)")
-    ensure_writable_dir(out.parent)
+    check_writable_dir(out.parent)
     device = resolve_device(args.device)
     model = load_model(args.model, weights=args.weights, device=device)
+    check_render_fits(model, (args.size, args.size), images=args.frames, count_option="--frames")
     result = interpolate(
         model, args.unit_a, args.unit_b, frames=args.frames, shared=not args.independent, alignment=args.alignment,
-        alignment_layer=args.alignment_layer, size=args.size, steps=args.steps, seed=args.seed, device=device,
-        progress=not args.no_progress,
+        alignment_layer=args.alignment_layer, settings=render_settings(args, device=device),
     )
     for path in result.save(out):
         print(path)

@@ -13,7 +13,8 @@ from featviz.concepts.dissect import INCLUSION, PRIOR_WEIGHT, TEMPERATURE, TOP_K
 from featviz.concepts.vocabulary import read_concepts
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
-from featviz.io import ensure_writable_dir, write_text
+from featviz.objectives.dictionary import load_dictionary
+from featviz.io import check_writable_dir, write_text
 from featviz.models import Model, load_model
 
 OUT_FORMATS = (".csv", ".json")
@@ -45,8 +46,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "`torchrun --nproc-per-node N --no-python featviz label ...` the images are shared among N processes.",
     )
     add_model_arguments(parser)
-    parser.add_argument("--layer", required=True,
-                        help="the layer whose units are labelled (see `featviz layers MODEL`)")
+    units = parser.add_mutually_exclusive_group(required=True)
+    units.add_argument("--layer", help="the layer whose units are labelled (see `featviz layers MODEL`)")
+    units.add_argument("--dictionary", metavar="DICT.pt",
+                       help="label the features of this dictionary (from `featviz dictionary`) instead of a layer's "
+                       "units")
     parser.add_argument("--images", required=True, help="a folder of images (thousands are best), or 'shipped'")
     parser.add_argument("--concepts", default=None, metavar="FILE",
                         help="a text file with one concept a line (default: featviz's ~3,500 common nouns)")
@@ -73,12 +77,15 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         if out.suffix.lower() not in OUT_FORMATS:
             raise FeatvizError(f"--out '{out}' must end in .csv or .json")
-        ensure_writable_dir(out.parent)
+        check_writable_dir(out.parent)
     concepts = read_concepts(args.concepts) if args.concepts is not None else None
     check_images(args.images)
+    dictionary = load_dictionary(args.dictionary) if args.dictionary is not None else None  # before the model loads
     cache = pass_cache(args)
+    model = load_model_from(args)
+    layer = args.layer if dictionary is None else dictionary
     labels = label_units(
-        load_model_from(args), args.layer, args.images, concepts,
+        model, layer, args.images, concepts,
         top_k=args.top_k, temperature=args.temperature, prior_weight=args.prior_weight,
         inclusion=tuple(args.inclusion), runners_up=args.runners_up, pool=args.pool, batch_size=args.batch_size,
         cache_dir=cache, progress=not args.no_progress,
@@ -93,17 +100,30 @@ def run(args: argparse.Namespace) -> int:
                  "runners_up": [[concept, score] for concept, score in item.runners_up]}
                 for item in labels
             ]
-            write_text(out, json.dumps({"model": args.model, "layer": args.layer, "labels": records}, indent=1) + "\n")
+            named = {"layer": args.layer} if args.dictionary is None else {"dictionary": args.dictionary,
+                                                                            "layer": layer.layer}
+            write_text(out, json.dumps({"model": args.model, **named, "labels": records}, indent=1) + "\n")
         else:
             buffer = io.StringIO()
             writer = csv.writer(buffer)
             writer.writerow(["unit", "concept", "score", "runners_up"])
             for item in labels:
                 others = "; ".join(f"{concept} {score:.6g}" for concept, score in item.runners_up)
-                writer.writerow([item.unit, item.concept, f"{item.score:.6g}", others])
+                writer.writerow([item.unit, csv_text(item.concept), f"{item.score:.6g}", csv_text(others)])
             write_text(out, buffer.getvalue())
         print(out)
     return 0
+
+
+def csv_text(text: str) -> str:
+    """``text`` safe in a spreadsheet cell: a leading ``=``, ``+``, ``-``, ``@``, tab or carriage return, which a
+    spreadsheet would run as a formula, is escaped with a leading apostrophe (OWASP's advice for CSV injection).
+
+    Example:
+        >>> print(csv_text('=HYPERLINK("http://x")'), csv_text("tabby cat"))
+        '=HYPERLINK("http://x") tabby cat
+    """
+    return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
 
 
 def load_model_from(args: argparse.Namespace) -> Model:

@@ -8,7 +8,7 @@ from featviz import objectives
 from featviz.cli.common import add_model_arguments, check_minimums
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
-from featviz.io import ensure_writable_dir
+from featviz.io import check_writable_dir
 from featviz.models import load_model
 from featviz.objectives.language import parse_text
 from featviz.renderer import render
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         if out.suffix.lower() != ".png":
             raise FeatvizError(f"--render '{out}' must be a file name ending in .png")
-        ensure_writable_dir(out.parent)
+        check_writable_dir(out.parent)
     prompts = parse_text(args.prompt).prompts
     model = load_model(args.model, weights=args.weights, device=resolve_device(args.device))
     found = rank_neurons(model, args.layer, prompts, top=args.top)

@@ -6,12 +6,13 @@ import math
 from pathlib import Path
 
 from featviz.cli.common import add_model_arguments, check_minimums
-from featviz.concepts.probe import check_image_count, train_probe
+from featviz.concepts.probe import check_image_count, load_probe, train_probe
 from featviz.dataset.folder import ImageFolder
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
-from featviz.io import ensure_writable_dir
+from featviz.io import check_writable_dir
 from featviz.models import load_model
+from featviz.objectives import facet
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise FeatvizError(f"--out '{out}' is a folder; give a file name such as '{out / 'probe.pt'}'")
-    ensure_writable_dir(out.parent)
+    check_writable_dir(out.parent)
     model = load_model(args.model, weights=args.weights, device=resolve_device(args.device))
     probe = train_probe(
         model, layers, args.positive, args.negative, size=args.size, holdout=args.holdout, penalty=args.penalty,
@@ -107,9 +108,6 @@ def facet_goals(goals: list, probe_path: str, strength_text: str, images: int) -
     Example:
         >>> facet_goals(objectives.parse("blocks.5.3:17"), "textures.pt", "0,8", images=4)  # doctest: +SKIP
     """
-    from featviz.concepts.probe import load_probe
-    from featviz.objectives import facet
-
     low, high = parse_strength(strength_text)
     if low != high and images < 2:
         raise FeatvizError(

@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 from pathlib import Path
 
 import torch
 
 from featviz import objectives, optim, param, transforms
-from featviz.cli.common import add_model_arguments, check_minimums
+from featviz.cli.common import add_model_arguments, check_lr, check_minimums
 from featviz.cli.probe import facet_goals
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
-from featviz.io import ensure_writable_dir
+from featviz.io import check_writable_dir
 from featviz.models import load_model
 from featviz.renderer import render
 
@@ -34,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, default=512, help="optimization steps (default 512)")
     parser.add_argument("--size", type=int, default=None, help="image size in pixels (default: the model's input size)")
     parser.add_argument("--seed", type=int, default=0, help="seed; image i uses seed + i (default 0)")
-    parser.add_argument("--param", default="fft", choices=param.KINDS, help="image parameterization (default fft)")
+    parser.add_argument("--param", default="fft", choices=param.registered_kinds(), help="image parameterization (default fft)")
     parser.add_argument("--transforms", default="standard", choices=transforms.PRESETS, help="augmentations (default standard)")
     parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS, help="adam (default) or clampsgd")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the parameterization's)")
@@ -66,15 +65,14 @@ def _optimizer_factory(name: str, lr: float | None, seed: int):
 def run(args: argparse.Namespace) -> int:
     """With ``args``, the parsed command line: check every option, render the objectives and print the paths written."""
     check_minimums(args, steps=1, seed=0, size=8, batch=1)
-    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
-        raise FeatvizError(f"--lr must be a finite number above 0 (e.g. 0.05), got {args.lr}")
+    check_lr(args.lr)
     goals = [goal for text in args.objectives for goal in objectives.parse(text)]
     if args.facet is not None:  # the probe is checked against the model when the render binds the objectives
         goals = facet_goals(goals, args.facet, args.facet_strength, images=args.batch or len(goals))
     out = Path(args.out)
     if out.suffix.lower() == ".png" and out.is_dir():
         raise FeatvizError(f"--out '{out}' is a folder; give a file name ending in .png or a folder without .png")
-    ensure_writable_dir(out.parent if out.suffix.lower() == ".png" else out)
+    check_writable_dir(out.parent if out.suffix.lower() == ".png" else out)
     device = resolve_device(args.device)
     if args.precision == "fp16" and device.type != "cuda":
         raise FeatvizError("--precision fp16 needs a CUDA device; on the CPU use --precision bf16 or fp32")

@@ -5,11 +5,14 @@ import argparse
 import json
 
 from featviz import transforms
-from featviz.cli.common import add_model_arguments
+from featviz.cli.common import add_model_arguments, check_minimums
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.metrics import format_score, score
 from featviz.models import load_model
+
+#: The most held-out transforms `featviz score` takes: 128 times the default, a few minutes per image on a CPU.
+MAX_SAMPLES = 4096
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -42,8 +45,9 @@ def run(args: argparse.Namespace) -> int:
             f"featviz score takes one IMAGE, then MODEL and OBJECTIVE, but got {3 + len(args.surplus)} arguments; "
             "for several images give a folder or a quoted pattern such as 'renders/*.png'"
         )
-    if args.samples < 1:
-        raise FeatvizError(f"--samples must be at least 1, got {args.samples}")
+    check_minimums(args, seed=0, samples=1)
+    if args.samples > MAX_SAMPLES:
+        raise FeatvizError(f"--samples must be at most {MAX_SAMPLES} (each is a forward pass per image), got {args.samples}")
     judges = [name.strip() for name in (args.judges or "").split(",") if name.strip()]
     if args.judges is not None and not judges:
         raise FeatvizError("--judges is empty; give model names separated by commas, e.g. efficientnet_lite1,efficientnet_lite2")

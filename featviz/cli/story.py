@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+
+import torch
 
 from featviz.cli.common import add_model_arguments, add_pass_arguments, check_minimums, pass_cache
 from featviz.cli.label import check_images, load_model_from
 from featviz.concepts.conditional import LABEL_SOURCES, conditional_probability
 from featviz.concepts.vocabulary import read_concepts
 from featviz.errors import FeatvizError
-from featviz.io import atomic_path, ensure_writable_dir, write_text
+from featviz.objectives.dictionary import load_dictionary
+
+#: Bytes an example crop needs per pixel while it is resized and encoded (PIL's 4-byte pixels, twice).
+CROP_BYTES_PER_PIXEL = 8
+from featviz.hooks.memory import available_bytes, check_memory
+from featviz.io import atomic_path, check_writable_dir, replacing_files, write_text
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,8 +31,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "model's own prediction (predicted) or the closest concept by its text tower (concepts).",
     )
     add_model_arguments(parser)
-    parser.add_argument("--layer", required=True, help="the unit's layer (see `featviz layers MODEL`)")
-    parser.add_argument("--unit", type=int, required=True, help="the unit (channel) number")
+    units = parser.add_mutually_exclusive_group(required=True)
+    units.add_argument("--layer", help="the unit's layer (see `featviz layers MODEL`)")
+    units.add_argument("--dictionary", metavar="DICT.pt",
+                       help="a dictionary (from `featviz dictionary`): --unit is then one of its features")
+    parser.add_argument("--unit", type=int, required=True, help="the unit (channel) number, or the feature number")
     parser.add_argument("--images", required=True, help="a folder of images (one subfolder per class for "
                         "--labels folders), or 'shipped'")
     parser.add_argument("--out", required=True, help="the folder to write into")
@@ -55,26 +66,36 @@ def run(args: argparse.Namespace) -> int:
         raise FeatvizError("--concepts is only used with --labels concepts")
     concepts = read_concepts(args.concepts) if args.concepts is not None else None
     check_images(args.images)
-    out = ensure_writable_dir(args.out)
+    out = check_writable_dir(args.out)
+    if out.exists() and not out.is_dir():
+        raise FeatvizError(f"--out '{out}' is a file; give a folder to write the story into")
+    cpu = torch.device("cpu")
+    fits = math.isqrt((available_bytes(cpu) or 0) // CROP_BYTES_PER_PIXEL)
+    check_memory(args.crop_size**2 * CROP_BYTES_PER_PIXEL, device=cpu,
+                 what=f"an example crop of {args.crop_size}x{args.crop_size} pixels", advice=f"use --crop-size {fits} or less")
+    dictionary = load_dictionary(args.dictionary) if args.dictionary is not None else None  # before the model loads
     story = conditional_probability(
-        load_model_from(args), args.layer, args.unit, args.images, labels=args.labels, buckets=args.bucket_width,
+        load_model_from(args), args.layer if dictionary is None else dictionary, args.unit, args.images, labels=args.labels, buckets=args.bucket_width,
         per_bucket=args.per_bucket, reduce=args.reduce, shown=args.shown, concepts=concepts,
         examples=args.examples, seed=args.seed, batch_size=args.batch_size,
         cache_dir=pass_cache(args),
         progress=not args.no_progress,
     )
-    written = [story.save(out / "story.svg"), story.save(out / "story.png")]
-    for rank, example in enumerate(story.examples):
-        path = out / "examples" / f"{rank:02d}.png"
-        with atomic_path(path) as temporary:
-            example.crop(args.crop_size).save(temporary, format="PNG")
-        written.append(path)
-    written.append(write_text(out / "story.json", json.dumps(story.to_dict(), indent=1) + "\n"))
+    with replacing_files(out) as stage:  # a rerun replaces the story whole (examples/ too) or leaves it as it was
+        written = [story.save(stage / "story.svg"), story.save(stage / "story.png")]
+        for rank, example in enumerate(story.examples):
+            path = stage / "examples" / f"{rank:02d}.png"
+            with atomic_path(path) as temporary:
+                example.crop(args.crop_size).save(temporary, format="PNG")
+            written.append(path)
+        written.append(write_text(stage / "story.json", json.dumps(story.to_dict(), indent=1) + "\n"))
+    written = [out / path.relative_to(stage) for path in written]
     top = [
         f"{name} {shares[-1]:.0%}" for name, shares in zip(story.classes, zip(*story.shares)) if shares[-1] > 0
     ]
     bucket = f"{story.edges[-2]:g} to {story.edges[-1]:g} std"
-    print(f"{args.layer} unit {args.unit}: top bucket ({bucket}): " + ", ".join(top))
+    what = f"{args.layer} unit" if dictionary is None else f"{dictionary.name} feature"
+    print(f"{what} {args.unit}: top bucket ({bucket}): " + ", ".join(top))
     for path in written:
         print(path)
     return 0

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from featviz import param
-from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums
+from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums, check_photo_fits
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
-from featviz.io import ensure_writable_dir
+from featviz.io import check_writable_dir
 from featviz.models import load_model
 from featviz.dataset.photo import load_photo
-from featviz.recipes.style import style_transfer
+from featviz.recipes.style import DEFAULT_LAYERS, style_transfer
 
 DEFAULT_MODEL = "efficientnet_lite0"
 
@@ -41,18 +40,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--content-weight", type=float, default=1.0, help="weight of the content loss (default 1)")
     parser.add_argument("--style-size", type=int, default=None,
                         help="shorter side of the style image in pixels (default: the content's)")
-    parser.add_argument("--param", default="fft", choices=param.KINDS, help="image parameterization (default fft)")
+    parser.add_argument("--param", default="fft", choices=param.registered_kinds(), help="image parameterization (default fft)")
     add_render_arguments(parser, out="style.png", steps=512)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """With ``args``, the parsed command line: check every option, run the style transfer and print the path written."""
-    check_minimums(args, steps=1, size=8, style_size=8, seed=0)
-    for name in ("style_weight", "content_weight"):
-        value = getattr(args, name)
-        if not (math.isfinite(value) and value >= 0):
-            raise FeatvizError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+    check_minimums(args, steps=1, size=8, style_size=8, seed=0, style_weight=0, content_weight=0)
     style_layers = None
     if args.style_layers is not None:
         style_layers = [name.strip() for name in args.style_layers.split(",") if name.strip()]
@@ -61,12 +56,18 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".png" or out.is_dir():
         raise FeatvizError(f"--out '{out}' must be a file name ending in .png")
-    ensure_writable_dir(out.parent)
+    check_writable_dir(out.parent)
     content, painting = load_photo(args.content), load_photo(args.style)
     device = resolve_device(args.device)
     model = load_model(args.model, weights=args.weights, device=device)
+    if (style_layers is None or args.content_layer is None) and model.name not in DEFAULT_LAYERS:
+        raise FeatvizError(f"{model.name} has no default style transfer layers; give --style-layers L1,L2,... and "
+                           "--content-layer L (see `featviz layers MODEL`)")
+    target = check_photo_fits(model, content, args.size, transforms="none")
+    side = min(target) if args.style_size is None else args.style_size
+    check_photo_fits(model, painting, side, option="--style-size", parameterized=False, views=1)
     result = style_transfer(
-        content, painting, model, style_layers=style_layers, content_layer=args.content_layer,
+        model, painting, content, style_layers=style_layers, content_layer=args.content_layer,
         style_weight=args.style_weight, content_weight=args.content_weight, param=args.param, size=args.size,
         style_size=args.style_size, steps=args.steps, seed=args.seed, device=device, progress=not args.no_progress,
     )

@@ -29,12 +29,15 @@ from typing import Any, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from featviz.concepts.dissect import concept_embeddings, image_folder, resolve_concepts
-from featviz.dataset import TopExample, collect_activations
+from featviz.concepts.dissect import concept_embeddings, resolve_concepts
+from featviz.dataset import TopExample, collect_activations, image_folder
+from featviz.device import resolve_device
 from featviz.errors import FeatvizError, check_int
 from featviz.hooks import IMAGE, OUTPUT
 from featviz.io import atomic_path, write_text
 from featviz.models import Model, load_model
+from featviz.objectives.dictionary import Dictionary
+from featviz.text.tower import text_tower
 
 LABEL_SOURCES = ("folders", "predicted", "concepts")
 REDUCTIONS = ("mean", "max")
@@ -320,8 +323,6 @@ def _image_labels(
                 names = None
             return [names[index] if names else f"class {index}" for index in classes], "predicted"
         if labels == "concepts":
-            from featviz.text.tower import text_tower
-
             chosen = resolve_concepts(concepts)
             embeddings = F.normalize(stats[text_tower(model).image_layer].per_image("mean"), dim=1)
             targets = concept_embeddings(model, chosen, templates)
@@ -368,7 +369,8 @@ def conditional_probability(
     device: str | torch.device | None = None,
     progress: bool = False,
 ) -> ConditionalProbability:
-    """The conditional-probability plot of ``unit`` of ``layer`` over a labelled set of images.
+    """The conditional-probability plot of ``unit`` of ``layer`` over a labelled set of images (``layer`` may be a
+    `featviz.objectives.Dictionary` of a layer, ``unit`` one of its features).
 
     ``images`` is a folder, a list of image files, an `ImageFolder` or ``"shipped"``; ``labels`` ``"folders"``,
     ``"predicted"``, ``"concepts"`` (with ``concepts``: a list, a concept file, or None for the default list; and
@@ -387,9 +389,6 @@ def conditional_probability(
         >>> story.save("tabby.svg")
         PosixPath('tabby.svg')
     """
-    from featviz.device import resolve_device
-    from featviz.text.tower import text_tower
-
     if isinstance(unit, bool) or not isinstance(unit, int) or unit < 0:
         raise FeatvizError(f"unit must be an int >= 0, not {unit!r}")
     per_bucket = check_int(per_bucket, "per_bucket")
@@ -402,7 +401,8 @@ def conditional_probability(
         raise FeatvizError(
             f"labels must be one of {', '.join(LABEL_SOURCES)} or a mapping from image path to label, not {labels!r}"
         )
-    if not isinstance(layer, str) or not layer or layer == IMAGE:
+    dictionary = layer if isinstance(layer, Dictionary) else None
+    if dictionary is None and (not isinstance(layer, str) or not layer or layer == IMAGE):
         raise FeatvizError(
             f"layer must be a layer of the network like 'blocks.5.0' (see `featviz layers MODEL`), not {layer!r}"
         )
@@ -412,7 +412,10 @@ def conditional_probability(
         resolve_concepts(concepts)  # a bad concept file fails before the pass
     default_device = model.device if isinstance(model, Model) else None
     model = load_model(model, device=resolve_device(device, default=default_device))
-    if layer != OUTPUT:
+    if dictionary is not None:
+        dictionary.check_model(model)
+        model.get_layer(dictionary.layer)
+    elif layer != OUTPUT:
         model.get_layer(layer)
     folder = image_folder(model, images)
     layers = [layer]
@@ -475,7 +478,7 @@ def conditional_probability(
         classes.append(OTHER if OTHER not in names else f"{OTHER} classes")
     table = torch.stack(columns, 1)
     return ConditionalProbability(
-        layer=layer, unit=unit, reduce=reduce, labels_from=source, std=std, edges=edges, population=population,
+        layer=layer if dictionary is None else dictionary.name, unit=unit, reduce=reduce, labels_from=source, std=std, edges=edges, population=population,
         sampled=sampled, classes=classes, shares=[[float(value) for value in row] for row in table.tolist()],
         per_bucket=per_bucket, images=int(values.numel()), examples=layer_stats.top_examples(unit)[:examples],
         grouped=len(rest),

@@ -37,11 +37,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from featviz.concepts.vocabulary import check_concepts, default_concepts, read_concepts
-from featviz.dataset import ImageFolder, collect_activations, weights_fingerprint
+from featviz.dataset import ImageFolder, Processes, collect_activations, image_folder
+from featviz.device import resolve_device
 from featviz.errors import FeatvizError, check_int
 from featviz.hooks import IMAGE, OUTPUT
 from featviz.io import atomic_path, cache_folder
-from featviz.models import Model, load_model
+from featviz.models import Model, load_model, weights_fingerprint
+from featviz.objectives.dictionary import Dictionary
+from featviz.text.prompts import prompt_embeddings
+from featviz.text import sentence
+from featviz.text.tower import text_tower
 
 TOP_K = 100
 TEMPERATURE = 0.1
@@ -170,16 +175,12 @@ def concept_embeddings(
         >>> concept_embeddings(clip, ["dog", "cat"]).shape
         torch.Size([2, 32])
     """
-    from featviz.objectives.language import prompt_embeddings
-    from featviz.text.sentence import SentenceTextTower, check_templates, class_embeddings
-    from featviz.text.tower import text_tower
-
     tower = text_tower(model)
     concepts = check_concepts(concepts)
-    if isinstance(tower, SentenceTextTower):
-        chosen = check_templates(templates) if templates else tower.templates
+    if isinstance(tower, sentence.SentenceTextTower):  # issue 17 replaces this tower: see featviz.text.sentence
+        chosen = sentence.check_templates(templates) if templates else tower.templates
         text_map = tower.fit(progress=False)
-        return text_map.apply(class_embeddings(concepts, chosen, progress=progress)).cpu()
+        return text_map.apply(sentence.class_embeddings(concepts, chosen, progress=progress)).cpu()
     chosen_templates = tuple(templates) if templates else ()
     digest = hashlib.sha256()
     digest.update(f"{type(tower).__name__}|{weights_fingerprint(tower)}|{chosen_templates}\n".encode())
@@ -219,29 +220,6 @@ def resolve_concepts(concepts: Sequence[str] | str | os.PathLike | None) -> list
     return check_concepts(concepts)
 
 
-def image_folder(model: Model, images: Any) -> ImageFolder:
-    """``images`` as an `ImageFolder` at ``model``'s square input size: an ImageFolder, a folder, a list of image
-    files, or ``"shipped"`` (the photos inside scikit-image and scikit-learn).
-
-    Example:
-        >>> len(image_folder(model, "shipped"))
-        15
-    """
-    from featviz.dataset.folder import image_source
-
-    if isinstance(images, ImageFolder):
-        return images
-    height, width = model.input_size
-    if height != width:
-        raise FeatvizError(
-            f"{model.name} takes {height}x{width} images; pass ImageFolder(path, size=...) with the square size to use"
-        )
-    source = image_source(images)
-    if source is None:
-        raise FeatvizError("images is None; pass a folder of images, a list of image files or 'shipped'")
-    return ImageFolder(source[0], size=int(height), channels=model.channels)
-
-
 def per_image_pass(
     model: Model,
     folder: ImageFolder,
@@ -264,8 +242,6 @@ def per_image_pass(
         >>> values["global_pool"]["mean"].shape
         torch.Size([15, 1280])
     """
-    from featviz.dataset.processes import Processes
-
     processes = Processes(model.device)
     try:
         if processes.world == 1:
@@ -287,8 +263,8 @@ def per_image_pass(
     position = {str(path): index for index, path in enumerate(folder.paths)}
     order = torch.tensor(sorted(range(len(paths)), key=lambda index: position.get(paths[index], index)))
     values = {
-        layer: {reduce: torch.cat([found[1][layer][reduce] for found in shares])[order] for reduce in POOLS}
-        for layer in layers
+        layer: {reduce: torch.cat([found[1][index][reduce] for found in shares])[order] for reduce in POOLS}
+        for index, layer in enumerate(layers)
     }
     return [paths[index] for index in order.tolist()], values
 
@@ -299,9 +275,8 @@ def _pass(model: Model, folder: ImageFolder, layers: Sequence[str], batch_size: 
         per_image=True,
     )
     first = stats[layers[0]]
-    return list(first.image_paths), {
-        layer: {reduce: stats[layer].per_image(reduce) for reduce in POOLS} for layer in layers
-    }
+    # by position in ``layers``, not by layer: a dictionary given as a layer is another object once gathered
+    return list(first.image_paths), [{reduce: stats[layer].per_image(reduce) for reduce in POOLS} for layer in layers]
 
 
 def label_units(
@@ -323,6 +298,7 @@ def label_units(
     progress: bool = False,
 ) -> list[UnitLabel]:
     """Label every unit of ``layer`` with the concept whose image similarities best match its activations.
+    ``layer`` may be a `featviz.objectives.Dictionary` of a layer: its features are then the units.
 
     CLIP-Dissect's soft-WPMI (module docstring) with its published defaults: ``top_k`` 100 images per unit,
     ``temperature`` 0.1 (a = 10), ``prior_weight`` (lambda) 1, ``inclusion`` probabilities 0.998 falling to
@@ -341,9 +317,6 @@ def label_units(
         >>> len(labels), labels[0].concept in ("dog", "cat", "sky")
         (64, True)
     """
-    from featviz.device import resolve_device
-    from featviz.text.tower import text_tower
-
     top_k = check_int(top_k, "top_k")
     runners_up = check_int(runners_up, "runners_up", 0)
     if pool not in POOLS:
@@ -351,7 +324,8 @@ def label_units(
     _check_positive(temperature, "temperature")
     _check_positive(prior_weight, "prior_weight", allow_zero=True)
     _check_fraction_pair(inclusion)
-    if not isinstance(layer, str) or not layer:
+    dictionary = layer if isinstance(layer, Dictionary) else None
+    if dictionary is None and (not isinstance(layer, str) or not layer):
         raise FeatvizError(f"layer must be a layer name like 'blocks.5.0' (see `featviz layers MODEL`), not {layer!r}")
     if layer == IMAGE:
         raise FeatvizError(f"'{IMAGE}' is the input image, not a layer with units; pick a layer of the network")
@@ -359,7 +333,10 @@ def label_units(
     default_device = model.device if isinstance(model, Model) else None
     model = load_model(model, device=resolve_device(device, default=default_device, per_process=True))
     image_layer = text_tower(model).image_layer
-    if layer != OUTPUT:
+    if dictionary is not None:
+        dictionary.check_model(model)  # a dictionary fitted on another model fails here, before any work
+        model.get_layer(dictionary.layer)
+    elif layer != OUTPUT:
         model.get_layer(layer)  # an unknown layer fails here, with the closest names, before any work
     folder = image_folder(model, images)
     layers = list(dict.fromkeys([layer, image_layer]))
@@ -405,5 +382,5 @@ def format_labels(labels: Sequence[UnitLabel]) -> str:
 
 __all__ = [
     "INCLUSION", "PRIOR_WEIGHT", "TEMPERATURE", "TOP_K", "UnitLabel", "concept_embeddings", "format_labels",
-    "image_folder", "label_units", "per_image_pass", "resolve_concepts", "soft_wpmi",
+    "label_units", "per_image_pass", "resolve_concepts", "soft_wpmi",
 ]

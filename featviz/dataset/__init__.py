@@ -9,16 +9,17 @@ Example:
     >>> best.crop(128).save("unit3_crop.png")
 """
 from featviz.dataset.activations import (
-    Histogram, TopExample, UnitStats, collect_activations, crop_around, weights_fingerprint,
+    Histogram, TopExample, UnitStats, collect_activations, crop_around,
 )
 from featviz.dataset.folder import (
-    IMAGE_EXTENSIONS, SHIPPED, FileStamp, ImageFolder, UnreadableImageWarning, image_source, load_image,
+    IMAGE_EXTENSIONS, SHIPPED, FileStamp, ImageFolder, UnreadableImageWarning, image_folder, image_source, load_image,
+    shipped_photos,
 )
 from featviz.dataset.processes import Processes
-from featviz.dataset.shipped import shipped_photo_paths, shipped_photos
+from featviz.dataset.shipped import shipped_photo_paths
 
 __all__ = [
     "IMAGE_EXTENSIONS", "SHIPPED", "FileStamp", "Histogram", "ImageFolder", "Processes", "TopExample", "UnitStats",
-    "UnreadableImageWarning", "collect_activations", "crop_around", "image_source", "load_image",
-    "shipped_photo_paths", "shipped_photos", "weights_fingerprint",
+    "UnreadableImageWarning", "collect_activations", "crop_around", "image_folder", "image_source", "load_image",
+    "shipped_photo_paths", "shipped_photos",
 ]

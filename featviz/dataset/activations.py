@@ -34,10 +34,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from featviz.dataset.folder import PIL_MODES, ImageFolder, centre_square, open_oriented
+from featviz.dataset.folder import PIL_MODES, ImageFolder, centre_square, image_folder
 from featviz.errors import FeatvizError, check_int
+from featviz.imagefile import open_image
 from featviz.hooks import IMAGE, OUTPUT, ActivationCapture, Layout, bind_layers
-from featviz.models import Model, load_model
+from featviz.models import Model, load_model, weights_fingerprint
 from featviz.io import atomic_path, ensure_writable_dir
 
 CACHE_FORMAT = 1
@@ -371,27 +372,6 @@ def _reduce(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     return maxima.float().cpu(), spots.cpu(), means.cpu(), (height, width)
 
 
-def weights_fingerprint(model: nn.Module, sample_bytes: int = 1 << 16) -> str:
-    """A hex digest of the model's state: every tensor's name, dtype and shape, and its first ``sample_bytes`` bytes.
-
-    Cheap (a few MB hashed even for large models) and sensitive to any change of architecture, checkpoint or
-    normalization; two checkpoints that differ only past the first 64 KiB of every tensor would collide.
-
-    Example:
-        >>> weights_fingerprint(model)[:12]
-        'e96ab87dfba3'
-    """
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
-        if tensor.is_meta or tensor.numel() == 0:
-            continue
-        flat = tensor.detach().reshape(-1)
-        count = min(flat.numel(), max(1, sample_bytes // flat.element_size()))
-        digest.update(flat[:count].cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 def _cache_key(
     model: nn.Module, folder: ImageFolder, layers: Sequence[str], k: int, bins: int, per_image: bool = False
 ) -> str:
@@ -402,12 +382,22 @@ def _cache_key(
     return json.dumps(
         {
             "format": CACHE_FORMAT, "model": str(getattr(model, "name", type(network).__name__)),
-            "weights": weights_fingerprint(model), "layers": sorted(layers), "size": folder.size,
+            "weights": weights_fingerprint(model), "layers": sorted(_layer_key(layer) for layer in layers),
+            "size": folder.size,
             "channels": folder.channels, "root": str(folder.root), "files": files.hexdigest(), "k": k, "bins": bins,
             **({"per_image": True} if per_image else {}),
         },
         sort_keys=True,
     )
+
+
+def _layer_key(layer: Any) -> str:
+    """A layer's name, or for a dictionary (anything with ``layer``, ``maps`` and ``digest``) its layer and digest."""
+    return layer if isinstance(layer, str) else f"{layer.layer}|dictionary:{layer.digest()}"
+
+
+def _is_feature_map(layer: Any) -> bool:
+    return all(hasattr(layer, name) for name in ("layer", "maps", "digest")) and isinstance(layer.layer, str)
 
 
 def _load_cache(path: Path, key: str) -> dict[str, UnitStats] | None:
@@ -441,7 +431,9 @@ def collect_activations(
 
     ``model`` is a featviz `Model`, a name or any ``nn.Module`` (wrapped by `featviz.load_model`, which never
     changes it); it takes images in ``[0, 1]`` and normalizes them itself. Layers are dot paths
-    of its network or ``"@output"`` (the network's output, e.g. class logits). ``folder`` is an
+    of its network or ``"@output"`` (the network's output, e.g. class logits), or `featviz.objectives.Dictionary`
+    objects: their units are the dictionary's features (the codes of its layer's map), and the result is keyed
+    by the object itself. ``folder`` is an
     `ImageFolder` or a folder path (read at the model's square input size). Images go to ``device``
     (default: the model's) in the model's dtype, ``batch_size`` at a time; ``progress`` shows a progress bar.
     ``workers`` threads decode images while the model runs
@@ -465,8 +457,8 @@ def collect_activations(
     if not layer_names:
         raise FeatvizError("no layers given; pass at least one layer name (list them with `featviz layers MODEL`)")
     for name in layer_names:
-        if not isinstance(name, str):
-            raise FeatvizError(f"layer names must be strings, not {name!r}")
+        if not isinstance(name, str) and not _is_feature_map(name):
+            raise FeatvizError(f"layer names must be strings (or dictionaries of a layer's features), not {name!r}")
     batch_size = check_int(batch_size, "batch_size")
     k = check_int(k, "k")
     bins = check_int(bins, "bins", minimum=2)
@@ -476,22 +468,14 @@ def collect_activations(
         workers = min(4, os.cpu_count() or 1)
     workers = check_int(workers, "workers", minimum=0)
     model = load_model(model, device=device)
-    channels = model.channels
-    if not isinstance(folder, ImageFolder):
-        height, width = model.input_size
-        if height != width:
-            raise FeatvizError(
-                f"the model's input is {height}x{width}; pass ImageFolder(path, size=...) with the square size to use"
-            )
-        folder = ImageFolder(folder, size=int(height), channels=channels)
-    if folder.channels != channels:
-        raise FeatvizError(
-            f"the folder reads {folder.channels}-channel images but the model takes {channels}; "
-            f"use ImageFolder(..., channels={channels})"
-        )
+    folder = image_folder(model, folder)
     if IMAGE in layer_names:
         raise FeatvizError(f"'{IMAGE}' is the input image, not a layer; pick layers of the network")
+    captured = list(dict.fromkeys(name if isinstance(name, str) else name.layer for name in layer_names))
     for name in layer_names:
+        if not isinstance(name, str):
+            name.check_model(model, name.layer)  # a dictionary fitted on another model is refused
+    for name in captured:
         if name != OUTPUT:
             model.get_layer(name)  # an unknown name fails now, with the closest names, cached or not
     cache_path = None
@@ -500,16 +484,18 @@ def collect_activations(
         digest = hashlib.sha256(key.encode()).hexdigest()
         cache_path = ensure_writable_dir(cache_dir) / f"activations-{digest[:24]}.pt"
         cached = _load_cache(cache_path, key)
-        if cached is not None and all(name in cached for name in layer_names):
-            return {name: cached[name] for name in layer_names}
-    binding = bind_layers(model, layer_names, (folder.size, folder.size))
+        if cached is not None and all(_layer_key(name) in cached for name in layer_names):
+            return {name: cached[_layer_key(name)] for name in layer_names}
+    binding = bind_layers(model, captured, (folder.size, folder.size))
     result = _run_pass(
         model, folder, layer_names, binding.layouts, batch_size, k, bins, workers, progress,
         model.device, per_image,
     )
     if cache_path is not None:
         with atomic_path(cache_path) as temporary:
-            torch.save({"key": key, "layers": {name: stats.state() for name, stats in result.items()}}, temporary)
+            torch.save(
+                {"key": key, "layers": {_layer_key(name): stats.state() for name, stats in result.items()}}, temporary
+            )
     return result
 
 
@@ -528,19 +514,24 @@ def _run_pass(
 ) -> dict[str, UnitStats]:
     from tqdm.auto import tqdm
 
-    accumulators = {name: _LayerAccumulator(name, k, bins, per_image) for name in layer_names}
+    accumulators = {
+        name: _LayerAccumulator(name if isinstance(name, str) else name.name, k, bins, per_image)
+        for name in layer_names
+    }
+    captured = list(dict.fromkeys(name if isinstance(name, str) else name.layer for name in layer_names))
     all_paths: list[str] = []
     bar = tqdm(total=len(folder), unit="image", desc="dataset pass", disable=not progress)
     try:
         # closing(): the decoding threads stop at once if the pass raises, not when the generator is collected.
-        with torch.no_grad(), ActivationCapture(model, layer_names, layouts=layouts) as capture, \
+        with torch.no_grad(), ActivationCapture(model, captured, layouts=layouts) as capture, \
                 contextlib.closing(folder.batches(batch_size, workers=workers)) as batches:
             for paths, images in batches:
                 activations = capture.run(images.to(device=device, dtype=model.dtype, non_blocking=True))
                 first_image = len(all_paths)
                 all_paths.extend(str(path) for path in paths)
                 for name, accumulator in accumulators.items():
-                    accumulator.update(*_reduce(activations[name]), first_image=first_image)
+                    activation = activations[name] if isinstance(name, str) else name.maps(activations[name.layer])
+                    accumulator.update(*_reduce(activation), first_image=first_image)
                 bar.update(len(paths))
     finally:
         bar.close()
@@ -589,12 +580,7 @@ def crop_around(
     mode = PIL_MODES.get(channels)
     if mode is None:
         raise FeatvizError(f"channels must be one of {', '.join(map(str, PIL_MODES))}, not {channels!r}")
-    try:
-        image = open_oriented(image_path, mode)
-    except Exception as error:  # noqa: BLE001 - report any decoder failure as one line
-        raise FeatvizError(
-            f"cannot read image '{image_path}' ({type(error).__name__}: {error}); check that the file is a valid image"
-        ) from None
+    image = open_image(image_path, mode)
     left, top, side = centre_square(*image.size)
     centre_y = top + (y + 0.5) / height * side
     centre_x = left + (x + 0.5) / width * side

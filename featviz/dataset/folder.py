@@ -1,6 +1,7 @@
 """A folder of images read lazily, in batches of bounded size, preprocessed the way the dataset pass needs.
 
-Preprocessing of every image: EXIF orientation applied, the centred square of side ``min(width, height)``
+Preprocessing of every image: read with `featviz.imagefile.open_image` (EXIF orientation applied, 16-bit and float
+images scaled by their bit depth), the centred square of side ``min(width, height)``
 resized to ``size x size`` (so the shorter side becomes ``size`` and the longer side is centre-cropped) in one
 antialiased resampling step, values scaled to ``[0, 1]``. `crop_around` inverts exactly this mapping to cut the
 part of the original image that a position on an activation map looks at.
@@ -8,6 +9,7 @@ part of the original image that a position on an activation map looks at.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -15,10 +17,12 @@ from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from featviz.dataset.shipped import shipped_photo_paths
-from featviz.errors import FeatvizError
+from featviz.errors import FeatvizError, check_int
+from featviz.imagefile import open_image
+from featviz.models.model import Model
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -44,25 +48,6 @@ def _pil_mode(channels: int) -> str:
     return PIL_MODES[channels]
 
 
-def open_oriented(path: str | os.PathLike, mode: str, draft_size: int | None = None) -> Image.Image:
-    """Decode the image at ``path`` upright (EXIF orientation applied) in PIL ``mode``.
-
-    ``draft_size`` lets JPEG decoding skip detail that a later downscale to that size would drop (the decoded
-    image keeps both sides at least ``draft_size``). Decoding errors propagate (OSError, ValueError, ...).
-
-    Example:
-        >>> Image.new("RGB", (640, 480)).save("photo.jpg")
-        >>> open_oriented("photo.jpg", "RGB").size
-        (640, 480)
-    """
-    with Image.open(path) as image:
-        if draft_size is not None and mode in ("RGB", "L"):
-            image.draft(mode, (draft_size, draft_size))
-        upright = ImageOps.exif_transpose(image)
-        # .convert always returns a new, fully decoded image, independent of the closed file.
-        return upright.convert(mode)
-
-
 def centre_square(width: int, height: int) -> tuple[float, float, float]:
     """``(left, top, side)`` of the centred square of a ``width x height`` image that `load_image` resizes to the
     model's input.
@@ -79,7 +64,8 @@ def load_image(path: str | os.PathLike, size: int, channels: int = 3) -> np.ndar
     """The image at ``path`` as a ``(size, size, channels)`` uint8 array: upright, shorter side resized to ``size``,
     centre-cropped.
 
-    Raises whatever PIL raises for an unreadable file; `ImageFolder` turns that into a warning and a skip.
+    Raises FeatvizError for an unreadable file (see `featviz.imagefile.open_image`); `ImageFolder` turns that into
+    a warning and a skip.
 
     Example:
         >>> Image.new("RGB", (640, 480)).save("photo.jpg")
@@ -87,7 +73,7 @@ def load_image(path: str | os.PathLike, size: int, channels: int = 3) -> np.ndar
         (64, 64, 3)
     """
     mode = _pil_mode(channels)
-    image = open_oriented(path, mode, draft_size=size)
+    image = open_image(path, mode, draft_size=size)
     left, top, side = centre_square(*image.size)
     resized = image.resize(
         (size, size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side), reducing_gap=3.0
@@ -96,9 +82,29 @@ def load_image(path: str | os.PathLike, size: int, channels: int = 3) -> np.ndar
     return array[:, :, None] if array.ndim == 2 else array
 
 
+def shipped_photos(size: int | Sequence[int], channels: int = 3) -> torch.Tensor:
+    """The shipped photos (`shipped_photo_paths`) as one tensor ``(N, channels, H, W)`` in [0, 1]: each read like
+    `load_image` at the longer side of ``size`` (an int, or ``(height, width)``), then centre-cropped to ``size``.
+
+    Example:
+        >>> shipped_photos(64).shape
+        torch.Size([15, 3, 64, 64])
+        >>> shipped_photos((48, 64)).shape
+        torch.Size([15, 3, 48, 64])
+    """
+    height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    side = max(height, width)
+    arrays = np.stack([load_image(path, side, channels) for path in shipped_photo_paths()])
+    photos = torch.from_numpy(arrays).permute(0, 3, 1, 2).float().div(255)
+    top, left = (side - height) // 2, (side - width) // 2
+    return photos[..., top:top + height, left:left + width]
+
+
 def _load_or_reason(path: Path, size: int, channels: int) -> tuple[np.ndarray | None, str]:
     try:
         return load_image(path, size, channels), ""
+    except FeatvizError as error:
+        return None, str(error)
     except Exception as error:  # noqa: BLE001 - any decoder failure means "skip this file"
         return None, f"{type(error).__name__}: {error}"
 
@@ -199,6 +205,8 @@ class ImageFolder:
                     status = path.stat()
                 except OSError:  # a dangling symlink or a file removed while scanning
                     continue
+                if not stat.S_ISREG(status.st_mode):  # a named pipe or a device would block or never end
+                    continue
                 stamps.append(FileStamp(path.relative_to(self.root).as_posix(), status.st_size, status.st_mtime_ns))
         stamps.sort(key=lambda stamp: stamp.relative_path)
         return stamps
@@ -298,3 +306,37 @@ def image_source(images: Any) -> tuple[Any, str] | None:
             f"images must be a folder, a list of image files or '{SHIPPED}', not {type(images).__name__}"
         ) from None
     return files, f"{len(files)} files: " + ", ".join(sorted(path.name for path in files))[:200]
+
+
+def image_folder(model: Model, images: Any, size: int | None = None, *, name: str = "images") -> ImageFolder:
+    """``images`` as an `ImageFolder` that ``model`` reads: an ImageFolder (its channels checked against the
+    model's), a folder, a list of image files or ``"shipped"`` (`image_source`), read at ``size`` pixels square
+    (default: the model's input size, which must then be square). ``name`` names the argument in errors.
+
+    Example:
+        >>> folder = image_folder(model, "shipped")           # EfficientNet-Lite0 reads 224 x 224
+        >>> len(folder), folder.size, folder.channels
+        (15, 224, 3)
+        >>> image_folder(model, ImageFolder(shipped_photo_paths(), 64, channels=1))
+        Traceback (most recent call last):
+        featviz.errors.FeatvizError: the images are read with 1 channel but efficientnet_lite0 takes 3; use ImageFolder(..., channels=3)
+    """
+    if isinstance(images, ImageFolder):
+        if images.channels != model.channels:
+            plural = "s" if images.channels != 1 else ""
+            raise FeatvizError(
+                f"the {name} are read with {images.channels} channel{plural} but {model.name} takes {model.channels}; "
+                f"use ImageFolder(..., channels={model.channels})"
+            )
+        return images
+    source = image_source(images)
+    if source is None:
+        raise FeatvizError(f"{name} is None; pass a folder of images, a list of image files or '{SHIPPED}'")
+    if size is None:
+        height, width = model.input_size
+        if height != width:
+            raise FeatvizError(
+                f"{model.name} takes {height}x{width} images; pass size=N, the square side in pixels to read the {name} at"
+            )
+        size = int(height)
+    return ImageFolder(source[0], size=check_int(size, "size", 8), channels=model.channels)

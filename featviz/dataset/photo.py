@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from featviz.dataset.folder import open_oriented
 from featviz.errors import FeatvizError
+from featviz.imagefile import open_image, plain_image
 from featviz.models import Model
 from featviz.param.arguments import check_size
 
@@ -24,7 +24,7 @@ _LUMA = torch.tensor([0.299, 0.587, 0.114])
 def load_photo(image: PhotoLike, size: int | Sequence[int] | None = None, channels: int = 3) -> Tensor:
     """A photo as a ``(1, channels, H, W)`` float32 tensor in ``[0, 1]``, upright, its aspect ratio kept.
 
-    ``image`` is a file path (read with ``featviz.dataset.folder.open_oriented``: EXIF orientation applied), a PIL
+    ``image`` is a file path (read with `featviz.imagefile.open_image`: EXIF orientation applied), a PIL
     image, an ``(H, W, C)`` array (uint8, or floats in ``[0, 1]``) or a ``(C, H, W)`` / ``(1, C, H, W)`` tensor.
     ``size`` None keeps the photo's size; an int resizes it so that its shorter side is ``size`` pixels (the
     longer side follows the aspect ratio: nothing is cropped); ``(height, width)`` resizes to exactly that.
@@ -38,17 +38,9 @@ def load_photo(image: PhotoLike, size: int | Sequence[int] | None = None, channe
     if channels not in (1, 3) and not isinstance(image, Tensor):
         raise FeatvizError(f"photos can be read with 1 (grey) or 3 (RGB) channels, not {channels}; pass a tensor instead")
     if isinstance(image, (str, os.PathLike)):
-        path = os.fspath(image)
-        if not os.path.isfile(path):
-            what = "is not a file" if os.path.exists(path) else "does not exist"
-            raise FeatvizError(f"image '{path}' {what}; give a photo file (JPEG, PNG, ...)")
-        try:
-            image = open_oriented(path, "RGB" if channels == 3 else "L")
-        except Exception as error:  # noqa: BLE001 - any decoder failure is an unreadable photo
-            reason = " ".join(str(error).split()) or type(error).__name__
-            raise FeatvizError(f"cannot read image '{path}' ({reason}); give a JPEG or PNG photo") from None
+        image = open_image(image, "RGB" if channels == 3 else "L")
     if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB" if channels == 3 else "L"))
+        image = np.asarray(plain_image(image, "RGB" if channels == 3 else "L"))
     if isinstance(image, np.ndarray):
         array = image[:, :, None] if image.ndim == 2 else image
         if array.ndim != 3:
@@ -73,13 +65,19 @@ def load_photo(image: PhotoLike, size: int | Sequence[int] | None = None, channe
                            f"{channels}-channel photo")
     if not torch.isfinite(photo).all():
         raise FeatvizError("the photo contains NaN or infinite values; give values in [0, 1]")
-    target = _photo_size(tuple(photo.shape[2:]), size)
+    target = resized_shape(tuple(photo.shape[2:]), size)
     if target != tuple(photo.shape[2:]):
         photo = F.interpolate(photo, size=target, mode="bicubic", align_corners=False, antialias=True)
     return photo.clamp(0, 1).contiguous()
 
 
-def _photo_size(current: tuple[int, int], size: int | Sequence[int] | None) -> tuple[int, int]:
+def resized_shape(current: tuple[int, int], size: int | Sequence[int] | None) -> tuple[int, int]:
+    """The ``(height, width)`` `load_photo` resizes a photo of ``current`` ``(height, width)`` to for ``size``.
+
+    Example:
+        >>> resized_shape((480, 640), 224)
+        (224, 299)
+    """
     if size is None:
         return current
     if isinstance(size, int) and not isinstance(size, bool):
@@ -102,4 +100,4 @@ def photo_size(model: Model, size: int | Sequence[int] | None) -> int | Sequence
     return min(model.input_size) if size is None else size
 
 
-__all__ = ["PhotoLike", "load_photo", "photo_size"]
+__all__ = ["PhotoLike", "load_photo", "photo_size", "resized_shape"]

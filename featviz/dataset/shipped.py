@@ -5,9 +5,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from featviz.errors import FeatvizError
 
 # Natural photographs only: scikit-image's data folder also holds charts, text and synthetic patterns.
@@ -49,17 +46,3 @@ def shipped_photo_paths() -> list[Path]:
             "no shipped photos found: install scikit-image or scikit-learn (pip install scikit-image), or give a folder of images"
         )
     return paths
-
-
-def shipped_photos(size: int, channels: int = 3) -> torch.Tensor:
-    """The shipped photos as one tensor (N, channels, size, size) in [0, 1]: shorter side resized to `size`,
-    centre-cropped (see `featviz.dataset.load_image`).
-
-    Example:
-        >>> shipped_photos(64).shape
-        torch.Size([15, 3, 64, 64])
-    """
-    from featviz.dataset.folder import load_image
-
-    arrays = np.stack([load_image(path, size, channels) for path in shipped_photo_paths()])
-    return torch.from_numpy(arrays).permute(0, 3, 1, 2).float().div(255)

@@ -29,8 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from featviz import objectives
-from featviz.dataset import ImageFolder, UnitStats, collect_activations, weights_fingerprint
-from featviz.dataset.folder import image_source
+from featviz.dataset import UnitStats, collect_activations, image_folder, image_source
 from featviz.dataset.processes import Processes
 from featviz.errors import FeatvizError, check_int
 from featviz.gallery.extras import (
@@ -42,9 +41,10 @@ from featviz.gallery.site import DIVERSITY, unit_paths, write_site, write_unit_e
 from featviz.gallery.words import WordsLike, write_search_table
 from featviz.device import resolve_device
 from featviz.hooks import IMAGE, ActivationCapture, bind_layers
-from featviz.io import ensure_writable_dir, write_text
-from featviz.models import Model, load_model
+from featviz.io import check_writable_dir, ensure_writable_dir, write_text
+from featviz.models import Model, load_model, weights_fingerprint
 from featviz.objectives import Objective
+from featviz.objectives.dictionary import Dictionary, load_dictionary
 from featviz.objectives.base import Constant
 from featviz.objectives.checks import read
 from featviz.renderer import Renderer, save_png
@@ -172,12 +172,25 @@ class _PerImageConstant(Objective):
         return self.values.like(activation).repeat(activation.shape[0] // self.count)
 
 
-def _layer_channels(model: Model, layers: list[str], size: tuple[int, int]) -> dict[str, int]:
-    """Each layer's channel count from one dry forward at the render size; FeatvizError naming close layers."""
+def _layer_channels(
+    model: Model, layers: list[str], size: tuple[int, int], features: dict[str, Dictionary] | None = None
+) -> dict[str, int]:
+    """Each layer's channel count (a dictionary page's: its feature count) from one dry forward at the render size;
+    FeatvizError naming close layers, or for a dictionary fitted on another model or on a layer of another size."""
+    features = features or {}
     if IMAGE in layers:
         raise FeatvizError(f"'{IMAGE}' is the input image, not a layer; pick layers of the network")
-    binding = bind_layers(model, layers, size)
-    return {name: binding.shapes[name][1] for name in layers}
+    for dictionary in features.values():
+        dictionary.check_model(model)
+    binding = bind_layers(model, [features[name].layer if name in features else name for name in layers], size)
+    channels = {}
+    for name in layers:
+        if name in features:
+            features[name]._check_channels(binding.shapes[features[name].layer][1])
+            channels[name] = features[name].concepts
+        else:
+            channels[name] = binding.shapes[name][1]
+    return channels
 
 
 def _remove_stale_temporaries(site_dir: Path) -> None:
@@ -253,6 +266,14 @@ class _Settings:
     examples: int
     example_size: int
     crop_size: int
+    features: dict[str, Dictionary] = field(default_factory=dict)  # page name -> dictionary, for dictionary pages
+
+
+def _unit_goal(layer: str, unit: int, features: dict[str, Dictionary]) -> Objective:
+    """The objective of ``unit`` of the page ``layer``: a channel, or a dictionary's feature."""
+    if layer in features:
+        return objectives.dictionary_feature(features[layer], unit)
+    return objectives.channel(layer, unit)
 
 
 def _process_batch(
@@ -270,7 +291,8 @@ def _process_batch(
     if extras and any(work.missing.values()):
         options = {"seed": settings.seed, "size": settings.size, "steps": settings.steps}
         add_parts(
-            records, work.missing, work.layer, extras, layer_data or LayerData(), renderer, model, site_dir, options
+            records, work.missing, settings.features.get(work.layer, work.layer), extras, layer_data or LayerData(),
+            renderer, model, site_dir, options,
         )
     return [records[unit] for unit in work.units]
 
@@ -285,15 +307,16 @@ def _render_batch(
     seed = settings.seed + units[0]
     diversity_seed = settings.seed + DIVERSITY * units[0]
     common = {"steps": settings.steps, "progress": False}
-    goals = [objectives.channel(layer, unit) for unit in units]
+    goals = [_unit_goal(layer, unit, settings.features) for unit in units]
+    source_layer = settings.features[layer].layer if layer in settings.features else layer
     positive = renderer.render(goals, seed=seed, size=settings.size, **common)
     negative = renderer.render([-goal for goal in goals], seed=seed, size=settings.size, **common)
 
     reached = positive.history[-1].tolist()
     weights = [settings.diversity_weight * max(value, 0.0) for value in reached]
     per_image = [goal for goal in goals for _ in range(DIVERSITY)]
-    image_weights = _PerImageConstant(layer, [weight for weight in weights for _ in range(DIVERSITY)])
-    sets = objectives.diversity(layer, images=DIVERSITY * count, group=DIVERSITY)
+    image_weights = _PerImageConstant(source_layer, [weight for weight in weights for _ in range(DIVERSITY)])
+    sets = objectives.diversity(source_layer, images=DIVERSITY * count, group=DIVERSITY)
     diverse = renderer.render(
         objectives.stack(per_image) + image_weights * sets, seed=diversity_seed, size=settings.diversity_size,
         batch=DIVERSITY * count, **common,
@@ -302,9 +325,11 @@ def _render_batch(
 
     peaks = None
     if stats is not None:
-        binding = bind_layers(model, [layer], settings.size)
-        with torch.no_grad(), ActivationCapture(model, [layer], layouts=binding.layouts) as capture:
-            activation = capture.run(positive.images.to(model.device, model.dtype))[layer]
+        binding = bind_layers(model, [source_layer], settings.size)
+        with torch.no_grad(), ActivationCapture(model, [source_layer], layouts=binding.layouts) as capture:
+            activation = capture.run(positive.images.to(model.device, model.dtype))[source_layer]
+        if layer in settings.features:
+            activation = settings.features[layer].maps(activation)
         rows = torch.arange(count, device=activation.device)
         peaks = activation[rows, torch.tensor(units, device=activation.device)].flatten(1).amax(1).tolist()
 
@@ -314,7 +339,7 @@ def _render_batch(
         save_png(positive.images[index], site_dir / paths.positive, positive.metadata(index))
         save_png(negative.images[index], site_dir / paths.negative, negative.metadata(index))
         set_seed = diversity_seed + DIVERSITY * index
-        set_objective = f"{goals[index].name} + {weights[index]:.6g}*diversity({layer}, images={DIVERSITY})"
+        set_objective = f"{goals[index].name} + {weights[index]:.6g}*diversity({source_layer}, images={DIVERSITY})"
         for image_index, path in enumerate(paths.diversity):
             metadata = {
                 "featviz:objective": set_objective, "featviz:steps": str(settings.steps),
@@ -344,28 +369,29 @@ def _render_batch(
 
 
 def _dataset_stats(
-    model: Model, source: Any, layers: list[str], site_dir: Path, processes: Processes, progress: bool
+    model: Model, source: Any, layers: list[str], site_dir: Path, processes: Processes, progress: bool,
+    features: dict[str, Dictionary] | None = None,
 ) -> dict[str, UnitStats]:
     """One pass over the images (rank 0 first, the other ranks then read its cache)."""
-    height, width = model.input_size
-    if height != width:
-        raise FeatvizError(f"dataset examples need a square model input, but {model.name} takes {height}x{width}")
-    folder = ImageFolder(source, size=height, channels=model.channels)
+    folder = image_folder(model, source, name="dataset images")
     cache = site_dir / CACHE_FOLDER
+    features = features or {}
+    wanted = [features.get(name, name) for name in layers]  # a dictionary page passes over its dictionary
     stats = None
     if processes.rank == 0:
         ensure_writable_dir(cache)
         if not (cache / ".gitignore").exists():
             write_text(cache / ".gitignore", "*\n")
-        stats = collect_activations(model, folder, layers, cache_dir=cache, progress=progress)
+        stats = collect_activations(model, folder, wanted, cache_dir=cache, progress=progress)
     processes.barrier()
     if stats is None:
-        stats = collect_activations(model, folder, layers, cache_dir=cache)
-    return stats
+        stats = collect_activations(model, folder, wanted, cache_dir=cache)
+    return {name: stats[item] for name, item in zip(layers, wanted)}
 
 
 def _layer_data(
-    model: Model, plan: list[_Batch], extras: Extras, site_dir: Path, processes: Processes
+    model: Model, plan: list[_Batch], extras: Extras, site_dir: Path, processes: Processes,
+    features: dict[str, Dictionary] | None = None,
 ) -> dict[str, LayerData]:
     """Each planned layer's word scores and concept labels (rank 0 first, the other ranks then read its cache)."""
     needed: dict[str, set[str]] = {}
@@ -385,16 +411,18 @@ def _layer_data(
         if (processes.rank == 0) == (turn == 0):
             for layer, parts in needed.items():
                 if WORDS in parts:
-                    data[layer].words = prepare_words(model, layer, extras, cache)
+                    data[layer].words = prepare_words(model, (features or {}).get(layer, layer), extras, cache)
         processes.barrier()
     for layer, parts in needed.items():
         if LABEL in parts:
-            data[layer].labels = prepare_labels(model, layer, extras, cache)  # every rank: they share the pass
+            # every rank: they share the pass
+            data[layer].labels = prepare_labels(model, (features or {}).get(layer, layer), extras, cache)
     return data
 
 
 def _write_search_tables(
-    model: Model, site_dir: Path, records: list[dict[str, Any]], layers: list[str], extras: Extras
+    model: Model, site_dir: Path, records: list[dict[str, Any]], layers: list[str], extras: Extras,
+    features: dict[str, Dictionary] | None = None,
 ) -> None:
     """Each layer's search table (words this build ranks, and the concept labels its records hold)."""
     if extras.words is None and extras.label_source is None:
@@ -408,7 +436,7 @@ def _write_search_tables(
             continue
         words = None
         if extras.words is not None:
-            scores = prepare_words(model, layer, extras, site_dir / CACHE_FOLDER)
+            scores = prepare_words(model, (features or {}).get(layer, layer), extras, site_dir / CACHE_FOLDER)
             words = scores.top_units(sorted(units)) if scores is not None else None
         labelled: dict[str, list[list[float | int]]] = {}
         for unit, record in units.items():
@@ -436,7 +464,7 @@ def _done_count(site_dir: Path, layer_units: dict[str, list[int]]) -> int:
 
 def build_gallery(
     model: Model | nn.Module | str,
-    layers: str | Sequence[str],
+    layers: str | Sequence[str] | None,
     units: str | Sequence[int] | None = None,
     images: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     steps: int = 512,
@@ -460,6 +488,7 @@ def build_gallery(
     facets: Sequence[str | os.PathLike] | str | os.PathLike | None = None,
     facet_strength: float = DEFAULT_FACET_STRENGTH,
     story: bool | str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    dictionary: Dictionary | str | os.PathLike | None = None,
 ) -> GallerySummary:
     """Render a Microscope-style gallery of ``units`` of each of ``layers`` into the static site ``out``.
 
@@ -487,6 +516,10 @@ def build_gallery(
     renders each unit's positive image once more per probe, steered towards its facet with
     ``facet_strength``; ``story`` (True or an image source) adds each unit's conditional-probability plot.
 
+    ``dictionary`` (a `featviz.objectives.Dictionary` or the path of one, from `featviz.concepts.dictionary`)
+    adds a page named after it whose units are its features: each is rendered through
+    `featviz.objectives.dictionary_feature` and ranked on the images by its code; ``layers`` may then be None.
+
     Example:
         >>> summary = build_gallery(model, ["blocks.2.0.conv_pwl", "blocks.4.0.conv_pwl"], units="0-1",
         ...                         images="shipped", steps=8, size=64, out="gallery", progress=False)  # steps=512
@@ -496,7 +529,12 @@ def build_gallery(
         ...               labels=True, out="gallery")  # doctest: +SKIP
     """
     started = time.perf_counter()
-    layer_names = _layer_list(layers)
+    features: dict[str, Dictionary] = {}
+    if dictionary is not None:
+        if not isinstance(dictionary, Dictionary):
+            dictionary = load_dictionary(dictionary)
+        features[dictionary.name] = dictionary
+    layer_names = (_layer_list(layers) if layers is not None and (layers or not features) else []) + list(features)
     requested = _unit_request(units)
     steps = check_int(steps, "steps", 1)
     batch = check_int(batch, "batch", 1)
@@ -512,7 +550,7 @@ def build_gallery(
     weight_is_number = isinstance(diversity_weight, (int, float)) and not isinstance(diversity_weight, bool)
     if not weight_is_number or not diversity_weight >= 0:
         raise FeatvizError(f"diversity_weight must be a number >= 0 (0 turns diversity off), not {diversity_weight!r}")
-    site_dir = ensure_writable_dir(out)
+    site_dir = check_writable_dir(out)  # created once every option is checked: a mistake leaves no empty folder
     source = image_source(images)
 
     default_device = model.device if isinstance(model, Model) else None
@@ -524,7 +562,7 @@ def build_gallery(
         model = renderer.model
         render_size = (size, size) if size is not None else tuple(model.input_size)
         set_size = (diversity_size, diversity_size) if diversity_size is not None else render_size
-        channels = _layer_channels(model, layer_names, render_size)
+        channels = _layer_channels(model, layer_names, render_size, features)
         layer_units: dict[str, list[int]] = {}
         for layer in layer_names:
             wanted = list(range(channels[layer])) if requested is None else requested
@@ -535,7 +573,7 @@ def build_gallery(
                 )
             layer_units[layer] = wanted
         settings = _Settings(
-            steps, render_size, set_size, seed, float(diversity_weight), examples, example_size, crop_size
+            steps, render_size, set_size, seed, float(diversity_weight), examples, example_size, crop_size, features
         )
         recorded = {
             "model": model.name, "weights": weights_fingerprint(model)[:16], "steps": steps,
@@ -548,6 +586,7 @@ def build_gallery(
             loaded, words, labels, facets, facet_strength, story, source, image_source,
             settings_key=[steps, list(render_size), seed],
         )
+        ensure_writable_dir(site_dir)
 
         if processes.world == 1:
             manifest = Manifest(site_dir / MANIFEST_NAME, read_also=shard_paths(site_dir))
@@ -565,8 +604,8 @@ def build_gallery(
 
         stats = None
         if source is not None and any(work.render for work in plan):
-            stats = _dataset_stats(model, source[0], layer_names, site_dir, processes, progress)
-        layer_data = _layer_data(loaded, plan, extras, site_dir, processes)
+            stats = _dataset_stats(model, source[0], layer_names, site_dir, processes, progress, features)
+        layer_data = _layer_data(loaded, plan, extras, site_dir, processes, features)
 
         show = progress and processes.rank == 0
         bar = tqdm(total=total, initial=skipped, unit="unit", desc=f"gallery of {model.name}", disable=not show)
@@ -599,7 +638,7 @@ def build_gallery(
             merged.info.update(info)
             merged.info["layers"] = {**earlier, **info["layers"]}
             merged.save()
-            _write_search_tables(loaded, site_dir, merged.records(), layer_names, extras)
+            _write_search_tables(loaded, site_dir, merged.records(), layer_names, extras, features)
             index = write_site(
                 site_dir, _ordered_records(merged.records(), layer_names), model.name, title=title,
                 layer_units=merged.info["layers"], thumbnail_size=thumbnail_size,

@@ -19,11 +19,18 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from featviz import objectives
+from featviz.concepts.conditional import conditional_probability
+from featviz.concepts.dissect import label_units
+from featviz.dataset import image_folder
 from featviz.errors import FeatvizError
 from featviz.gallery.site import unit_paths
 from featviz.gallery.words import WordScores, WordsLike, read_words, word_scores, words_key
 from featviz.io import write_text
+from featviz.models.probe import load_probe
+from featviz.objectives import facet
+from featviz.objectives.dictionary import Dictionary
 from featviz.renderer import Renderer, save_png
+from featviz.text import text_tower
 
 DEFAULT_FACET_STRENGTH = 5.0  # the article's typical strength (text facets used 7)
 WORDS, LABEL, STORY, FACET = "words", "label", "story", "facet:"
@@ -110,8 +117,6 @@ def extras_from_options(
     and named by its probe; ``facet_strength`` (a number) steers every facet. ``settings_key`` is the render
     settings a facet render depends on.
     """
-    from featviz.text.tower import text_tower
-
     extras = Extras(words=read_words(words))
     if extras.words is not None:
         text_tower(model)  # FeatvizError now, before any render, for a model without a text tower
@@ -143,8 +148,6 @@ def extras_from_options(
         if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not strength == strength:
             raise FeatvizError(f"facet_strength must be a number (the article used about 5), not {facet_strength!r}")
         extras.facet_strength = float(strength)
-        from featviz.concepts.probe import load_probe
-
         names: dict[str, Path] = {}
         for item in paths:
             path = Path(item).expanduser()
@@ -183,12 +186,19 @@ def _label_record(label: Any) -> dict[str, Any]:
     return {"concept": str(label.concept), "concept_score": float(label.score), "concept_runners_up": runners}
 
 
-def prepare_words(model: Any, layer: str, extras: Extras, cache_dir: Path) -> WordScores | None:
+def prepare_words(model: Any, layer: str | Dictionary, extras: Extras, cache_dir: Path) -> WordScores | None:
     """``model``'s word scores in ``layer`` for the words of ``extras`` (cached in ``cache_dir``), or None when
-    ``extras`` has no words."""
+    ``extras`` has no words. For a `featviz.objectives.Dictionary`, a word's score on a feature is its text
+    direction in the dictionary's layer dotted with the feature's unit-length decoder row (as a channel's score
+    is the direction's component along that channel)."""
     if extras.words is None:
         return None
-    return word_scores(model, layer, extras.words, cache_dir=cache_dir)
+    if not isinstance(layer, Dictionary):
+        return word_scores(model, layer, extras.words, cache_dir=cache_dir)
+    found = word_scores(model, layer.layer, extras.words, cache_dir=cache_dir)
+    rows = layer.decoder * layer.scale  # the features' directions in the layer's own units
+    rows = rows / rows.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    return WordScores(layer.name, found.words, found.scores @ rows.T, found.method, found.r2)
 
 
 def label_top_k(images: int) -> int:
@@ -201,14 +211,12 @@ def label_top_k(images: int) -> int:
     return max(3, min(100, images // 20))
 
 
-def prepare_labels(model: Any, layer: str, extras: Extras, cache_dir: Path) -> dict[int, dict[str, Any]]:
+def prepare_labels(model: Any, layer: str | Dictionary, extras: Extras, cache_dir: Path) -> dict[int, dict[str, Any]]:
     """Every unit's concept label in ``layer`` of ``model`` as record fields (`featviz.concepts.label_units` on the
     images and concepts of ``extras``; an empty dict without labels; its pass over the images is cached in
     ``cache_dir``). Under torchrun every process must call it: the processes share the pass."""
     if extras.label_source is None:
         return {}
-    from featviz.concepts.dissect import image_folder, label_units
-
     folder = image_folder(model, extras.label_source[0])
     found = label_units(
         model, layer, folder, concepts=extras.concepts, top_k=label_top_k(len(folder)), cache_dir=cache_dir,
@@ -228,7 +236,7 @@ def story_labels(model: Any, source: Any) -> str:
 def add_parts(
     records: dict[int, dict[str, Any]],
     missing: dict[int, set[str]],
-    layer: str,
+    layer: str | Dictionary,
     extras: Extras,
     data: LayerData,
     renderer: Renderer,
@@ -236,8 +244,8 @@ def add_parts(
     site_dir: Path,
     render_options: Mapping[str, Any],
 ) -> None:
-    """Give each unit's record in ``records`` (unit -> record of ``layer``, changed in place) the parts it misses
-    (``missing[unit]``), writing their files into ``site_dir`` first.
+    """Give each unit's record in ``records`` (unit -> record of ``layer``, a layer or a dictionary; changed in
+    place) the parts it misses (``missing[unit]``), writing their files into ``site_dir`` first.
 
     ``extras`` says which parts are wanted; top words and concept labels are sliced from ``data``, facets are
     rendered with ``renderer``, and conditional-probability plots pass over their images with ``model``.
@@ -246,11 +254,12 @@ def add_parts(
     """
     wanted = extras.wanted()
     units = sorted(records)
+    source, layer = layer, getattr(layer, "name", layer)  # a dictionary's page is named after it
     for spec in extras.facets:
         part = FACET + spec.name
         pending = [unit for unit in units if part in missing[unit]]
         if pending:
-            _render_facet(records, pending, layer, spec, extras.facet_strength, renderer, site_dir, render_options)
+            _render_facet(records, pending, source, spec, extras.facet_strength, renderer, site_dir, render_options)
     for unit in units:
         record, needs = records[unit], missing[unit]
         done = dict(record.get("parts") or {})
@@ -263,10 +272,8 @@ def add_parts(
                 raise FeatvizError(f"the concept labels of layer '{layer}' have no unit {unit}; delete {site_dir}/.featviz-cache")
             record.update(data.labels[unit])
         if STORY in needs and extras.story_source is not None:
-            from featviz.concepts.conditional import conditional_probability
-
             found = conditional_probability(
-                model, layer, unit, extras.story_source[0], labels=story_labels(model, extras.story_source[0]),
+                model, source, unit, extras.story_source[0], labels=story_labels(model, extras.story_source[0]),
                 concepts=extras.concepts, cache_dir=site_dir / ".featviz-cache",
             )
             path = unit_paths(layer, unit).conditional
@@ -282,12 +289,13 @@ def _render_facet(
     records: dict[int, dict[str, Any]], units: list[int], layer: str, spec: FacetSpec, strength: float,
     renderer: Renderer, site_dir: Path, options: Mapping[str, Any],
 ) -> None:
-    from featviz.objectives.faceted import facet
-
     seed = int(options["seed"]) + units[0]
-    goal = facet(
-        objectives.stack([objectives.channel(layer, unit) for unit in units]), spec.probe, strength=strength
-    )
+    if isinstance(layer, Dictionary):
+        goals = [objectives.dictionary_feature(layer, unit) for unit in units]
+        layer = layer.name
+    else:
+        goals = [objectives.channel(layer, unit) for unit in units]
+    goal = facet(objectives.stack(goals), spec.probe, strength=strength)
     try:
         result = renderer.render(
             goal, seed=seed, size=options["size"], steps=options["steps"], batch=len(units), progress=False

@@ -147,6 +147,16 @@ def layer_page(layer: str) -> str:
     return f"layers/{layer_slug(layer)}.html"
 
 
+def search_table_path(layer: str) -> str:
+    """The site-relative path of a layer's search table (a script that the layer page loads).
+
+    Example:
+        >>> search_table_path("blocks.6")
+        'search/blocks.6.js'
+    """
+    return f"search/{layer_slug(layer)}.js"
+
+
 def shared_image_path(source: str | os.PathLike, size: int) -> str:
     """The site-relative path of a dataset image shared by every unit that ranks it (``size`` pixels square):
     ``images/dataset/NAME-HASH.jpg``, the hash covering the source's path, size in bytes, mtime and ``size``.
@@ -588,8 +598,6 @@ class _SiteWriter:
 
     def search_table(self, layer: str) -> str | None:
         """The layer's search table (site-relative) when the build wrote one."""
-        from featviz.gallery.words import search_table_path
-
         path = search_table_path(layer)
         return path if (self.site_dir / path).is_file() else None
 

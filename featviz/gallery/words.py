@@ -19,7 +19,13 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor
 
+from featviz.concepts.vocabulary import check_concepts, default_concepts, read_concepts
+from featviz.gallery.site import search_table_path
 from featviz.io import atomic_path, write_text
+from featviz.models import weights_fingerprint
+from featviz.text.directions import text_directions
+from featviz.text.prompts import prompt_embeddings
+from featviz.text.tower import text_tower
 
 #: How a word becomes a prompt for the text tower.
 WORD_TEMPLATES = ("a photo of a {}.",)
@@ -49,8 +55,6 @@ def read_words(words: WordsLike) -> list[str] | None:
         >>> read_words(["dog", "Dog", " striped  cat "])
         ['dog', 'striped cat']
     """
-    from featviz.concepts.vocabulary import check_concepts, default_concepts, read_concepts
-
     if words is None or words is False:
         return None
     if words is True:
@@ -128,8 +132,6 @@ def word_scores(
         >>> word_scores(model, "layer4", ["dog", "cat"]).scores.shape
         torch.Size([2, 512])
     """
-    from featviz.text.directions import text_directions
-
     words = read_words(list(words))
     path = None
     if cache_dir is not None:
@@ -157,9 +159,6 @@ def word_scores(
 def _model_key(model: Any) -> str:
     """What decides a model's word embeddings and directions: its weights (a CLIP text tower's included) and its
     text tower's kind and settings (a classifier's tower: the classes and templates its map is fitted on)."""
-    from featviz.dataset import weights_fingerprint
-    from featviz.text.tower import text_tower
-
     tower = text_tower(model)
     settings = [getattr(tower, name, None) for name in ("classes", "templates", "architecture")]
     return f"{model.name}|{weights_fingerprint(model)}|{type(tower).__name__}|{settings!r}"
@@ -167,8 +166,6 @@ def _model_key(model: Any) -> str:
 
 def _word_embeddings(model: Any, words: list[str], templates: Sequence[str], cache_dir: Any) -> Any:
     """The words' text embeddings, encoded once for every layer of a gallery (kept in ``cache_dir`` when given)."""
-    from featviz.objectives.language import prompt_embeddings
-
     path = None
     if cache_dir is not None:
         key = hashlib.sha256(f"{_model_key(model)}|{words_key(words, templates)}".encode())
@@ -183,18 +180,6 @@ def _word_embeddings(model: Any, words: list[str], templates: Sequence[str], cac
         with atomic_path(path) as temporary:
             torch.save(embeddings, temporary)
     return embeddings
-
-
-def search_table_path(layer: str) -> str:
-    """The site-relative path of a layer's search table (a script that the layer page loads).
-
-    Example:
-        >>> search_table_path("blocks.6")
-        'search/blocks.6.js'
-    """
-    from featviz.gallery.site import layer_slug
-
-    return f"search/{layer_slug(layer)}.js"
 
 
 def write_search_table(
@@ -232,6 +217,6 @@ def write_search_table(
 
 
 __all__ = [
-    "TOP_UNITS", "TOP_WORDS", "WORD_TEMPLATES", "WordScores", "read_words", "search_table_path", "word_scores",
+    "TOP_UNITS", "TOP_WORDS", "WORD_TEMPLATES", "WordScores", "read_words", "word_scores",
     "words_key", "write_search_table",
 ]

@@ -67,11 +67,33 @@ def render_bytes(
     return int(parameter_bytes + network_bytes)
 
 
-def check_render_memory(survey: Any, *, device: torch.device, **sizes: Any) -> None:
+def check_memory(needed: int, *, device: torch.device, what: str, advice: str) -> None:
+    """Raise FeatvizError when ``needed`` bytes do not fit in ``device``'s free memory: "``what`` needs about N GiB
+    but M GiB is free on DEVICE; ``advice``". Nothing is checked where free memory cannot be read.
+
+    Example:
+        >>> check_memory(2**70, device=torch.device("cpu"), what="a 1e10-frame strip", advice="use fewer --frames")
+        Traceback (most recent call last):
+        featviz.errors.FeatvizError: a 1e10-frame strip needs about 1.1e+12 GiB but ... GiB is free on cpu; use fewer
+        --frames
+    """
+    free = available_bytes(device)
+    if free is None or needed <= free:
+        return
+    raise FeatvizError(f"{what} needs about {needed / _GIB:.3g} GiB but {free / _GIB:.3g} GiB is free on {device}; {advice}")
+
+
+def check_render_memory(
+    survey: Any, *, device: torch.device, option: str = "size", count_option: str = "batch",
+    views_option: str = "views", **sizes: Any,
+) -> None:
     """Raise FeatvizError before a render that cannot fit in ``device``'s free memory, saying what would fit;
     ``survey`` is the model's `featviz.hooks.survey_model`.
 
-    ``sizes`` are `render_bytes`'s keyword arguments. Nothing is checked where free memory cannot be read.
+    ``sizes`` are `render_bytes`'s keyword arguments. The advice gives the most views (named ``views_option``) or
+    images (``count_option``) that fit when one would, else the largest shorter side that fits at the image's
+    aspect ratio (named ``option``; a command line passes its own names, such as ``"--image-size"``). Nothing is
+    checked where free memory cannot be read.
 
     Example:
         >>> from featviz.hooks import survey_model
@@ -79,18 +101,31 @@ def check_render_memory(survey: Any, *, device: torch.device, **sizes: Any) -> N
         ...     network_size=(100000, 100000), images=1, views=1, channels=3, network_dtype=torch.float32)
         Traceback (most recent call last):
         featviz.errors.FeatvizError: a 100000x100000 render of 1 image needs about 3.89e+04 GiB but ... GiB is free
-        on cpu; use size ... or less (--size ...)
+        on cpu; use size ... or less
     """
     needed = render_bytes(survey, **sizes)
     free = available_bytes(device)
     if free is None or needed <= free:
         return
     height, width = sizes["image_size"]
-    images = sizes["images"]
-    # Both parts grow with the number of pixels: the largest square of the same aspect that fits.
-    per_pixel = needed / (height * width)
-    fits = math.isqrt(int(free / per_pixel)) if per_pixel > 0 else 0
-    advice = f"use size {fits} or less (--size {fits})" if fits >= 8 else "use a smaller batch or another device"
+    images, views = sizes["images"], sizes["views"]
+    single_view = render_bytes(survey, **{**sizes, "views": 1})
+    single_image = render_bytes(survey, **{**sizes, "images": 1, "views": views})
+    if views > 1 and single_view <= free:
+        per_view = render_bytes(survey, **{**sizes, "views": 2}) - single_view
+        advice = f"use {views_option} {1 + int((free - single_view) // max(per_view, 1))} or fewer"
+    elif images > 1 and single_image <= free:
+        advice = f"use {count_option} {int(free // single_image)} or fewer"
+    else:
+        # Both parts grow with the number of pixels: the largest shorter side of the same aspect that fits.
+        per_pixel = needed / (height * width)
+        fits = math.isqrt(int(free / per_pixel * min(height, width) / max(height, width))) if per_pixel > 0 else 0
+        if fits >= 8:
+            advice = f"use {option} {fits} or less"
+        elif max(height, width) > 8 * min(height, width):
+            advice = f"the image is {height}x{width} pixels: crop it closer to a square"
+        else:
+            advice = "use another device with more memory"
     raise FeatvizError(
         f"a {height}x{width} render of {images} image{'s' if images != 1 else ''} needs about "
         f"{needed / _GIB:.3g} GiB but {free / _GIB:.3g} GiB is free on {device}; {advice}"

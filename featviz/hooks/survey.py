@@ -10,16 +10,18 @@ raises a FeatvizError that names the choices.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from featviz.errors import FeatvizError
-from featviz.hooks.capture import IMAGE, OUTPUT, first_tensor
-from featviz.hooks.layout import IMAGE_LAYOUT, KINDS, Layout, as_layout
+from featviz.hooks.capture import IMAGE, OUTPUT, ActivationCapture, first_tensor
+from featviz.hooks.layout import IMAGE_LAYOUT, KINDS, Layout, as_layout, map_shape
+from featviz.hooks.memory import check_render_memory
 
 PROBE_BATCH = 2
 SECOND_SIZE_STEP = (64, 32)  # height and width grow by different amounts, so each spatial dimension is known
@@ -248,8 +250,6 @@ def probe_shapes(model: Any, size: tuple[int, int]) -> dict[str, tuple[int, ...]
         >>> probe_shapes(model, (96, 128))["blocks.2"]
         (2, 40, 12, 16)
     """
-    from featviz.hooks.memory import check_render_memory
-
     check_render_memory(
         survey_model(model), device=model.device, image_size=size, network_size=size, images=PROBE_BATCH, views=1,
         channels=model.channels, network_dtype=model.dtype, parameterized=False,
@@ -278,7 +278,9 @@ def survey_model(model: Any) -> Survey:
     network = model.network
     named = [(name, module) for name, module in network.named_modules() if name]
     size = tuple(model.input_size)
-    shapes, leaf_elements, _ = _probe(model, size, named)
+    advice = f"{size[0]}x{size[1]} is its input size; if it takes another, pass it: load_model(..., input_size=(H, W))"
+    with _in_one_line(model, size, advice):
+        shapes, leaf_elements, _ = _probe(model, size, named)
     other_size = (size[0] + SECOND_SIZE_STEP[0], size[1] + SECOND_SIZE_STEP[1])
     other_shapes, _, takes_other_sizes = _probe(model, other_size, named, partial=True)
     declared = {name: as_layout(layout) for name, layout in (getattr(model, "layouts", None) or {}).items()}
@@ -331,8 +333,6 @@ def bind_layers(model: Any, layers: Iterable[str], size: Sequence[int] | None = 
         >>> bind_layers(model, ["blocks.4.0.conv_pwl"], (128, 96)).shapes["blocks.4.0.conv_pwl"]
         (1, 112, 8, 6)
     """
-    from featviz.hooks.layout import map_shape
-
     requested = (int(size[0]), int(size[1])) if size is not None else tuple(model.input_size)
     names = sorted(set(layers))
     network_layers = [name for name in names if name != IMAGE]
@@ -364,24 +364,27 @@ def _dry_shapes(
     model: Any, layers: list[str], size: tuple[int, int], input_size: tuple[int, int]
 ) -> dict[str, tuple[int, ...]]:
     """Output shapes of ``layers`` for one grey image of ``size``; a model that fails there raises one line."""
-    from featviz.hooks.capture import ActivationCapture
-
-    from featviz.hooks.memory import check_render_memory
-
     check_render_memory(
         survey_model(model), device=model.device, image_size=size, network_size=size, images=1, views=1,
         channels=model.channels, network_dtype=model.dtype, parameterized=False,
     )
     probe = torch.full((1, model.channels, *size), 0.5, device=model.device, dtype=model.dtype)
+    advice = f"use its input size {input_size[0]}x{input_size[1]} or another size it takes"
+    with _in_one_line(model, size, advice), torch.no_grad(), ActivationCapture(model, layers) as capture:
+        raw = capture.run(probe)
+    return {name: tuple(value.shape) for name, value in raw.items()}
+
+
+@contextlib.contextmanager
+def _in_one_line(model: Any, size: tuple[int, int], advice: str) -> Iterator[None]:
+    """Run ``model`` at ``size`` inside: its own error becomes one FeatvizError line, ``"NAME cannot run at HxW
+    (the error's first line); ADVICE"``. featviz's errors and running out of memory pass unchanged."""
     try:
-        with torch.no_grad(), ActivationCapture(model, layers) as capture:
-            raw = capture.run(probe)
-    except FeatvizError:
+        yield
+    except (FeatvizError, MemoryError, torch.OutOfMemoryError):
         raise
     except Exception as error:  # noqa: BLE001 - the model's own complaint, reported on one line
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
         raise FeatvizError(
-            f"{getattr(model, 'name', 'the model')} cannot run at {size[0]}x{size[1]} ({first_line}); "
-            f"use its input size {input_size[0]}x{input_size[1]} or another size it takes"
+            f"{getattr(model, 'name', 'the model')} cannot run at {size[0]}x{size[1]} ({first_line}); {advice}"
         ) from None
-    return {name: tuple(value.shape) for name, value in raw.items()}

@@ -11,11 +11,11 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from featviz.dataset.folder import IMAGE_EXTENSIONS, ImageFolder
-from featviz.dataset.shipped import shipped_photos
+from featviz.dataset.folder import IMAGE_EXTENSIONS, ImageFolder, shipped_photos
 from featviz.errors import FeatvizError
+from featviz.imagefile import open_image, plain_image
 
 #: The grey that transparent pixels are composited on (the renderer's padding colour).
 GREY = 0.5
@@ -88,7 +88,8 @@ def read_image(path: str | os.PathLike, channels: int = 3) -> tuple[np.ndarray, 
     """The image file at ``path`` as a ``(H, W, channels)`` float32 array in ``[0, 1]`` (transparent pixels composited on
     grey) and its ``featviz:objective`` text chunk, or None. ``channels`` is 1 (grey) or 3 (RGB).
 
-    Raises FeatvizError naming the file when it cannot be decoded.
+    The file is read with `featviz.imagefile.open_image` (upright, 16-bit and float images scaled by their bit
+    depth), which raises FeatvizError naming the file when it cannot be read.
 
     Example:
         >>> result = featviz.render(model, "blocks.4.0.conv_pwl:12", steps=2, size=64, seed=0, progress=False)
@@ -99,33 +100,17 @@ def read_image(path: str | os.PathLike, channels: int = 3) -> tuple[np.ndarray, 
     """
     if channels not in (1, 3):
         raise FeatvizError(f"image files can be read with 1 (grey) or 3 (RGB) channels, not {channels}; pass a tensor instead")
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-            text = getattr(image, "text", None) or image.info
-            objective = text.get(OBJECTIVE_KEY)
-            has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
-            base = "RGB" if channels == 3 else "L"
-            converted = image.convert(base + "A" if has_alpha else base)
-    except FileNotFoundError:
-        raise FeatvizError(f"image '{path}' does not exist; give a PNG file, a folder of images or a pattern like 'renders/*.png'") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        reason = " ".join(str(error).split()) or type(error).__name__
-        raise FeatvizError(f"cannot read image '{path}' ({reason}); give a PNG or JPEG file") from None
+    picture = open_image(path)
+    objective = picture.info.get(OBJECTIVE_KEY)
+    has_alpha = picture.mode in ("RGBA", "LA")
+    base = "RGB" if channels == 3 else "L"
+    converted = picture.convert(base + "A" if has_alpha else base)
     array = np.asarray(converted, dtype=np.uint8)
     if array.ndim == 2:
         array = array[:, :, None]
     if has_alpha:
         return _composite_array(array), None if objective is None else str(objective)
     return array.astype(np.float32) / 255.0, None if objective is None else str(objective)
-
-
-def _plain_mode(picture: Image.Image) -> Image.Image:
-    """``picture`` in L, LA, RGB or RGBA mode (palette, CMYK, 16-bit... converted), keeping transparency."""
-    if picture.mode in ("L", "LA", "RGB", "RGBA"):
-        return picture
-    return picture.convert("RGBA" if "transparency" in picture.info or picture.mode in ("PA", "La", "RGBa") else "RGB")
 
 
 def load_images(spec: str | os.PathLike, channels: int = 3) -> LoadedImages:
@@ -187,7 +172,7 @@ def as_images(images: ImageSource, channels: int | None = None) -> torch.Tensor:
         isinstance(images, (list, tuple)) and images and all(isinstance(item, Image.Image) for item in images)
     ):
         pictures = [images] if isinstance(images, Image.Image) else list(images)
-        arrays = [np.asarray(_plain_mode(picture), dtype=np.uint8) for picture in pictures]
+        arrays = [np.asarray(plain_image(picture), dtype=np.uint8) for picture in pictures]
         arrays = [array[:, :, None] if array.ndim == 2 else array for array in arrays]
         if any(array.shape != arrays[0].shape for array in arrays):
             raise FeatvizError("the PIL images differ in size or mode; give images of one size and mode")
@@ -251,7 +236,7 @@ def natural_images(natural: torch.Tensor | str | os.PathLike | None, size: Seque
     height, width = int(size[0]), int(size[1])
     side = max(height, width)
     if natural is None:
-        return _centre_crop(shipped_photos(side, channels), (height, width))
+        return shipped_photos((height, width), channels)
     if isinstance(natural, (str, os.PathLike)):
         folder = ImageFolder(natural, side, channels=channels)
         batches = [images for _, images in folder.batches(64)]

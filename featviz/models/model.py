@@ -1,7 +1,7 @@
 """`Model`: a frozen network together with its input normalization, input size and class names."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -17,6 +17,27 @@ def normalize_label(label: str) -> str:
         'greatwhiteshark'
     """
     return "".join(character for character in label.lower() if character not in " _-")
+
+
+TextTowerFactory = Callable[["Model"], "nn.Module | None"]
+_TEXT_TOWERS: list[TextTowerFactory] = []
+
+
+def register_text_tower(factory: TextTowerFactory) -> TextTowerFactory:
+    """Register ``factory(model) -> tower or None``: the text tower a `Model` built without one gets, on the first
+    read of ``model.text`` (factories are asked in registration order; None from all means no tower).
+
+    `featviz.text` registers the classifier tower here, so that any classifier with class names has text without
+    this layer importing the text layer.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+        >>> Model(net, name="tiny", input_size=(64, 64), channels=3, mean=[0.5], std=[0.5]).text is None   # no labels
+        True
+    """
+    if factory not in _TEXT_TOWERS:
+        _TEXT_TOWERS.append(factory)
+    return factory
 
 
 def _pair(size: int | Sequence[int], what: str) -> tuple[int, int]:
@@ -46,7 +67,8 @@ class Model(nn.Module):
     their dot path in ``network.named_modules()``; class names (``labels``) are optional. ``layouts`` declares
     the activation layout of layers whose layout featviz.hooks cannot tell, by layer name: a kind such as
     ``"nhwc"`` or ``"nlc"`` (see ``featviz.hooks.layout.KINDS``) or a ``featviz.hooks.Layout``. ``text`` is the
-    model's text tower (`featviz.text.TextTower`), when it has one: CLIP's, or a classifier's sentence encoder.
+    model's text tower (`featviz.text.TextTower`): CLIP's, given here; without one, a classifier with class names gets
+    its own on first read of ``model.text`` (`register_text_tower`).
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
@@ -93,7 +115,10 @@ class Model(nn.Module):
         self.layouts: dict[str, Any] = dict(layouts or {})
         if text is not None and not isinstance(text, nn.Module):
             raise FeatvizError(f"text must be a featviz.text.TextTower, not {type(text).__name__}")
-        self.text = text
+        if text is not None:
+            self.text = text
+        # Without a tower given, ``text`` is made on first read by the registered factories (`register_text_tower`).
+        self._automatic_text = text is None
         for layer in self.layouts:
             self.get_layer(layer)
         self._label_indices: dict[str, list[int]] = {}
@@ -101,6 +126,28 @@ class Model(nn.Module):
             self._label_indices.setdefault(normalize_label(label), []).append(index)
         self.eval()
         self.requires_grad_(False)
+
+    def __getattr__(self, name: str) -> Any:
+        modules = self.__dict__.get("_modules")
+        if name != "text" or modules is None or "text" in modules:
+            return super().__getattr__(name)
+        tower = None
+        for factory in _TEXT_TOWERS:
+            tower = factory(self)
+            if tower is not None:
+                break
+        modules["text"] = tower
+        return tower
+
+    @property
+    def given_text(self) -> nn.Module | None:
+        """The text tower this model was built with (None when ``text`` is made on first read, or absent).
+
+        Example:
+            >>> model.given_text is None                         # EfficientNet-Lite0's tower is made on first read
+            True
+        """
+        return None if self._automatic_text else self.text
 
     @property
     def device(self) -> torch.device:
@@ -154,7 +201,7 @@ class Model(nn.Module):
         return Model(
             network, name=self.name, input_size=self.input_size, channels=self.channels,
             mean=self.mean.flatten().tolist(), std=self.std.flatten().tolist(), labels=self.labels,
-            layouts=self.layouts, text=self.text,
+            layouts=self.layouts, text=self.given_text,
         ).to(device=self.device, dtype=self.dtype)
 
     def layer_names(self) -> list[str]:

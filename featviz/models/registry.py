@@ -236,7 +236,8 @@ def _with_overrides(model: Model, given: dict, channels: int | None) -> Model:
     )
     chosen_channels = model.channels if channels is None else channels
     result = model_from_config(dataclasses.replace(declared, **given), name=model.name, channels=chosen_channels)
-    result.text = model.text
+    if model.given_text is not None:  # a tower made from the old labels on first read is made again from the new
+        result.text = model.given_text
     return result
 
 

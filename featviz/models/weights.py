@@ -7,6 +7,7 @@ letting a library retry for minutes.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import threading
@@ -330,3 +331,24 @@ def torch_hub_cached_file(url: str) -> str | None:
     filename = os.path.basename(urllib.parse.urlsplit(url).path)
     path = os.path.join(torch.hub.get_dir(), "checkpoints", filename)
     return path if filename and os.path.isfile(path) else None
+
+
+def weights_fingerprint(model: nn.Module, sample_bytes: int = 1 << 16) -> str:
+    """A hex digest of the model's state: every tensor's name, dtype and shape, and its first ``sample_bytes`` bytes.
+
+    Cheap (a few MB hashed even for large models) and sensitive to any change of architecture, checkpoint or
+    normalization; two checkpoints that differ only past the first 64 KiB of every tensor would collide.
+
+    Example:
+        >>> weights_fingerprint(model)[:12]
+        'e96ab87dfba3'
+    """
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
+        if tensor.is_meta or tensor.numel() == 0:
+            continue
+        flat = tensor.detach().reshape(-1)
+        count = min(flat.numel(), max(1, sample_bytes // flat.element_size()))
+        digest.update(flat[:count].cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

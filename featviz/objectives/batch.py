@@ -13,15 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from featviz.errors import FeatvizError
+from featviz.errors import FeatvizError, check_int
 from featviz.objectives.base import Objective
-from featviz.objectives.checks import Activations, Shapes, check_channel, check_index, check_layer_name, layer_shape, read
+from featviz.objectives.checks import Activations, Shapes, check_channel, check_layer_name, layer_shape, read
 
 
 def _check_images(images: int | None) -> int | None:
     if images is None:
         return None
-    count = check_index("images", images)
+    count = check_int(images, "images", 0)
     if count == 0:
         raise FeatvizError("images must be at least 1 (the number of distinct images in the batch), got 0")
     return count
@@ -123,7 +123,7 @@ class Diversity(_BatchObjective):
 def _check_group(group: int | None) -> int | None:
     if group is None:
         return None
-    size = check_index("group", group)
+    size = check_int(group, "group", 0)
     if size == 0:
         raise FeatvizError("group must be at least 1 (the number of images in each diversity set), got 0")
     return size
@@ -191,11 +191,12 @@ def alignment(layer: str, decay_ratio: float = 2.0, *, images: int | None = None
     Elements ``i`` and ``j`` are penalized by ``decay_ratio ** -|i - j| * mean((a_i - a_j) ** 2)``; each
     pair's penalty is split between its two elements and returned NEGATED, so higher means better aligned
     (0 when all elements are equal) and ``objective + alignment(...)`` smooths a row of images (e.g. an
-    interpolation). With K views per image pass ``images=B``: only views of the same index are compared and
-    distance counts images.
+    interpolation). Keep its weight small: about 0.1 (the interaction recipe's default); at 1.0 it already
+    costs most of the activation, and at 10 it wins over the objective and leaves noise. With K views per
+    image pass ``images=B``: only views of the same index are compared and distance counts images.
 
     Example:
-        >>> goal = channel_interpolate("blocks.3", 1, "blocks.3", 7) + 10 * alignment("blocks.3")
+        >>> goal = channel_interpolate("blocks.3", 1, "blocks.3", 7) + 0.1 * alignment("blocks.3")
         >>> same = torch.ones(1, 8, 4, 4).expand(3, -1, -1, -1)
         >>> alignment("blocks.3")({"blocks.3": same}).abs().sum()     # identical neighbours: no penalty
         tensor(0.)
@@ -215,7 +216,7 @@ class ChannelInterpolate(_BatchObjective):
 
     def __init__(self, layer1: str, channel1: int, layer2: str, channel2: int, images: int | None = None) -> None:
         layer1, layer2 = check_layer_name(layer1), check_layer_name(layer2)
-        channel1, channel2 = check_index("channel", channel1), check_index("channel", channel2)
+        channel1, channel2 = check_int(channel1, "channel", 0), check_int(channel2, "channel", 0)
         super().__init__((layer1, layer2), f"interpolate({layer1}:{channel1}, {layer2}:{channel2})", images)
         self.layer1, self.channel1, self.layer2, self.channel2 = layer1, channel1, layer2, channel2
 

@@ -75,7 +75,8 @@ def parse_objectives(objective: ObjectiveLike | Sequence[ObjectiveLike]) -> list
 
 
 def _stand_in_reader(model: Any, size: tuple[int, int]) -> Callable[[str], torch.Tensor]:
-    """``T(layer)`` for finding a function's layers: zeros of the layer's channels-first shape (one image)."""
+    """``T(layer)`` for finding a function's layers: zeros of the shape ``T`` gives for one image, channels-first
+    ``(1, C, H, W)``, or ``(1, C)`` for a vector layer (layout ``nc``: logits, pooled features)."""
     found = survey_model(model)
 
     def read_layer(layer: str) -> torch.Tensor:
@@ -85,8 +86,9 @@ def _stand_in_reader(model: Any, size: tuple[int, int]) -> Callable[[str], torch
         if shape is None:
             model.get_layer(layer)  # an unknown name raises with the closest names
             raise FeatvizError(f"layer '{layer}' did not run in the forward pass; pick layers the model's forward calls")
-        channels_first = map_shape(shape, found.layout(layer, shape, found.size))
-        return torch.zeros(1, *channels_first[1:], device=model.device, dtype=model.dtype)
+        layout = found.layout(layer, shape, found.size)
+        read_shape = (1, shape[1]) if layout.kind == "nc" else (1, *map_shape(shape, layout)[1:])
+        return torch.zeros(read_shape, device=model.device, dtype=model.dtype)
 
     return read_layer
 

@@ -101,20 +101,3 @@ def check_layer_name(layer: Any) -> str:
     return layer
 
 
-def check_index(what: str, value: Any, allow_none: bool = False) -> int | None:
-    """``value`` as a non-negative int (None passes when ``allow_none``), else a FeatvizError naming it as
-    ``what``.
-
-    Example:
-        >>> check_index("channel", 3)
-        3
-    """
-    if value is None and allow_none:
-        return None
-    try:
-        index = operator.index(value)
-    except TypeError:
-        index = -1
-    if isinstance(value, bool) or index < 0:
-        raise FeatvizError(f"{what} must be a non-negative integer, got {value!r}")
-    return index

@@ -16,9 +16,13 @@ import torch
 from torch import Tensor
 from torch.autograd.graph import GradientEdge, get_gradient_edge
 
-from featviz.errors import FeatvizError
+from featviz.errors import FeatvizError, check_int
+from featviz.models.probe import Probe, load_probe
+from featviz.objectives.algebra import stack
 from featviz.objectives.base import Constant, Objective
-from featviz.objectives.checks import Activations, Shapes, check_index, layer_shape, read
+from featviz.objectives.callables import FunctionObjective
+from featviz.objectives.checks import Activations, Shapes, layer_shape, read
+from featviz.objectives.shorthand import parse
 
 # Operations that only re-index or convert an activation on its way from the captured layer output to the
 # channels-first tensor an objective reads (layouts, autocast's float copy, a copy made before an in-place change).
@@ -60,7 +64,7 @@ class Facet(Objective):
 
     elementwise = False  # the strength depends on the element's position in the batch
 
-    def __init__(self, objective: Objective, probe: Any, strength: tuple[float, float], images: int | None) -> None:
+    def __init__(self, objective: Objective, probe: Probe, strength: tuple[float, float], images: int | None) -> None:
         low, high = strength
         shown = f"{low:g}" if low == high else f"{low:g}-{high:g}"
         super().__init__(objective.layers | frozenset(probe.layers), f"facet({objective.name}, {probe.name}, {shown})")
@@ -223,7 +227,7 @@ def _carry(gradient: Tensor, edge: GradientEdge, activation: Tensor) -> Tensor:
 
 def facet(
     objective: Objective | str | Callable,
-    probe: Any,
+    probe: Probe | str | os.PathLike,
     strength: float | Sequence[float] = 20.0,
     *,
     images: int | None = None,
@@ -250,8 +254,6 @@ def facet(
         >>> featviz.render(model, goal, batch=2, size=64, steps=2, progress=False).images.shape
         torch.Size([2, 3, 64, 64])
     """
-    from featviz.concepts.probe import Probe, load_probe
-
     if isinstance(probe, (str, os.PathLike)):
         probe = load_probe(probe)
     if not isinstance(probe, Probe):
@@ -259,21 +261,16 @@ def facet(
             f"facet() takes a featviz.concepts.Probe or the path of a saved probe, not {type(probe).__name__}"
         )
     if isinstance(objective, str):
-        from featviz.objectives.algebra import stack
-        from featviz.objectives.shorthand import parse
-
         parsed = parse(objective)
         objective = parsed[0] if len(parsed) == 1 else stack(parsed)
     elif not isinstance(objective, Objective) and callable(objective):
-        from featviz.objectives.callables import FunctionObjective
-
         objective = FunctionObjective(objective)
     if not isinstance(objective, Objective):
         raise FeatvizError(
             f"facet() takes an objective (an Objective, a string like 'blocks.5.3:17' or a function f(T)), "
             f"not {type(objective).__name__}"
         )
-    count = check_index("images", images, allow_none=True)
+    count = check_int(images, "images", 0, allow_none=True)
     if count == 0:
         raise FeatvizError("images must be at least 1 (the number of distinct images in the batch), got 0")
     return Facet(objective, probe, _strength_range(strength), count)

@@ -1,7 +1,8 @@
-"""Many units of one layer read with one gather instead of one evaluation each: for sums and stacks.
+"""Many units of one layer read with one gather instead of one evaluation each, for `stack` (sums group their
+channel terms with `featviz.objectives.base.ChannelGroup`).
 
-Only the library's own units (channel, neuron, class logit) are fused: a subclass may compute something
-else in its ``__call__``, so it is always evaluated by calling it.
+Only the library's own units (channel, neuron, class logit) are fused (`featviz.objectives.base.fusable`): a
+subclass may compute something else in its ``__call__``, so it is always evaluated by calling it.
 """
 from __future__ import annotations
 
@@ -10,49 +11,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from featviz.objectives.base import Constant, Objective, Unit
+from featviz.objectives.base import Constant, Objective, Unit, fusable
 from featviz.objectives.checks import Activations, read
-
-
-def fusable(item: Objective) -> bool:
-    """Whether ``item`` is one of the library's own units, whose value a gather computes exactly.
-
-    A class opts in by setting ``fusable = True`` in its own body; subclasses do not inherit it.
-
-    Example:
-        >>> from featviz.objectives.units import Channel
-        >>> class ClampedChannel(Channel):                    # a subclass is called, never gathered
-        ...     def __call__(self, acts):
-        ...         return super().__call__(acts).clamp(max=4.0)
-        >>> fusable(Channel("blocks.4", 3)), fusable(ClampedChannel("blocks.4", 3))
-        (True, False)
-    """
-    return isinstance(item, Unit) and type(item).__dict__.get("fusable", False) is True
-
-
-class ChannelGroup:
-    """Weighted spatial means of several ``channels`` of one ``layer`` (one entry of ``weights`` each), computed
-    with one gather.
-
-    Example:
-        >>> ChannelGroup("blocks.4", [1, 5], [1.0, -0.5])({"blocks.4": torch.rand(2, 8, 4, 4)}).shape
-        torch.Size([2])
-    """
-
-    def __init__(self, layer: str, channels: list[int], weights: list[float]) -> None:
-        self.layer = layer
-        self.count = len(channels)
-        self.channels = Constant(torch.tensor(channels, dtype=torch.long))
-        self.weights = Constant(torch.tensor(weights, dtype=torch.float64))
-
-    def __call__(self, acts: Activations) -> Tensor:
-        activation = read(acts, self.layer)
-        channels = self.channels.on(activation.device)
-        if 2 * self.count >= activation.shape[1]:
-            means = activation.mean((-2, -1)).index_select(1, channels)
-        else:
-            means = activation.index_select(1, channels).mean((-2, -1))
-        return means @ self.weights.like(means)
 
 
 class UnitGather:

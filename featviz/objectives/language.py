@@ -15,70 +15,12 @@ from torch import Tensor
 
 from featviz.errors import FeatvizError
 from featviz.objectives.base import Constant, Objective
-from featviz.objectives.checks import Activations, Shapes, read
-from featviz.text import check_prompts, text_tower
-
-PromptsLike = str | Sequence[str] | Mapping[str, float]
-
-#: Templates averaged by ``text(..., templates=ENSEMBLE)``: a few of CLIP's ImageNet prompt templates.
-ENSEMBLE = (
-    "a photo of a {}.",
-    "a bad photo of a {}.",
-    "a photo of the large {}.",
-    "a photo of the small {}.",
-    "a bright photo of a {}.",
-    "a close-up photo of a {}.",
-    "a drawing of a {}.",
-    "art of the {}.",
-)
-
-
-def weighted_prompts(prompts: PromptsLike, weights: Sequence[float] | None = None) -> dict[str, float]:
-    """``prompts`` as ``{prompt: weight}``: one prompt (weight 1), a list (weights 1, or ``weights``), or a mapping.
-
-    Example:
-        >>> weighted_prompts({"a dog": 1.0, "a cat": -0.5})
-        {'a dog': 1.0, 'a cat': -0.5}
-    """
-    if isinstance(prompts, Mapping):
-        if weights is not None:
-            raise FeatvizError("give weights either in the mapping {prompt: weight} or as weights=, not both")
-        items = list(prompts.items())
-    else:
-        names = check_prompts(prompts)
-        values = [1.0] * len(names) if weights is None else [float(weight) for weight in weights]
-        if len(values) != len(names):
-            raise FeatvizError(f"{len(names)} prompts but {len(values)} weights; give one weight per prompt")
-        items = list(zip(names, values))
-    check_prompts([prompt for prompt, _ in items])
-    found: dict[str, float] = {}
-    for prompt, weight in items:
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight != weight:
-            raise FeatvizError(f"the weight of prompt '{prompt}' must be a number, not {weight!r}")
-        found[prompt] = found.get(prompt, 0.0) + float(weight)
-    return found
-
-
-def prompt_embeddings(model: Any, prompts: Sequence[str], templates: Sequence[str] | None = None) -> Tensor:
-    """Unit-norm embeddings of ``prompts`` by ``model``'s text tower, ``(P, D)``; with ``templates`` (strings
-    with one ``{}``), each prompt's is the normalized mean over its templated sentences (a prompt ensemble).
-
-    Example:
-        >>> clip = featviz.load_model("open_clip:featviz-tiny-ViT", weights="random")   # a tiny random CLIP
-        >>> prompt_embeddings(clip, ["dog", "cat"], templates=ENSEMBLE).shape
-        torch.Size([2, 32])
-        >>> round(float(prompt_embeddings(clip, ["dog"]).norm()), 4)
-        1.0
-    """
-    tower = text_tower(model)
-    if not templates:
-        return tower.encode(list(prompts))
-    for template in templates:
-        if not isinstance(template, str) or template.count("{}") != 1:
-            raise FeatvizError(f"a template must hold '{{}}' once, like 'a photo of a {{}}.', not {template!r}")
-    sentences = [template.format(prompt) for prompt in prompts for template in templates]
-    embeddings = tower.encode(sentences).view(len(prompts), len(templates), -1).mean(1)
-    return F.normalize(embeddings, dim=-1)
+from featviz.objectives.checks import Activations, Shapes, check_layer_name, read
+from featviz.objectives.shorthand import register_shorthand
+from featviz.objectives.units import direction
+from featviz.text.directions import find_text_direction
+from featviz.text.prompts import ENSEMBLE, PromptsLike, prompt_embeddings, weighted_prompts
+from featviz.text.tower import text_tower
 
 
 class Text(Objective):
@@ -159,8 +101,6 @@ class TextDirectionObjective(Objective):
 
     def __init__(self, layer: str, prompts: Mapping[str, float], cossim_pow: float = 1.0,
                  templates: Sequence[str] | None = None) -> None:
-        from featviz.objectives.checks import check_layer_name
-
         layer = check_layer_name(layer)
         shown = "|".join(prompt if weight == 1.0 else f"{prompt}:{weight:g}" for prompt, weight in prompts.items())
         super().__init__((layer,), f"text@{layer}:{shown}")
@@ -172,10 +112,7 @@ class TextDirectionObjective(Objective):
         self._direction: Objective | None = None
 
     def bind(self, model: Any, shapes: Shapes) -> None:
-        from featviz.objectives.units import direction
-        from featviz.text import text_direction as find_direction
-
-        self.found = find_direction(model, self.layer, self.prompts, templates=self.templates)
+        self.found = find_text_direction(model, self.layer, self.prompts, templates=self.templates)
         self._direction = direction(self.layer, self.found.vector, cossim_pow=self.cossim_pow)
         self._direction.bind(model, shapes)
 
@@ -204,6 +141,7 @@ def text_direction(
     return TextDirectionObjective(layer, weighted_prompts(prompts, weights), cossim_pow, templates)
 
 
+@register_shorthand("text:PROMPT", prefix="text:")
 def parse_text(body: str) -> Objective:
     """The objective of the shorthand ``text:PROMPT|PROMPT:WEIGHT|...``, whose ``body`` follows ``text:``: prompts
     separated by ``|``, each with an optional ``:WEIGHT`` at its end (default 1).
@@ -236,6 +174,7 @@ def parse_text(body: str) -> Objective:
     return Text(found)
 
 
+@register_shorthand("text@LAYER:PROMPT", prefix="text@")
 def parse_text_direction(body: str) -> Objective:
     """The objective of the shorthand ``text@LAYER:PROMPT|PROMPT:WEIGHT``, whose ``body`` follows ``text@``.
 
@@ -250,6 +189,5 @@ def parse_text_direction(body: str) -> Objective:
 
 
 __all__ = [
-    "ENSEMBLE", "Text", "TextDirectionObjective", "parse_text", "parse_text_direction", "prompt_embeddings", "text",
-    "text_direction", "weighted_prompts",
+    "ENSEMBLE", "Text", "TextDirectionObjective", "parse_text", "parse_text_direction", "text", "text_direction",
 ]

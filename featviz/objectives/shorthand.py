@@ -10,67 +10,109 @@ Grammar (a leading "-" negates; whitespace inside a layer form is ignored):
     class:LABEL     a class by name (may contain spaces) or by index
     text:PROMPT     a prompt, on models with a text tower; text:A|B:-0.5 weights prompts
     text@LAYER:PROMPT  the prompt's text direction in LAYER's channel space
+
+Each form is registered by the module that defines its objective (``@register_shorthand``), so a new objective
+module adds its own form and nothing here lists it.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Callable, Union
 
 from featviz.errors import FeatvizError
-from featviz.objectives.language import parse_text, parse_text_direction
-from featviz.objectives.units import channel, class_logit, neuron
-from featviz.objectives.units import layer as layer_objective
 from featviz.objectives.base import Objective
 
-_LAYER = r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*"
-_FORMS = (
-    ("channel", re.compile(rf"(?P<layer>{_LAYER}):(?P<channel>\d+)")),
-    ("neuron", re.compile(rf"(?P<layer>{_LAYER}):(?P<channel>\d+)@(?P<x>\d+),(?P<y>\d+)")),
-    ("range", re.compile(rf"(?P<layer>{_LAYER}):(?P<first>\d+)-(?P<last>\d+)")),
-    ("list", re.compile(rf"(?P<layer>{_LAYER}):(?P<channels>\d+(?:,\d+)+)")),
-    ("layer", re.compile(rf"(?P<layer>{_LAYER})")),
-)
-_CLASS_PREFIX = "class:"
-_TEXT_PREFIX = "text:"
-_TEXT_DIRECTION_PREFIX = "text@"
-_EXPECTED = "expected LAYER:CHANNEL, LAYER:CHANNEL@X,Y, LAYER:A-B, LAYER, class:LABEL, text:PROMPT or text@LAYER:PROMPT"
+#: A layer's dot path, for the patterns of registered forms: ``rf"(?P<layer>{LAYER_PATTERN}):(?P<channel>\d+)"``.
+LAYER_PATTERN = r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*"
+
+Built = Union[Objective, "list[Objective]", None]
+
+
+@dataclass(frozen=True)
+class _Form:
+    syntax: str
+    build: Callable[..., Built]
+    pattern: re.Pattern | None = None
+    prefix: str | None = None
+    listed: bool = True
+
+
+_PATTERNS: list[_Form] = []
+_PREFIXES: dict[str, _Form] = {}
+
+
+def register_shorthand(
+    syntax: str, pattern: str | None = None, *, prefix: str | None = None, listed: bool = True, first: bool = False,
+) -> Callable[[Callable[..., Built]], Callable[..., Built]]:
+    """Register the decorated builder as the shorthand form ``syntax`` (as error messages name it).
+
+    Give either ``pattern``, a regular expression matched against the whole shorthand with its whitespace removed
+    (the builder gets the ``re.Match``), or ``prefix``, a fixed start such as ``"class:"`` (the builder gets the
+    text after it, whitespace kept). Prefix forms are tried before patterns. The builder returns an Objective or
+    a list of them, or None for text that is malformed. ``listed=False`` leaves the form out of the "expected
+    ..." message; ``first=True`` tries a pattern before those registered so far (for text that a more general
+    form would also match, such as ``dict.pt:3`` and ``LAYER:CHANNEL``).
+
+    Example:
+        >>> from featviz.objectives import channel
+        >>> @register_shorthand("first:LAYER", prefix="first:")
+        ... def first_channel(body):
+        ...     return channel(body.strip(), 0)
+        >>> parse("first:blocks.4.0.conv_pwl")[0].name
+        'blocks.4.0.conv_pwl:0'
+        >>> _ = _PREFIXES.pop("first:")    # the example's form, removed again
+    """
+    if (pattern is None) == (prefix is None):
+        raise FeatvizError(f"shorthand form '{syntax}' needs exactly one of pattern= or prefix=")
+    taken = {form.syntax for form in _PATTERNS} | {form.syntax for form in _PREFIXES.values()}
+    if syntax in taken or (prefix is not None and prefix in _PREFIXES):
+        raise FeatvizError(f"shorthand form '{prefix or syntax}' is already registered; choose another {'prefix' if prefix else 'syntax'}")
+
+    def register(build: Callable[..., Built]) -> Callable[..., Built]:
+        if prefix is not None:
+            _PREFIXES[prefix] = _Form(syntax, build, prefix=prefix, listed=listed)
+        else:
+            _PATTERNS.insert(0 if first else len(_PATTERNS), _Form(syntax, build, pattern=re.compile(pattern), listed=listed))
+        return build
+
+    return register
+
+
+def registered_shorthand() -> tuple[str, ...]:
+    """The syntax of every registered form, as the "expected ..." message lists them: patterns in the order
+    they were registered, then prefixes alphabetically.
+
+    Example:
+        >>> registered_shorthand()[:2]
+        ('LAYER:CHANNEL', 'LAYER:CHANNEL@X,Y')
+    """
+    prefixed = [_PREFIXES[prefix] for prefix in sorted(_PREFIXES)]
+    return tuple(form.syntax for form in [*_PATTERNS, *prefixed] if form.listed)
 
 
 def _malformed(text: str) -> FeatvizError:
-    return FeatvizError(f"malformed objective '{text}': {_EXPECTED}")
+    syntaxes = registered_shorthand()
+    expected = ", ".join(syntaxes[:-1]) + f" or {syntaxes[-1]}" if len(syntaxes) > 1 else "".join(syntaxes)
+    return FeatvizError(f"malformed objective '{text}': expected {expected}")
 
 
 def _parse_positive(text: str, body: str) -> list[Objective]:
-    if body.startswith(_TEXT_PREFIX):
-        return [parse_text(body[len(_TEXT_PREFIX):])]
-    if body.startswith(_TEXT_DIRECTION_PREFIX):
-        return [parse_text_direction(body[len(_TEXT_DIRECTION_PREFIX):])]
-    if body.startswith(_CLASS_PREFIX):
-        label = body[len(_CLASS_PREFIX):].strip()
-        if not label:
-            raise _malformed(text)
-        return [class_logit(int(label) if label.isdigit() else label)]
-    compact = re.sub(r"\s+", "", body)
-    for form, pattern in _FORMS:
-        match = pattern.fullmatch(compact)
-        if match is None:
-            continue
-        layer_name = match["layer"]
-        if form == "channel":
-            return [channel(layer_name, int(match["channel"]))]
-        if form == "neuron":
-            return [neuron(layer_name, int(match["channel"]), x=int(match["x"]), y=int(match["y"]))]
-        if form == "range":
-            first, last = int(match["first"]), int(match["last"])
-            if first > last:
-                raise FeatvizError(
-                    f"malformed objective '{text}': channel range {first}-{last} runs backwards; "
-                    f"write {layer_name}:{last}-{first}"
-                )
-            return [channel(layer_name, index) for index in range(first, last + 1)]
-        if form == "list":
-            return [channel(layer_name, int(index)) for index in match["channels"].split(",")]
-        return [layer_objective(layer_name)]
-    raise _malformed(text)
+    built: Built = None
+    for prefix in sorted(_PREFIXES, key=len, reverse=True):
+        if body.startswith(prefix):
+            built = _PREFIXES[prefix].build(body[len(prefix):])
+            break
+    else:
+        compact = re.sub(r"\s+", "", body)
+        for form in _PATTERNS:
+            match = form.pattern.fullmatch(compact)
+            if match is not None:
+                built = form.build(match)
+                break
+    if built is None:
+        raise _malformed(text)
+    return [built] if isinstance(built, Objective) else list(built)
 
 
 def parse(text: str) -> list[Objective]:
@@ -79,7 +121,8 @@ def parse(text: str) -> list[Objective]:
     ``"LAYER:C"`` channel, ``"LAYER:C@X,Y"`` neuron at column X, row Y, ``"LAYER:A-B"`` (inclusive) and
     ``"LAYER:A,B,C"`` several channels, ``"LAYER"`` the whole layer (DeepDream), ``"class:LABEL"`` or
     ``"class:INDEX"`` a class, ``"text:PROMPT"`` or ``"text:A|B:-0.5"`` prompts, ``"text@LAYER:PROMPT"`` a
-    prompt's text direction in a layer; a leading ``"-"`` negates. Raises FeatvizError on anything else.
+    prompt's text direction in a layer, and any form registered with `register_shorthand`; a leading ``"-"``
+    negates. Raises FeatvizError on anything else.
 
     Example:
         >>> [goal.name for goal in parse("blocks.4.0.conv_pwl:3-5")]
@@ -117,4 +160,4 @@ def objective(value: str | Objective) -> Objective:
     return found[0]
 
 
-__all__ = ["parse", "objective"]
+__all__ = ["parse", "objective", "register_shorthand", "registered_shorthand", "LAYER_PATTERN"]

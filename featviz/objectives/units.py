@@ -1,15 +1,17 @@
 """What a unit of the network responds to: channels, neurons, whole layers, directions, classes."""
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 import torch
 from torch import Tensor
 
-from featviz.errors import FeatvizError
+from featviz.errors import FeatvizError, check_int
 from featviz.hooks.capture import OUTPUT
 from featviz.objectives.base import Constant, Objective, Unit
-from featviz.objectives.checks import Activations, Shapes, check_index, check_layer_name, check_position, layer_shape, read
+from featviz.objectives.checks import Activations, Shapes, check_layer_name, check_position, layer_shape, read
+from featviz.objectives.shorthand import LAYER_PATTERN, register_shorthand
 
 _COSINE_EPSILON = 1e-6
 _COSINE_FLOOR = 0.1
@@ -33,7 +35,7 @@ class Channel(Unit):
 
     def __init__(self, layer: str, channel: int) -> None:
         layer = check_layer_name(layer)
-        channel = check_index("channel", channel)
+        channel = check_int(channel, "channel", 0)
         super().__init__(layer, channel, False, None, None, f"{layer}:{channel}")
 
 
@@ -49,9 +51,9 @@ class Neuron(Unit):
 
     def __init__(self, layer: str, channel: int, x: int | None = None, y: int | None = None) -> None:
         layer = check_layer_name(layer)
-        channel = check_index("channel", channel)
-        x = check_index("neuron x", x, allow_none=True)
-        y = check_index("neuron y", y, allow_none=True)
+        channel = check_int(channel, "channel", 0)
+        x = check_int(x, "neuron x", 0, allow_none=True)
+        y = check_int(y, "neuron y", 0, allow_none=True)
         super().__init__(layer, channel, True, x, y, f"{layer}:{channel}@{_position_name(x, y)}")
 
 
@@ -198,8 +200,8 @@ class DirectionNeuron(_DirectionBase):
     """
 
     def __init__(self, layer: str, vector: Any, x: int | None = None, y: int | None = None, cossim_pow: float = 0.0) -> None:
-        self.x = check_index("neuron x", x, allow_none=True)
-        self.y = check_index("neuron y", y, allow_none=True)
+        self.x = check_int(x, "neuron x", 0, allow_none=True)
+        self.y = check_int(y, "neuron y", 0, allow_none=True)
         super().__init__(layer, vector, cossim_pow, f"direction({layer}@{_position_name(self.x, self.y)})")
 
     def __call__(self, acts: Activations) -> Tensor:
@@ -251,7 +253,7 @@ class ClassLogit(Unit):
             label = label.strip()
             index = None
         else:
-            index = check_index("class index", label)
+            index = check_int(label, "class index", 0)
             label = index
         super().__init__(layer, index, False, None, None, f"class:{label}")
         self.label = label
@@ -292,6 +294,43 @@ def class_logit(label: str | int, layer: str = OUTPUT) -> Objective:
         1
     """
     return ClassLogit(label, layer)
+
+
+# Shorthand forms (featviz.objectives.shorthand): "LAYER:C", "LAYER:C@X,Y", "LAYER:A-B", "LAYER:A,B", "LAYER", "class:LABEL".
+@register_shorthand("LAYER:CHANNEL", rf"(?P<layer>{LAYER_PATTERN}):(?P<channel>\d+)")
+def _channel_form(match: re.Match) -> Objective:
+    return channel(match["layer"], int(match["channel"]))
+
+
+@register_shorthand("LAYER:CHANNEL@X,Y", rf"(?P<layer>{LAYER_PATTERN}):(?P<channel>\d+)@(?P<x>\d+),(?P<y>\d+)")
+def _neuron_form(match: re.Match) -> Objective:
+    return neuron(match["layer"], int(match["channel"]), x=int(match["x"]), y=int(match["y"]))
+
+
+@register_shorthand("LAYER:A-B", rf"(?P<layer>{LAYER_PATTERN}):(?P<first>\d+)-(?P<last>\d+)")
+def _range_form(match: re.Match) -> list[Objective]:
+    name, first, last = match["layer"], int(match["first"]), int(match["last"])
+    if first > last:
+        raise FeatvizError(
+            f"malformed objective '{match.string}': channel range {first}-{last} runs backwards; write {name}:{last}-{first}"
+        )
+    return [channel(name, index) for index in range(first, last + 1)]
+
+
+@register_shorthand("LAYER:A,B,C", rf"(?P<layer>{LAYER_PATTERN}):(?P<channels>\d+(?:,\d+)+)", listed=False)
+def _list_form(match: re.Match) -> list[Objective]:
+    return [channel(match["layer"], int(index)) for index in match["channels"].split(",")]
+
+
+@register_shorthand("LAYER", rf"(?P<layer>{LAYER_PATTERN})")
+def _layer_form(match: re.Match) -> Objective:
+    return layer(match["layer"])
+
+
+@register_shorthand("class:LABEL", prefix="class:")
+def _class_form(body: str) -> Objective | None:
+    label = body.strip()
+    return class_logit(int(label) if label.isdigit() else label) if label else None
 
 
 __all__ = [

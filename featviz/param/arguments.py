@@ -34,18 +34,6 @@ def check_size(size: SizeLike) -> tuple[int, int]:
     return int(sides[0]), int(sides[1])
 
 
-def check_count(value: int, what: str) -> int:
-    """``value`` when it is an int >= 1 (``what`` names it in the error), else raise FeatvizError.
-
-    Example:
-        >>> check_count(4, "batch")
-        4
-    """
-    if not _is_int(value) or value < 1:
-        raise FeatvizError(f"{what} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
 def check_dtype(dtype: torch.dtype) -> torch.dtype:
     """``dtype`` when it is a floating-point torch dtype, else raise FeatvizError.
 

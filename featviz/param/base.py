@@ -4,7 +4,7 @@
 with the colour mixing and the sigmoid, so a subclass declares only its own options and produces the values
 before those two steps (``components()``). ``@register_parameterization("name")`` on the class makes it
 reachable as ``create("name", ...)``; a module in this package is imported by ``featviz.param`` on its own,
-so its kinds are also in ``featviz.param.KINDS`` and the command line's ``--param`` choices.
+so its kinds are also in ``registered_kinds()`` and the command line's ``--param`` choices.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from typing import Any, Callable, Sequence, TypeVar
 import torch
 from torch import Tensor, nn
 
-from featviz.errors import FeatvizError, suggestion
-from featviz.param.arguments import (SeedLike, SizeLike, check_count, check_dtype, check_size, draw_per_element,
+from featviz.errors import FeatvizError, check_int, suggestion
+from featviz.param.arguments import (SeedLike, SizeLike, check_dtype, check_size, draw_per_element,
                                      element_seeds)
 from featviz.param.color import mix_channels, mixing_matrix
 
@@ -60,8 +60,8 @@ class Parameterization(nn.Module, metaclass=abc.ABCMeta):
     ) -> None:
         super().__init__()
         self.size = check_size(size)
-        self.batch = check_count(batch, "batch")
-        self.channels = check_count(channels, "channels")
+        self.batch = check_int(batch, "batch")
+        self.channels = check_int(channels, "channels")
         self.seeds = element_seeds(seed, self.batch)
         if not isinstance(alpha, bool):
             raise FeatvizError(f"alpha must be True or False, got {alpha!r}")
@@ -215,7 +215,7 @@ def register_parameterization(
     """Class decorator: make a ``Parameterization`` subclass reachable as ``create(name, ...)`` and by ``aliases``.
 
     Names are matched ignoring case and surrounding spaces. ``order`` places the kind in ``registered_kinds()``
-    (so in ``featviz.param.KINDS``, the command line's ``--param`` choices and error messages): lower first,
+    (so in the command line's ``--param`` choices and error messages): lower first,
     then the kinds registered without one, alphabetically. A name already taken raises FeatvizError.
 
     Example:

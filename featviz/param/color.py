@@ -10,9 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from featviz.errors import FeatvizError
+from featviz.errors import FeatvizError, check_int
 from featviz.param.alpha import extend_with_alpha
-from featviz.param.arguments import check_count
 
 # Square root of the colour covariance of ImageNet training images (ImageNet colour statistics, as used by
 # tensorflow/lucid). Rows are R, G, B; columns are the decorrelated components, strongest first: brightness,
@@ -41,7 +40,7 @@ def color_sqrt(
         >>> color_sqrt(3).shape, color_sqrt(1)
         (torch.Size([3, 3]), tensor([[0.4620]]))
     """
-    return _default_color_sqrt(check_count(channels, "channels")).to(device=device, dtype=dtype)
+    return _default_color_sqrt(check_int(channels, "channels")).to(device=device, dtype=dtype)
 
 
 def _default_color_sqrt(channels: int) -> Tensor:
@@ -184,4 +183,4 @@ def mixing_matrix(
     return mixing.to(device=device, dtype=dtype)
 
 
-__all__ = ["IMAGENET_COLOR_SQRT", "color_sqrt", "color_sqrt_from_images", "decorrelate"]
+__all__ = ["color_sqrt", "color_sqrt_from_images", "decorrelate"]

@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from featviz.param.arguments import SizeLike, check_count
+from featviz.errors import check_int
+from featviz.param.arguments import SizeLike
 from featviz.param.base import Parameterization, register_parameterization
 
 # Statistics of atan(x) for x ~ N(0, 1), by numerical integration: atan(x) has mean 0 and deviation 0.6706;
@@ -83,8 +84,8 @@ class CPPN(Parameterization):
 
     def __init__(self, size: SizeLike, *, layers: int = 8, width: int = 24, **shared: Any) -> None:
         super().__init__(size, **shared)
-        self.layers = check_count(layers, "layers")
-        self.width = check_count(width, "width")
+        self.layers = check_int(layers, "layers")
+        self.width = check_int(width, "width")
         height, image_width = self.size
         self.register_buffer("coordinates", self.place(coordinate_grid(height, image_width)))
 

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from featviz.errors import FeatvizError
-from featviz.param.arguments import SizeLike, check_count
+from featviz.errors import FeatvizError, check_int
+from featviz.param.arguments import SizeLike
 from featviz.param.base import Parameterization, register_parameterization
 from featviz.param.fourier import Fourier
 
@@ -68,7 +68,7 @@ class Shared(Parameterization):
 def _check_factors(factors: Sequence[int]) -> tuple[int, ...]:
     if isinstance(factors, (str, bytes)) or not isinstance(factors, Sequence):
         raise FeatvizError(f"factors must be a sequence of ints >= 1 such as (2, 4, 8, 16), got {factors!r}")
-    return tuple(check_count(factor, "each of factors") for factor in factors)
+    return tuple(check_int(factor, "each of factors") for factor in factors)
 
 
 __all__ = ["Shared"]

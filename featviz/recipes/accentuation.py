@@ -28,6 +28,7 @@ from featviz.objectives.checks import read
 from featviz.param import Fourier
 from featviz.dataset.photo import PhotoLike, load_photo, photo_size
 from featviz.recipes.inversion import OnImages, PhotoComparison, PhotoPair, TransformsLike
+from featviz.recipes._calls import old_call_forms
 from featviz.renderer import Renderer, RenderResult
 
 # the stride-8 output of EfficientNet-Lite, like the paper's mixed3a of InceptionV1 (also stride 8)
@@ -93,10 +94,11 @@ def _balance_weights(model: Model, goals: list[Objective], photo: Tensor, layer:
     return (objective_gradient / distance_gradient).detach().float().cpu()
 
 
+@old_call_forms(["image", "model", "objective"])
 def accentuate(
-    image: PhotoLike,
     model: Model | nn.Module | str,
     objective: ObjectiveLike | Sequence[ObjectiveLike],
+    image: PhotoLike,
     *,
     regularization_layer: str | None = None,
     balance: float = 1.0,
@@ -130,7 +132,7 @@ def accentuate(
 
     Example:
         >>> from skimage import data
-        >>> result = accentuate(data.chelsea(), model, "class:tabby", size=32, steps=2,
+        >>> result = accentuate(model, "class:tabby", data.chelsea(), size=32, steps=2,
         ...                     progress=False)         # by default: steps=128 at the model's size
         >>> result.images.shape, result.importance.shape     # a 451 x 300 photo keeps its aspect
         (torch.Size([1, 3, 32, 48]), torch.Size([1, 32, 48]))

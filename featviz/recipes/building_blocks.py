@@ -17,37 +17,40 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 from torch import Tensor, nn
 
 from featviz.errors import FeatvizError, check_int
-from featviz.hooks import OUTPUT, RESERVED, ActivationCapture, Layout, bind_layers, channels_first
-from featviz.io import atomic_path, ensure_writable_dir, write_text
+from featviz.hooks import OUTPUT, RESERVED, ActivationCapture, Layout, bind_layers, channels_first, leaf_output
+from featviz.io import ensure_writable_dir, write_text
 from featviz.metrics.images import resize
 from featviz.models import Model, load_model
 from featviz.objectives import Objective, class_logit, direction, direction_neuron
 from featviz.objectives.binding import bind_objective
 from featviz.objectives.shorthand import objective as parse_objective
 from featviz.dataset.photo import PhotoLike, load_photo, photo_size
-from featviz.recipes.factors import NEGATIVES, fit_nmf, nmf_features
-from featviz.renderer import Renderer, RenderResult
-from featviz.renderer.image import grid as tile, save_png, to_pil
-
-# Colours of the neuron groups in figures and maps (after the 12th they repeat).
-GROUP_COLORS = (
-    (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 200, 200),
-    (240, 50, 230), (150, 170, 40), (128, 0, 0), (0, 128, 128), (170, 110, 40), (0, 0, 128),
+from featviz.recipes.blocks_figure import (
+    attribution_bars, attribution_overlay, color, explanation_figure, group_overlay, groups_overlay,
+    save_picture,
 )
-_POSITIVE = (40, 160, 60)
-_NEGATIVE = (210, 50, 50)
+from featviz.recipes.factors import NEGATIVES, fit_nmf, nmf_features
+from featviz.recipes._calls import old_call_forms
+from featviz.renderer import Renderer, RenderResult, RenderSettings
+from featviz.renderer.settings import settings_from
+from featviz.renderer.image import save_png, to_pil
+
 _NMF_ITERATIONS = 1000
 
 ModelLike = Model | nn.Module | str | Renderer
+#: The render settings of `render_groups` and `explain`'s group renders unless others are given.
+GROUP_SETTINGS = RenderSettings(steps=256, size=96)
+#: The render settings of `spatial_activation_grid`'s cells unless others are given.
+GRID_SETTINGS = RenderSettings(steps=256, size=64)
 TargetLike = str | int | Objective | None
 
 
@@ -80,7 +83,7 @@ class SpatialGrid:
     image per cell, row by row).
 
     Example:
-        >>> cells = spatial_activation_grid("cat.jpg", "efficientnet_lite0", "blocks.4", pool=2)  # doctest: +SKIP
+        >>> cells = spatial_activation_grid("efficientnet_lite0", "blocks.4", "cat.jpg", pool=2)  # doctest: +SKIP
         >>> cells.shape, cells.save("grid.png")  # doctest: +SKIP
     """
 
@@ -110,7 +113,7 @@ class NeuronGroups:
     use over the image, largest first.
 
     Example:
-        >>> found = neuron_groups("cat.jpg", "efficientnet_lite0", "blocks.4", groups=6)  # doctest: +SKIP
+        >>> found = neuron_groups("efficientnet_lite0", "blocks.4", "cat.jpg", groups=6)  # doctest: +SKIP
         >>> found.maps.shape, found.directions.shape  # doctest: +SKIP
         (torch.Size([6, 14, 22]), torch.Size([6, 112]))
     """
@@ -186,7 +189,7 @@ class Explanation:
     the figure and its parts.
 
     Example:
-        >>> found = explain("cat.jpg", "efficientnet_lite0", "blocks.4", groups=6, steps=128)  # doctest: +SKIP
+        >>> found = explain("efficientnet_lite0", "blocks.4", "cat.jpg", groups=6, steps=128)  # doctest: +SKIP
         >>> found.save("cat-explained/")  # doctest: +SKIP
     """
 
@@ -202,7 +205,7 @@ class Explanation:
     def figure(self) -> Image.Image:
         """The whole explanation as one image: the photo, where each group is, where the target's attribution
         lies, then one column per group (its render, its map, its attribution bar) and the activation grid."""
-        return _figure(self)
+        return explanation_figure(self)
 
     def summary(self) -> dict[str, Any]:
         """The explanation's numbers (as saved in ``explanation.json``)."""
@@ -246,15 +249,15 @@ class Explanation:
         parts: list[tuple[str, Image.Image]] = [
             ("figure.png", self.figure()),
             ("image.png", to_pil(self.image)[0]),
-            ("groups.png", _groups_overlay(self.image, self.groups.maps)),
+            ("groups.png", groups_overlay(self.image, self.groups.maps)),
         ]
         for index in range(len(self.groups)):
-            parts.append((f"group-{index}-map.png", _group_overlay(self.image, self.groups.maps[index], _color(index))))
+            parts.append((f"group-{index}-map.png", group_overlay(self.image, self.groups.maps[index], color(index))))
         parts += [
-            ("attribution-map.png", _attribution_overlay(self.image, self.attribution.per_position)),
-            ("attribution-bars.png", _attribution_bars(self.attribution, len(self.groups))),
+            ("attribution-map.png", attribution_overlay(self.image, self.attribution.per_position)),
+            ("attribution-bars.png", attribution_bars(self.attribution, len(self.groups))),
         ]
-        written = [_save_pil(picture, folder / name) for name, picture in parts]
+        written = [save_picture(picture, folder / name) for name, picture in parts]
         for index in range(len(self.groups)):
             path = folder / f"group-{index}.png"
             written.append(save_png(self.renders.images[index], path, self.renders.metadata(index)))
@@ -285,8 +288,9 @@ def _seen(image: PhotoLike, model: Model, layer: str, image_size: int | Sequence
     return LayerActivations(photo.float().cpu(), layer, binding.layouts[layer], activations[0].float().cpu().clone())
 
 
+@old_call_forms(["image", "model", "layer"])
 def layer_activations(
-    image: PhotoLike, model: Model | nn.Module | str, layer: str, *, image_size: int | Sequence[int] | None = None,
+    model: Model | nn.Module | str, layer: str, image: PhotoLike, *, image_size: int | Sequence[int] | None = None,
     device: str | torch.device | None = None,
 ) -> LayerActivations:
     """``image`` (a path, PIL image or tensor) resized and read at ``layer`` of ``model``, channels-first.
@@ -298,7 +302,7 @@ def layer_activations(
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU())
-        >>> seen = layer_activations(torch.rand(3, 30, 60), net, "1", image_size=32)
+        >>> seen = layer_activations(net, "1", torch.rand(3, 30, 60), image_size=32)
         >>> seen.image.shape, seen.grid_shape
         (torch.Size([1, 3, 32, 64]), (16, 32))
     """
@@ -333,8 +337,9 @@ def _factorize(seen: LayerActivations, groups: int, negatives: str, seed: int) -
     )
 
 
+@old_call_forms(["image", "model", "layer", "groups"])
 def neuron_groups(
-    image: PhotoLike, model: Model | nn.Module | str, layer: str, groups: int = 6, *, negatives: str = "split",
+    model: Model | nn.Module | str, layer: str, image: PhotoLike, *, groups: int = 6, negatives: str = "split",
     seed: int = 0, image_size: int | Sequence[int] | None = None, device: str | torch.device | None = None,
 ) -> NeuronGroups:
     """Group the neurons of ``layer`` by how ``image`` uses them: non-negative matrix factorization (scikit-learn's
@@ -351,12 +356,12 @@ def neuron_groups(
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU())
-        >>> found = neuron_groups(torch.rand(3, 40, 64), net, "1", groups=4, image_size=(40, 64))
+        >>> found = neuron_groups(net, "1", torch.rand(3, 40, 64), groups=4, image_size=(40, 64))
         >>> found.maps.shape, found.directions.shape
         (torch.Size([4, 20, 32]), torch.Size([4, 8]))
     """
     seed = check_int(seed, "seed", 0)
-    return _factorize(layer_activations(image, model, layer, image_size=image_size, device=device), groups, negatives, seed)
+    return _factorize(layer_activations(model, layer, image, image_size=image_size, device=device), groups, negatives, seed)
 
 
 # ---------------------------------------------------------------- attribution
@@ -392,40 +397,26 @@ def _attribute(model: Model, seen: LayerActivations, goal: Objective | None, gro
     """Activation x gradient of ``goal`` (None: the predicted class's logit, read from the same forward pass)."""
     size = tuple(seen.image.shape[-2:])
     bound = bind_objective(model, class_logit(0) if goal is None else goal, size=size)
-    module = model.get_layer(seen.layer)
-    held: dict[str, Tensor] = {}
-
-    def substitute(module: nn.Module, inputs: Any, output: Any) -> Tensor:
-        if not isinstance(output, Tensor):
-            raise FeatvizError(f"layer '{seen.layer}' outputs a {type(output).__name__}; attribution needs a layer "
-                               "that outputs one tensor")
-        if "leaf" in held:
-            return None  # a layer run again later in the pass is read at its first call, as everywhere
-        held["leaf"] = output.detach().requires_grad_(True)
-        # a copy goes on, so that the network may change it in place without touching the leaf
-        return held["leaf"].clone()
-
     photo = seen.image.to(device=model.device, dtype=model.dtype)
-    handle = module.register_forward_hook(substitute)
-    try:
-        with torch.enable_grad(), ActivationCapture(model, bound.target.layers, layouts=bound.layouts) as capture:
+    with torch.enable_grad(), leaf_output(model.get_layer(seen.layer), seen.layer, "attribution") as leaf:
+        with ActivationCapture(model, bound.target.layers, layouts=bound.layouts) as capture:
             activations = capture.run(photo)
-            if goal is None:
-                logits = activations[OUTPUT].flatten(1)[0]
-                index = int(logits.detach().argmax())
-                value, name = logits[index], _predicted_name(model, index)
-            else:
-                value, name = bound.target(activations).sum(), bound.target.name
-    finally:
-        handle.remove()
-    leaf = held.get("leaf")
-    gradient = None if leaf is None else torch.autograd.grad(value, leaf, allow_unused=True)[0]
+        if goal is None:
+            logits = activations[OUTPUT].flatten(1)[0]
+            index = int(logits.detach().argmax())
+            value, name = logits[index], _predicted_name(model, index)
+        else:
+            value, name = bound.target(activations).sum(), bound.target.name
+        try:
+            gradient = leaf.gradient(value)
+        except FeatvizError:  # the forward stopped at the target before reaching the layer: it cannot depend on it
+            gradient = None
     if gradient is None:
         raise FeatvizError(
             f"target '{name}' does not depend on layer '{seen.layer}'; pick a target computed after "
             "it (a class, or a unit of a later layer)"
         )
-    activations = channels_first(leaf.detach(), seen.layout)[0].float().cpu()
+    activations = channels_first(leaf.tensor.detach(), seen.layout)[0].float().cpu()
     gradient = channels_first(gradient, seen.layout)[0].float().cpu()
     values = activations * gradient
     group_values = group_positions = None
@@ -447,8 +438,9 @@ def _direction_scale(groups: NeuronGroups, activations: Tensor) -> Tensor:
     return torch.linalg.vector_norm(components, dim=1)
 
 
+@old_call_forms(["image", "model", "layer", "target"])
 def attribution(
-    image: PhotoLike, model: Model | nn.Module | str, layer: str, target: TargetLike = None, *,
+    model: Model | nn.Module | str, layer: str, image: PhotoLike, *, target: TargetLike = None,
     groups: NeuronGroups | None = None, image_size: int | Sequence[int] | None = None,
     device: str | torch.device | None = None,
 ) -> Attribution:
@@ -465,7 +457,7 @@ def attribution(
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
-        >>> found = attribution(torch.rand(3, 24, 40), net, "0", target=2, image_size=(24, 40))
+        >>> found = attribution(net, "0", torch.rand(3, 24, 40), target=2, image_size=(24, 40))
         >>> bias = float(net[3].bias.detach()[2])
         >>> found.per_position.shape, abs(found.total - (found.value - bias)) < 1e-4
         (torch.Size([24, 40]), True)
@@ -484,15 +476,8 @@ def attribution(
 # ---------------------------------------------------------------- renders
 
 
-def _renderer(model: ModelLike, device: str | torch.device | None) -> Renderer:
-    return model if isinstance(model, Renderer) else Renderer(model, device=device)
-
-
-def _render(renderer: Renderer, goals: list[Objective], *, size: int | Sequence[int], steps: int, seed: int,
-            param: nn.Module | str | None, transforms: Callable | str | Sequence[Callable] | None,
-            progress: bool) -> RenderResult:
-    return renderer.render(goals, param=param, transforms=transforms, steps=steps, seed=seed, size=size,
-                           progress=progress)
+def _renderer(model: ModelLike, settings: RenderSettings) -> Renderer:
+    return model if isinstance(model, Renderer) else Renderer(model, **settings.renderer_options())
 
 
 def _pooled(seen: LayerActivations, pool: int) -> Tensor:
@@ -503,25 +488,24 @@ def _pooled(seen: LayerActivations, pool: int) -> Tensor:
     return F.adaptive_avg_pool2d(seen.activations[None], cells)[0].permute(1, 2, 0).contiguous()
 
 
-def _grid(renderer: Renderer, seen: LayerActivations, pool: int, cossim_pow: float, **options: Any) -> SpatialGrid:
+def _grid(renderer: Renderer, seen: LayerActivations, pool: int, cossim_pow: float, settings: RenderSettings) -> SpatialGrid:
     vectors = _pooled(seen, pool)
     rows, columns, _ = vectors.shape
     goals = [
         direction_neuron(seen.layer, vectors[row, column], cossim_pow=cossim_pow)
         for row in range(rows) for column in range(columns)
     ]
-    result = _render(renderer, goals, **options)
+    result = renderer.render(goals, **settings.render_options())
     result.objectives = [
         f"direction({seen.layer}) of cell {row},{column}" for row in range(rows) for column in range(columns)
     ]
     return SpatialGrid(seen.layer, vectors, result)
 
 
+@old_call_forms(["image", "model", "layer"])
 def spatial_activation_grid(
-    image: PhotoLike, model: ModelLike, layer: str, *, pool: int = 1, size: int | Sequence[int] = 64,
-    steps: int = 256, seed: int = 0, cossim_pow: float = 1.0, param: nn.Module | str | None = None,
-    transforms: Callable | str | Sequence[Callable] | None = None, image_size: int | Sequence[int] | None = None,
-    device: str | torch.device | None = None, progress: bool = True,
+    model: ModelLike, layer: str, image: PhotoLike, *, pool: int = 1, cossim_pow: float = 1.0,
+    image_size: int | Sequence[int] | None = None, settings: RenderSettings | None = None, **render: Any,
 ) -> SpatialGrid:
     """The activation grid of lucid's building blocks: what the network sees at each position of ``layer``.
 
@@ -529,43 +513,42 @@ def spatial_activation_grid(
     of positions) is rendered as a direction (``featviz.objectives.direction_neuron`` at the centre, with
     ``cossim_pow``) in one batched render: cell ``(r, c)`` is image ``r * columns + c``, seed ``seed + r *
     columns + c``. The grid has the layer's rows and columns for this image (from the model's survey), pooled.
-    ``model`` may be a `featviz.Renderer` to reuse its prepared network. Each cell is rendered at ``size``
-    pixels for ``steps`` steps with ``param`` and ``transforms``, as `featviz.render` takes them (its defaults
-    when None); ``progress`` shows a progress bar. The image is read at ``image_size`` as `layer_activations`
-    reads it. ``device`` defaults to the model's (a given `featviz.Renderer` keeps its own).
+    ``model`` may be a `featviz.Renderer` to reuse its prepared network. Each cell is rendered with
+    ``settings`` (a `featviz.RenderSettings`; default ``GRID_SETTINGS``, 256 steps at 64 pixels; its fields may
+    also be given as keywords: ``steps=128``). The image is read at ``image_size`` as `layer_activations`
+    reads it. ``settings.device`` defaults to the model's (a given `featviz.Renderer` keeps its own).
 
     Example:
-        >>> cells = spatial_activation_grid("cat.jpg", "efficientnet_lite0", "blocks.4", pool=2)  # doctest: +SKIP
+        >>> cells = spatial_activation_grid("efficientnet_lite0", "blocks.4", "cat.jpg", pool=2)  # doctest: +SKIP
         >>> cells.shape  # doctest: +SKIP
         (7, 11)
         >>> cells.save("grid.png")  # doctest: +SKIP
     """
-    renderer = _renderer(model, device)
+    settings = settings_from(settings, GRID_SETTINGS, render, owner="spatial_activation_grid")
+    renderer = _renderer(model, settings)
     seen = _seen(image, renderer.model, layer, image_size)
-    return _grid(renderer, seen, pool, float(cossim_pow), size=size, steps=steps, seed=seed, param=param,
-                 transforms=transforms, progress=progress)
+    return _grid(renderer, seen, pool, float(cossim_pow), settings)
 
 
+@old_call_forms(["groups", "model"])
 def render_groups(
-    groups: NeuronGroups, model: ModelLike, *, size: int | Sequence[int] = 96, steps: int = 256, seed: int = 0,
-    cossim_pow: float = 1.0, param: nn.Module | str | None = None,
-    transforms: Callable | str | Sequence[Callable] | None = None, device: str | torch.device | None = None,
-    progress: bool = True,
+    model: ModelLike, groups: NeuronGroups, *, cossim_pow: float = 1.0, settings: RenderSettings | None = None,
+    **render: Any,
 ) -> RenderResult:
     """Render each neuron group's direction (``featviz.objectives.direction`` over all positions, with
-    ``cossim_pow``) in one batched render: image ``k`` shows group ``k``, seed ``seed + k``, rendered at
-    ``size`` pixels for ``steps`` steps with ``param`` and ``transforms`` as `featviz.render` takes them (its
-    defaults when None). ``model`` may be a `featviz.Renderer` (used as it is); otherwise one is made on
-    ``device`` (default: the model's). ``progress`` shows a progress bar.
+    ``cossim_pow``) in one batched render: image ``k`` shows group ``k``, seed ``seed + k``, rendered with
+    ``settings`` (a `featviz.RenderSettings`; default ``GROUP_SETTINGS``, 256 steps at 96 pixels; its fields
+    may also be given as keywords: ``steps=128``). ``model`` may be a `featviz.Renderer` (used as it is);
+    otherwise one is made on ``settings.device`` (default: the model's).
 
     Example:
-        >>> found = neuron_groups("cat.jpg", "efficientnet_lite0", "blocks.4", groups=4)  # doctest: +SKIP
-        >>> render_groups(found, "efficientnet_lite0", steps=128).save("groups.png")  # doctest: +SKIP
+        >>> found = neuron_groups("efficientnet_lite0", "blocks.4", "cat.jpg", groups=4)  # doctest: +SKIP
+        >>> render_groups("efficientnet_lite0", found, steps=128).save("groups.png")  # doctest: +SKIP
     """
-    renderer = _renderer(model, device)
+    settings = settings_from(settings, GROUP_SETTINGS, render, owner="render_groups")
+    renderer = _renderer(model, settings)
     goals = [direction(groups.layer, vector, cossim_pow=float(cossim_pow)) for vector in groups.directions]
-    result = _render(renderer, goals, size=size, steps=steps, seed=seed, param=param, transforms=transforms,
-                     progress=progress)
+    result = renderer.render(goals, **settings.render_options())
     result.objectives = [f"direction({groups.layer}) of group {index}" for index in range(len(groups))]
     return result
 
@@ -573,37 +556,37 @@ def render_groups(
 # ---------------------------------------------------------------- the whole figure
 
 
+@old_call_forms(["image", "model", "layer", "groups", "target"])
 def explain(
-    image: PhotoLike, model: ModelLike, layer: str, groups: int = 6, target: TargetLike = None, *,
-    negatives: str = "split", size: int | Sequence[int] = 96, steps: int = 256, seed: int = 0,
-    cossim_pow: float = 1.0, grid_pool: int | None = None, grid_size: int | Sequence[int] = 48,
-    param: nn.Module | str | None = None, transforms: Callable | str | Sequence[Callable] | None = None,
-    image_size: int | Sequence[int] | None = None, device: str | torch.device | None = None, progress: bool = True,
+    model: ModelLike, layer: str, image: PhotoLike, *, groups: int = 6, target: TargetLike = None,
+    negatives: str = "split", cossim_pow: float = 1.0, grid_pool: int | None = None,
+    grid_size: int | Sequence[int] = 48, image_size: int | Sequence[int] | None = None,
+    settings: RenderSettings | None = None, **render: Any,
 ) -> Explanation:
     """Explain what ``model`` sees in ``image`` at ``layer`` and why it decides ``target`` (default: its predicted
     class), as in The Building Blocks of Interpretability: ``groups`` neuron groups (`neuron_groups`, with
     ``negatives``), each group's attribution toward the target per position (`attribution`), a render of each
-    group's direction (`render_groups`: ``size`` pixels, ``steps``, seeds ``seed + k``, ``cossim_pow``), and,
-    with ``grid_pool``, the activation grid pooled over blocks of that many positions
-    (`spatial_activation_grid`: ``grid_size`` pixels per cell, seeds from ``seed + groups``). Every render
-    uses ``param`` and ``transforms`` as `featviz.render` takes them (its defaults when None); the image is
-    read at ``image_size`` as `layer_activations` reads it. One `featviz.Renderer` serves every render:
-    ``model`` itself when it is one, else one made on ``device`` (default: the model's). ``progress`` shows
-    progress bars.
+    group's direction (`render_groups`: seeds ``seed + k``, ``cossim_pow``), and, with ``grid_pool``, the
+    activation grid pooled over blocks of that many positions (`spatial_activation_grid`: ``grid_size`` pixels
+    per cell, seeds from ``seed + groups``). Every render uses ``settings`` (a `featviz.RenderSettings`;
+    default ``GROUP_SETTINGS``, 256 steps at 96 pixels; its fields may also be given as keywords:
+    ``steps=128``); ``seed`` also seeds the NMF. The image is read at ``image_size`` as `layer_activations`
+    reads it. One `featviz.Renderer` serves every render: ``model`` itself when it is one, else one made on
+    ``settings.device`` (default: the model's).
     ``Explanation.save(folder)`` writes the figure and its parts.
 
     Example:
-        >>> found = explain("cat.jpg", "efficientnet_lite0", "blocks.4", groups=6, steps=128)  # doctest: +SKIP
+        >>> found = explain("efficientnet_lite0", "blocks.4", "cat.jpg", groups=6, steps=128)  # doctest: +SKIP
         >>> found.save("cat-explained/")[0]  # doctest: +SKIP
         PosixPath('cat-explained/figure.png')
     """
-    seed = check_int(seed, "seed", 0)
-    steps = check_int(steps, "steps", 1)
+    settings = settings_from(settings, GROUP_SETTINGS, render, owner="explain")
+    seed = settings.seed
     if grid_pool is not None:
         grid_pool = check_int(grid_pool, "grid_pool", 1)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    renderer = _renderer(model, device)
+    renderer = _renderer(model, settings)
     network = renderer.model
     seen = _seen(image, network, layer, image_size)
     seconds["activations"] = time.perf_counter() - started
@@ -616,183 +599,16 @@ def explain(
     attributed = _attribute(network, seen, _target(target), found)
     seconds["attribution"] = time.perf_counter() - started
 
-    options = dict(steps=steps, param=param, transforms=transforms, progress=progress)
     started = time.perf_counter()
-    renders = render_groups(found, renderer, size=size, seed=seed, cossim_pow=cossim_pow, **options)
+    renders = render_groups(renderer, found, cossim_pow=cossim_pow, settings=settings)
     seconds["renders"] = time.perf_counter() - started
 
     cells = None
     if grid_pool is not None:
         started = time.perf_counter()
-        cells = _grid(renderer, seen, grid_pool, float(cossim_pow), size=grid_size, seed=seed + len(found), **options)
+        cells = _grid(renderer, seen, grid_pool, float(cossim_pow), settings.replace(size=grid_size, seed=seed + len(found)))
         seconds["grid"] = time.perf_counter() - started
     return Explanation(seen.image, seen.layer, seen.activations, found, attributed, renders, cells, seconds)
-
-
-# ---------------------------------------------------------------- drawing (PIL)
-
-
-def _color(index: int) -> tuple[int, int, int]:
-    return GROUP_COLORS[index % len(GROUP_COLORS)]
-
-
-def _font(size: int = 13) -> ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
-
-
-def _save_pil(picture: Image.Image, path: Path) -> Path:
-    with atomic_path(path) as temporary:
-        picture.save(temporary, format="PNG")
-    return path
-
-
-def _upsampled(values: Tensor, size: tuple[int, int]) -> Tensor:
-    """``(..., rows, columns)`` maps resized bilinearly to the image's ``(H, W)``."""
-    batch = values.reshape(-1, 1, *values.shape[-2:]).float()
-    return F.interpolate(batch, size=size, mode="bilinear", align_corners=False).reshape(*values.shape[:-2], *size)
-
-
-def _dimmed(image: Tensor, brightness: float = 0.35) -> Tensor:
-    """The image in grey, darkened: a background that coloured maps stand out on. ``(3, H, W)``."""
-    grey = image[0, :3].mean(0, keepdim=True) if image.shape[1] >= 3 else image[0, :1]
-    return (grey * brightness).expand(3, -1, -1)
-
-
-def _blend(background: Tensor, colors: Tensor, alpha: Tensor) -> Image.Image:
-    """``background`` ``(3, H, W)`` with ``colors`` ``(3, H, W)`` laid over it with opacity ``alpha`` ``(H, W)``."""
-    mixed = background * (1 - alpha) + colors * alpha
-    return to_pil(mixed.clamp(0, 1)[None])[0]
-
-
-def _groups_overlay(image: Tensor, maps: Tensor) -> Image.Image:
-    """Every group's map in its colour over the dimmed image; brighter where the groups are used more."""
-    size = tuple(image.shape[-2:])
-    weights = _upsampled(maps, size).clamp(min=0)
-    palette = torch.tensor([_color(index) for index in range(len(maps))], dtype=torch.float32) / 255.0
-    total = weights.sum(0)
-    colors = torch.einsum("khw,kc->chw", weights, palette) / total.clamp(min=1e-12)
-    alpha = (total / total.max().clamp(min=1e-12)).clamp(0, 1) * 0.85
-    return _blend(_dimmed(image), colors, alpha)
-
-
-def _group_overlay(image: Tensor, values: Tensor, color: tuple[int, int, int]) -> Image.Image:
-    size = tuple(image.shape[-2:])
-    weights = _upsampled(values, size).clamp(min=0)
-    alpha = (weights / weights.max().clamp(min=1e-12)) * 0.9
-    tint = torch.tensor(color, dtype=torch.float32).view(3, 1, 1).expand(3, *size) / 255.0
-    return _blend(_dimmed(image), tint, alpha)
-
-
-def _attribution_overlay(image: Tensor, values: Tensor) -> Image.Image:
-    """Positive attribution in green, negative in red, over the dimmed image."""
-    size = tuple(image.shape[-2:])
-    upsampled = _upsampled(values, size)
-    alpha = (upsampled.abs() / upsampled.abs().max().clamp(min=1e-12)) * 0.9
-    positive = torch.tensor(_POSITIVE, dtype=torch.float32).view(3, 1, 1) / 255.0
-    negative = torch.tensor(_NEGATIVE, dtype=torch.float32).view(3, 1, 1) / 255.0
-    colors = torch.where(upsampled[None] >= 0, positive, negative)
-    return _blend(_dimmed(image), colors, alpha)
-
-
-def _attribution_bars(attributed: Attribution, groups: int, width: int = 360, row_height: int = 22) -> Image.Image:
-    """A horizontal bar per group: its attribution toward the target (green positive, red negative)."""
-    values = attributed.groups if attributed.groups is not None else torch.zeros(groups)
-    font = _font(12)
-    header = 24
-    picture = Image.new("RGB", (width, header + row_height * groups + 6), "white")
-    draw = ImageDraw.Draw(picture)
-    draw.text((6, 5), f"attribution to {attributed.target}", fill="black", font=font)
-    label_width, number_width = 84, 62
-    zero = label_width + (width - label_width - number_width) // 2
-    half = (width - label_width - number_width) // 2 - 4
-    largest = float(values.abs().max()) or 1.0
-    draw.line([(zero, header - 2), (zero, header + row_height * groups)], fill=(150, 150, 150))
-    for index in range(groups):
-        top = header + index * row_height
-        value = float(values[index])
-        length = round(half * abs(value) / largest)
-        left, right = (zero, zero + length) if value >= 0 else (zero - length, zero)
-        draw.rectangle([6, top + 5, 18, top + row_height - 5], fill=_color(index))
-        draw.text((22, top + 4), f"group {index}", fill="black", font=font)
-        if length:
-            draw.rectangle([left, top + 4, right, top + row_height - 4], fill=_POSITIVE if value >= 0 else _NEGATIVE)
-        draw.text((width - number_width + 4, top + 4), f"{value:+.3g}", fill="black", font=font)
-    return picture
-
-
-def _fit(picture: Image.Image, height: int) -> Image.Image:
-    width = max(1, round(picture.width * height / picture.height))
-    return picture.resize((width, height), Image.Resampling.LANCZOS)
-
-
-def _figure(found: Explanation) -> Image.Image:
-    """Title; the image, the groups' maps and the attribution per position; one card per group (render, map,
-    attribution); the attribution bars with the activation grid beside them (below them when it is too wide)."""
-    margin, gap, panel, caption = 12, 10, 224, 18
-    font, small = _font(14), _font(12)
-    attributed = found.attribution
-    panels = [
-        ("image", _fit(to_pil(found.image)[0], panel)),
-        (f"{len(found.groups)} neuron groups (NMF)", _fit(_groups_overlay(found.image, found.groups.maps), panel)),
-        ("attribution per position", _fit(_attribution_overlay(found.image, attributed.per_position), panel)),
-    ]
-    top_width = sum(picture.width for _, picture in panels) + gap * (len(panels) - 1)
-    card = max(96, min(160, found.renders.images.shape[-1]))
-    renders = [_fit(picture, card) for picture in to_pil(found.renders.images)]
-    card_width = max(picture.width for picture in renders)
-    map_height = max(24, round(card_width * found.image.shape[-2] / found.image.shape[-1]))
-    cards_width = len(found.groups) * (card_width + gap) - gap
-    cards_height = caption + card + 4 + map_height + 20
-    values = attributed.groups if attributed.groups is not None else torch.zeros(len(found.groups))
-    bars = _attribution_bars(attributed, len(found.groups))
-    content_width = max(top_width, cards_width, bars.width)
-
-    grid_picture, beside = None, False
-    if found.grid is not None:
-        grid_picture = to_pil(tile(found.grid.result.images, columns=found.grid.shape[1], padding=1))[0]
-        beside = bars.width + gap + grid_picture.width <= content_width
-        room = content_width - (bars.width + gap if beside else 0)
-        if grid_picture.width > room:
-            grid_picture = _fit(grid_picture, max(1, round(grid_picture.height * room / grid_picture.width)))
-    if grid_picture is None:
-        bottom_height = bars.height
-    elif beside:
-        bottom_height = max(bars.height, caption + grid_picture.height)
-    else:
-        bottom_height = bars.height + gap + caption + grid_picture.height
-
-    title_height = 28
-    width = 2 * margin + content_width
-    height = margin + title_height + caption + panel + gap + cards_height + gap + bottom_height + margin
-    figure = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(figure)
-    rows, columns = found.groups.maps.shape[1:]
-    draw.text((margin, margin), f"{found.layer}: {rows}x{columns} positions; target {attributed.target} = "
-              f"{attributed.value:.3g}", fill="black", font=font)
-    top, left = margin + title_height, margin
-    for label, picture in panels:
-        draw.text((left, top), label, fill="black", font=small)
-        figure.paste(picture, (left, top + caption))
-        left += picture.width + gap
-    top += caption + panel + gap
-    for index, picture in enumerate(renders):
-        left = margin + index * (card_width + gap)
-        draw.rectangle([left, top + 2, left + 12, top + 14], fill=_color(index))
-        draw.text((left + 16, top), f"group {index}", fill="black", font=small)
-        figure.paste(picture, (left, top + caption))
-        overlay = _group_overlay(found.image, found.groups.maps[index], _color(index))
-        figure.paste(overlay.resize((card_width, map_height), Image.Resampling.LANCZOS), (left, top + caption + card + 4))
-        value = float(values[index])
-        draw.text((left, top + caption + card + 4 + map_height + 3), f"attribution {value:+.3g}",
-                  fill=_POSITIVE if value >= 0 else _NEGATIVE, font=small)
-    top += cards_height + gap
-    figure.paste(bars, (margin, top))
-    if grid_picture is not None:
-        left, grid_top = (margin + bars.width + gap, top) if beside else (margin, top + bars.height + gap)
-        grid_rows, grid_columns = found.grid.shape
-        draw.text((left, grid_top), f"activation grid ({grid_rows}x{grid_columns} cells)", fill="black", font=small)
-        figure.paste(grid_picture, (left, grid_top + caption))
-    return figure
 
 
 __all__ = [

@@ -28,9 +28,14 @@ import torch
 from torch import Tensor, nn
 
 from featviz import objectives
-from featviz.errors import FeatvizError, check_int
+from featviz.dataset import image_folder
+from featviz.device import resolve_device
+from featviz.errors import FeatvizError, check_int, suggestion
+from featviz.hooks import ActivationCapture, bind_layers
 from featviz.models import Model, load_model
 from featviz.renderer import RenderResult, render
+from featviz.text.directions import text_directions
+from featviz.text.sentence import check_templates
 
 __all__ = ["ConceptDirection", "ConceptDirections", "render_concept_directions", "sparse_concept_directions"]
 
@@ -66,7 +71,7 @@ class ConceptDirections:
     over ``folds`` folds of prompts or images) and ``chance`` that of always answering the most common concept;
     ``train_accuracy`` is the final fit's on all samples. ``source`` is ``"text"`` or ``"images"``, ``samples``
     the number of samples per concept and ``max_units`` the sparsity asked for. ``method`` is how the text
-    samples' directions were found (``"exact"`` or ``"fitted"``, see `featviz.text.directions.text_direction`;
+    samples' directions were found (``"exact"`` or ``"fitted"``, see `featviz.text.find_text_direction`;
     None for image samples); ``extra`` is a free dictionary for anything else to keep with the directions
     (empty as `sparse_concept_directions` makes them).
 
@@ -101,8 +106,6 @@ class ConceptDirections:
 
     def __getitem__(self, concept: str) -> ConceptDirection:
         if concept not in self.directions:
-            from featviz.errors import suggestion
-
             raise FeatvizError(f"no concept '{concept}' here{suggestion(concept, self.directions)}")
         return self.directions[concept]
 
@@ -176,8 +179,6 @@ def _text_samples(
     model: Model, layer: str, prompts: dict[str, list[str]], templates: Sequence[str] | None
 ) -> tuple[Tensor, list[int], list[int], str]:
     """Text directions of every (prompt, template) sentence, scaled so that an entry is about 1 in size."""
-    from featviz.text.directions import text_directions
-
     sentences, labels, groups = [], [], []
     for label, (name, items) in enumerate(prompts.items()):
         if len(items) < 2:
@@ -199,18 +200,15 @@ def _image_samples(
     model: Model, layer: str, folders: dict[str, Any], size: int | None, batch_size: int, progress: bool
 ) -> tuple[Tensor, list[int], list[int]]:
     """Each image's activations averaged over positions, per unit standardized later."""
-    from featviz.dataset import ImageFolder
-    from featviz.hooks import ActivationCapture, bind_layers
-
-    height, width = model.input_size
-    if size is None and height != width:
-        raise FeatvizError(f"{model.name} takes {height}x{width} images; pass size=N, the square size to read images at")
-    side = check_int(size, "size", 8) if size is not None else int(height)
+    read = {name: image_folder(model, source, size, name=f"images of concept '{name}'") for name, source in folders.items()}
+    sides = {folder.size for folder in read.values()}
+    if len(sides) > 1:
+        raise FeatvizError(f"the concepts' images are read at different sizes {sorted(sides)}; read them all at one size")
+    side = sides.pop()
     layouts = bind_layers(model, [layer], (side, side)).layouts
     features, labels = [], []
     with torch.no_grad(), ActivationCapture(model, [layer], layouts=layouts) as capture:
-        for label, (name, source) in enumerate(folders.items()):
-            folder = ImageFolder(source, size=side, channels=model.channels)
+        for label, (name, folder) in enumerate(read.items()):
             count = 0
             for _, images in folder.batches(batch_size):
                 activation = capture.run(images.to(model.device, model.dtype))[layer]
@@ -318,12 +316,8 @@ def sparse_concept_directions(
     if not isinstance(layer, str) or not layer or layer.startswith("@"):
         raise FeatvizError(f"layer must be a layer of the network like 'blocks.6' (see `featviz layers MODEL`), not {layer!r}")
     if templates is not None:
-        from featviz.text.sentence import check_templates
-
         templates = check_templates(templates)
     kind, sources = _concept_sources(concepts)
-    from featviz.device import resolve_device
-
     default_device = model.device if isinstance(model, Model) else None
     model = load_model(model, device=resolve_device(device, default=default_device))
     model.get_layer(layer)  # an unknown layer fails here, with the closest names

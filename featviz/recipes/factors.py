@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,11 +31,15 @@ from featviz import objectives
 from featviz.errors import FeatvizError, check_int
 from featviz.hooks import bind_layers
 from featviz.models import Model, load_model
-from featviz.recipes.atlas import ActivationSample, ImagesLike, sample_activations
-from featviz.renderer import Renderer, RenderResult
+from featviz.recipes.atlas.sampling import ActivationSample, ImagesLike, sample_activations
+from featviz.recipes._calls import old_call_forms
+from featviz.renderer import Renderer, RenderResult, RenderSettings
+from featviz.renderer.settings import settings_from
 
 NEGATIVES = ("split", "clip")
 _NMF_ITERATIONS = 500
+#: The render settings of `render_factors` unless others are given.
+FACTOR_SETTINGS = RenderSettings(steps=256)
 
 ModelLike = Model | nn.Module | str
 
@@ -219,12 +223,13 @@ def factorize(sample: ActivationSample, count: int, negatives: str = "split", se
     )
 
 
+@old_call_forms(["model", "layer", "images", "count"])
 def layer_factors(
     model: ModelLike | Renderer,
     layer: str,
     images: ImagesLike,
-    count: int = 8,
     *,
+    count: int = 8,
     negatives: str = "split",
     samples: int = 20000,
     positions: int = 4,
@@ -272,26 +277,22 @@ def layer_factors(
     return factorize(sample, int(count), negatives=negatives, seed=seed)
 
 
+@old_call_forms(["model", "factors", "steps", "size", "seed"])
 def render_factors(
     model: ModelLike | Renderer,
     factors: Factors,
-    steps: int = 256,
-    size: int | Sequence[int] | None = None,
-    seed: int = 0,
     *,
     cossim_pow: float = 0.0,
-    param: str | None = None,
-    transforms: Any = None,
-    device: str | torch.device | None = None,
-    progress: bool = True,
+    settings: RenderSettings | None = None,
+    **render: Any,
 ) -> RenderResult:
     """Render every factor's direction (``objectives.direction``: all positions of the layer) in one batch;
     image ``i`` shows factor ``i`` and uses seed ``seed + i``. ``factors`` is what `layer_factors` returns.
     ``model`` is a name, a `Model`, any ``nn.Module`` or a `Renderer` (reused; otherwise one is made on
-    ``device``, default: the model's); ``size`` defaults to the model's input size. ``cossim_pow`` multiplies
-    each dot product by ``max(cos, 0.1) ** cossim_pow`` (0, the default: the plain dot product). ``param`` (a
-    parameterization kind) and ``transforms`` are `featviz.render`'s, its defaults when None; ``progress``
-    shows a progress bar.
+    ``settings.device``, default: the model's). ``cossim_pow`` multiplies each dot product by
+    ``max(cos, 0.1) ** cossim_pow`` (0, the default: the plain dot product). ``settings`` is a
+    `featviz.RenderSettings` (default ``FACTOR_SETTINGS``: 256 steps at the model's input size); its fields may
+    also be given as keywords (``steps=64, size=96``).
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())
@@ -303,13 +304,10 @@ def render_factors(
         raise FeatvizError(f"factors must be the Factors that layer_factors returns, not {type(factors).__name__}")
     if isinstance(cossim_pow, bool) or not isinstance(cossim_pow, (int, float)) or not cossim_pow >= 0:
         raise FeatvizError(f"cossim_pow must be a number >= 0 (0: plain dot product), not {cossim_pow!r}")
-    if isinstance(param, nn.Module):
-        raise FeatvizError("param must be a parameterization kind such as 'fft' or 'pixel', not a module")
-    renderer = model if isinstance(model, Renderer) else Renderer(model, device=device)
+    settings = settings_from(settings, FACTOR_SETTINGS, render, owner="render_factors")
+    renderer = model if isinstance(model, Renderer) else Renderer(model, **settings.renderer_options())
     goals = [objectives.direction(factors.layer, vector, cossim_pow=float(cossim_pow)) for vector in factors.directions]
-    return renderer.render(
-        goals, param=param, transforms=transforms, steps=steps, seed=seed, size=size, progress=progress,
-    )
+    return renderer.render(goals, **settings.render_options())
 
 
 __all__ = ["Factors", "factorize", "layer_factors", "render_factors"]

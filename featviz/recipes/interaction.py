@@ -7,9 +7,8 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-import torch
 from torch import nn
 
 from featviz import objectives
@@ -20,7 +19,9 @@ from featviz.objectives.shorthand import objective as parse_objective
 from featviz.objectives.shorthand import parse
 from featviz.param.arguments import check_size
 from featviz.param.shared import DEFAULT_FACTORS, Shared
-from featviz.renderer import Renderer, RenderResult
+from featviz.recipes._calls import old_call_forms
+from featviz.renderer import Renderer, RenderResult, RenderSettings
+from featviz.renderer.settings import settings_from
 
 UnitLike = str | Objective
 ModelLike = Model | nn.Module | str | Renderer
@@ -28,6 +29,8 @@ ModelLike = Model | nn.Module | str | Renderer
 # adjacent frames correlated 0.04 rendered independently, 0.47 with shared parameters, 0.55 adding alignment at
 # 0.1 (the frames' objective 2% lower) and 0.60 at 1.0 (the objective halved).
 DEFAULT_ALIGNMENT = 0.1
+#: The render settings of `interaction_grid` and `interpolate` unless others are given.
+DEFAULT_SETTINGS = RenderSettings(steps=256, size=96)
 
 
 @dataclass
@@ -77,8 +80,8 @@ class InterpolationResult(RenderResult):
         return super().save(path, grid_columns or len(self.images), **options)
 
 
-def _renderer(model: ModelLike, device: str | torch.device | None) -> Renderer:
-    return model if isinstance(model, Renderer) else Renderer(model, device=device)
+def _renderer(model: ModelLike, settings: RenderSettings) -> Renderer:
+    return model if isinstance(model, Renderer) else Renderer(model, **settings.renderer_options())
 
 
 def _units(units: Sequence[UnitLike]) -> list[Objective]:
@@ -103,9 +106,7 @@ def _units(units: Sequence[UnitLike]) -> list[Objective]:
 
 
 def interaction_grid(
-    model: ModelLike, units: Sequence[UnitLike], *, size: int | Sequence[int] = 96, steps: int = 256, seed: int = 0,
-    param: nn.Module | str | None = None, transforms: Callable | str | Sequence[Callable] | None = None,
-    device: str | torch.device | None = None, progress: bool = True,
+    model: ModelLike, units: Sequence[UnitLike], *, settings: RenderSettings | None = None, **render: Any,
 ) -> InteractionResult:
     """Render every pair of ``units`` together (lucid's neuron interaction): cell ``(i, j)`` maximizes unit ``i``
     plus unit ``j``, the diagonal each unit alone.
@@ -113,9 +114,10 @@ def interaction_grid(
     ``units`` are objective shorthand (``"blocks.4:3"``, ``"blocks.5:7@2,2"``, ``"class:tabby"``; a range such
     as ``"blocks.4:0-3"`` gives several) or Objectives, at least 2. The ``n (n + 1) / 2`` distinct cells are
     rendered in one batch (pair ``p`` in row-major order of the upper triangle uses seed ``seed + p``) and
-    mirrored into an ``n x n`` grid: ``size`` pixels, ``steps`` steps, ``param`` and ``transforms`` as
-    `featviz.render` takes them (its defaults when None). ``model`` may be a `featviz.Renderer` (used as it is);
-    otherwise one is made on ``device`` (default: the model's). ``progress`` shows a progress bar.
+    mirrored into an ``n x n`` grid, rendered with ``settings`` (a `featviz.RenderSettings`; default
+    ``DEFAULT_SETTINGS``, 256 steps at 96 pixels; its fields may also be given as keywords: ``steps=128``).
+    ``model`` may be a `featviz.Renderer` (used as it is); otherwise one is made on ``settings.device``
+    (default: the model's).
 
     Example:
         >>> found = interaction_grid("efficientnet_lite0", ["blocks.4:3", "blocks.4:7", "blocks.4:11"])  # doctest: +SKIP
@@ -125,9 +127,9 @@ def interaction_grid(
     count = len(found)
     pairs = [(row, column) for row in range(count) for column in range(row, count)]
     goals = [found[row] if row == column else found[row] + found[column] for row, column in pairs]
-    renderer = _renderer(model, device)
-    result = renderer.render(goals, param=param, transforms=transforms, steps=steps, seed=seed, size=size,
-                             progress=progress)
+    settings = settings_from(settings, DEFAULT_SETTINGS, render, owner="interaction_grid")
+    renderer = _renderer(model, settings)
+    result = renderer.render(goals, **settings.render_options())
     cell = {pair: index for index, pair in enumerate(pairs)}
     order = [cell[(min(row, column), max(row, column))] for row in range(count) for column in range(count)]
     values = _fields(result)
@@ -144,12 +146,11 @@ def _fields(result: RenderResult) -> dict[str, Any]:
     return {item.name: getattr(result, item.name) for item in dataclasses.fields(RenderResult)}
 
 
+@old_call_forms(["model", "unit_a", "unit_b", "frames"])
 def interpolate(
-    model: ModelLike, unit_a: UnitLike, unit_b: UnitLike, frames: int = 8, *, shared: bool = True,
+    model: ModelLike, unit_a: UnitLike, unit_b: UnitLike, *, frames: int = 8, shared: bool = True,
     alignment: float = DEFAULT_ALIGNMENT, alignment_layer: str | None = None,
-    factors: Sequence[int] = DEFAULT_FACTORS, size: int | Sequence[int] = 96, steps: int = 256, seed: int = 0,
-    transforms: Callable | str | Sequence[Callable] | None = None, device: str | torch.device | None = None,
-    progress: bool = True,
+    factors: Sequence[int] = DEFAULT_FACTORS, settings: RenderSettings | None = None, **render: Any,
 ) -> InterpolationResult:
     """Interpolate between two units (lucid's aligned interpolation): frame ``i`` of ``frames`` maximizes
     ``(1 - t) * unit_a + t * unit_b`` with ``t = i / (frames - 1)``, all frames in one batch.
@@ -160,18 +161,18 @@ def interpolate(
     its own Fourier image. ``alignment`` adds that weight of `featviz.objectives.alignment` (neighbouring
     frames rewarded for similar activations) at ``alignment_layer`` (default: the layer ``unit_a`` reads);
     0 turns it off. Units are objective shorthand naming one unit (``"blocks.4:3"``, ``"class:tabby"``) or
-    Objectives. The frames are ``size`` pixels, optimized for ``steps`` steps under ``transforms`` (as
-    `featviz.render` takes them; its default when None). ``model`` may be a `featviz.Renderer` (used as it
-    is); otherwise one is made on ``device`` (default: the model's). Frame ``i`` starts from seed ``seed + i``;
-    ``progress`` shows a progress bar.
+    Objectives. The frames are rendered with ``settings`` (a `featviz.RenderSettings`; default
+    ``DEFAULT_SETTINGS``, 256 steps at 96 pixels; its fields may also be given as keywords: ``steps=128``;
+    with ``shared`` its ``param`` is unused). ``model`` may be a `featviz.Renderer` (used as it is); otherwise
+    one is made on ``settings.device`` (default: the model's). Frame ``i`` starts from seed ``seed + i``.
 
     Example:
         >>> frames = interpolate("efficientnet_lite0", "blocks.4:3", "blocks.4:7", frames=8)  # doctest: +SKIP
         >>> frames.save("interpolation.png")  # doctest: +SKIP
     """
     frames = check_int(frames, "frames", 2)
-    steps = check_int(steps, "steps", 1)
-    seed = check_int(seed, "seed", 0)
+    settings = settings_from(settings, DEFAULT_SETTINGS, render, owner="interpolate")
+    seed = settings.seed
     if isinstance(alignment, bool) or not isinstance(alignment, (int, float)) or not alignment >= 0:
         raise FeatvizError(f"alignment must be a number >= 0 (0 turns it off), not {alignment!r}")
     first, second = parse_objective(unit_a), parse_objective(unit_b)
@@ -184,15 +185,17 @@ def interpolate(
     if alignment > 0:
         layer = alignment_layer or _first_layer(first)
         goal = goal + float(alignment) * objectives.alignment(layer, images=frames)
-    renderer = _renderer(model, device)
+    renderer = _renderer(model, settings)
     network = renderer.model
-    image_size = check_size(size)
+    image_size = check_size(settings.size if settings.size is not None else network.input_size)
     image = (
         Shared(image_size, factors=factors, batch=frames, channels=network.channels, seed=seed, device=renderer.device)
         if shared else None
     )
-    result = renderer.render(goal, param=image, transforms=transforms, steps=steps, seed=seed, size=image_size,
-                             batch=frames, progress=progress)
+    options = {**settings.render_options(), "size": image_size}
+    if shared:
+        options["param"] = image
+    result = renderer.render(goal, batch=frames, **options)
     values = _fields(result)
     values["objectives"] = [item.name for item in goals]
     return InterpolationResult(**values, fractions=fractions)

@@ -24,6 +24,7 @@ from featviz.hooks import IMAGE, ActivationCapture, bind_layers, survey_model
 from featviz.models import Model
 from featviz.objectives import Objective
 from featviz.objectives.checks import read
+from featviz.recipes._calls import old_call_forms
 from featviz.renderer import Renderer, RenderResult
 from featviz.transforms import Compose, RandomSource
 
@@ -211,10 +212,11 @@ class _Caricature(PhotoComparison):
         return values
 
 
+@old_call_forms(["image", "model", "layer"])
 def caricature(
-    image: PhotoLike,
     model: Model | nn.Module | str,
     layer: str | Sequence[str],
+    image: PhotoLike,
     *,
     cossim_pow: float = 1.0,
     mode: str = "caricature",
@@ -242,7 +244,7 @@ def caricature(
 
     Example:
         >>> from skimage import data
-        >>> result = caricature(data.chelsea(), model, "blocks.3", size=32, steps=2,
+        >>> result = caricature(model, "blocks.3", data.chelsea(), size=32, steps=2,
         ...                     progress=False)         # by default: steps=512 at the model's size
         >>> result.images.shape                     # a 451 x 300 photo keeps its aspect
         torch.Size([1, 3, 32, 48])

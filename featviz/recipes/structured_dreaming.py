@@ -1,6 +1,6 @@
 """Text-guided generation, the recipe of Structured Dreaming (CLIP x StyleGAN2 with ClampSGD), on featviz's renderer.
 
-Every step shows the model many random views of the image (``featviz.transforms.dream``: crops of half to all
+Every step shows the model many random views of the image (the ``"dream"`` transforms preset: crops of half to all
 of the canvas resized to the model's input, flips, perspective, downsampling, cutout, noise) and raises the
 objective averaged over them, so the image has to match the prompt at every scale and position. The image is
 a canvas larger than the model's input (a Fourier or MACO parameterization) or a generator's output
@@ -59,7 +59,7 @@ def dream(
     ``param`` is a parameterization kind (``"fft"`` default, ``"maco"``...) drawn on a ``size`` canvas
     (default 448, larger than the model's input), or a parameterization module such as
     ``featviz.param.Generator`` (it brings its own size and batch). Each step averages the objective over
-    ``views`` random views (``featviz.transforms.dream``). ``optimizer`` is ``"adam"`` (default: it climbs
+    ``views`` random views (the ``"dream"`` transforms preset). ``optimizer`` is ``"adam"`` (default: it climbs
     faster on canvases) or ``"clampsgd"`` (Structured Dreaming's sign-like SGD with dropout 0.8, its dropout
     seeded by ``seed``, made for tuning a generator's weights); ``lr`` defaults to the parameterization's
     ``default_lr`` for Adam and 0.4 times it for ClampSGD. ``device`` defaults to the model's; ``progress`` shows
@@ -87,7 +87,7 @@ def dream(
     goals = _objectives(prompt_or_objective)
     renderer = Renderer(model, device=device)
     image = _parameterization(param, size, renderer, count=len(goals), seed=seed)
-    augment = transforms.dream(renderer.model.input_size, views=views)
+    augment = transforms.create("dream", renderer.model.input_size, views=views)
     factory = _optimizer(optimizer, lr if lr is not None else _default_lr(image, optimizer), seed)
     return renderer.render(goals, param=image, transforms=augment, optimizer=factory, steps=steps, seed=seed,
                            progress=progress)

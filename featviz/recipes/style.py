@@ -21,6 +21,7 @@ from featviz.models import Model, load_model
 from featviz.objectives.checks import read
 from featviz.dataset.photo import PhotoLike, load_photo, photo_size
 from featviz.recipes.inversion import PhotoComparison, PhotoPair, TransformsLike
+from featviz.recipes._calls import old_call_forms
 from featviz.renderer import Renderer, RenderResult
 
 # EfficientNet-Lite's block outputs at strides 2, 4, 8 and 16 carry the style (from colours and strokes to small
@@ -107,10 +108,11 @@ def _check_weight(value: float, name: str) -> float:
     return float(value)
 
 
+@old_call_forms(["content", "style", "model"], defaults={"model": "efficientnet_lite0"})
 def style_transfer(
-    content: PhotoLike,
+    model: Model | nn.Module | str,
     style: PhotoLike,
-    model: Model | nn.Module | str = "efficientnet_lite0",
+    content: PhotoLike,
     *,
     style_layers: Sequence[str] | None = None,
     content_layer: str | None = None,
@@ -141,7 +143,7 @@ def style_transfer(
 
     Example:
         >>> from skimage import data
-        >>> result = style_transfer(data.chelsea(), data.immunohistochemistry(), model, size=32, steps=2,
+        >>> result = style_transfer(model, data.immunohistochemistry(), data.chelsea(), size=32, steps=2,
         ...                         progress=False)     # by default: steps=512 at the model's size
         >>> result.images.shape                       # a 451 x 300 photo keeps its aspect
         torch.Size([1, 3, 32, 48])

@@ -3,8 +3,9 @@ PNG, grid, inline in a notebook)."""
 from featviz.renderer.image import grid, save_png, save_pngs, to_numpy, to_pil
 from featviz.renderer.renderer import NonFiniteObjectiveError, Renderer, render
 from featviz.renderer.result import RenderResult
+from featviz.renderer.settings import RenderSettings
 
 __all__ = [
-    "Renderer", "render", "RenderResult", "NonFiniteObjectiveError", "grid", "save_png", "save_pngs", "to_numpy",
+    "Renderer", "render", "RenderResult", "RenderSettings", "NonFiniteObjectiveError", "grid", "save_png", "save_pngs", "to_numpy",
     "to_pil",
 ]

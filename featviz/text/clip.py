@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from featviz.errors import FeatvizError
+from featviz.text.prompts import check_prompts
 from featviz.text.tower import TextTower
 
 
@@ -66,19 +67,4 @@ class ClipTextTower(TextTower):
         return embeddings.float()
 
 
-def check_prompts(prompts: Sequence[str]) -> list[str]:
-    """``prompts`` as a list of non-empty strings, or a FeatvizError.
-
-    Example:
-        >>> check_prompts(["a dog"])
-        ['a dog']
-    """
-    if isinstance(prompts, str):
-        prompts = [prompts]
-    found = list(prompts)
-    if not found or not all(isinstance(prompt, str) and prompt.strip() for prompt in found):
-        raise FeatvizError(f"prompts must be non-empty strings like 'a photo of a dog', got {found!r}")
-    return found
-
-
-__all__ = ["ClipTextTower", "check_prompts"]
+__all__ = ["ClipTextTower"]

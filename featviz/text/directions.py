@@ -17,13 +17,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from featviz.dataset import shipped_photos
 from featviz.errors import FeatvizError
-from featviz.hooks import IMAGE, OUTPUT, ActivationCapture, Layout, bind_layers
+from featviz.hooks import IMAGE, OUTPUT, ActivationCapture, Layout, bind_layers, leaf_output
 from featviz.io import atomic_path, cache_folder
+from featviz.models import weights_fingerprint
+from featviz.text.prompts import check_prompts, prompt_embeddings, weighted_prompts
 from featviz.text.ridge import ridge_fits
 from featviz.text.tower import text_tower
+from featviz.transforms import Compose, RandomSource, random_crops
 
 CROPS_PER_PHOTO = 12
 POOR_FIT = 0.3
@@ -38,7 +42,7 @@ class TextDirection:
 
     Example:
         >>> clip = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")   # a tiny random CLIP
-        >>> found = text_direction(clip, "layer4", "a photo of a dog")
+        >>> found = find_text_direction(clip, "layer4", "a photo of a dog")
         >>> found.layer, found.method, found.vector.shape
         ('layer4', 'exact', torch.Size([512]))
         >>> goal = objectives.direction("layer4", found.vector, cossim_pow=1.0)
@@ -59,14 +63,11 @@ def reference_images(model: Any, crops_per_photo: int = CROPS_PER_PHOTO, seed: i
         >>> reference_images(model).shape         # 15 photos and 12 crops of each, at Lite0's 224 px
         torch.Size([195, 3, 224, 224])
     """
-    from featviz.metrics.images import natural_images
-    from featviz.transforms import Compose, RandomCrops, RandomSource
-
     height, width = model.input_size
-    photos = natural_images(None, (height, width), model.channels)
+    photos = shipped_photos((height, width), model.channels)
     if crops_per_photo == 0:
         return photos
-    crops = Compose([RandomCrops(count=crops_per_photo, area=(0.2, 0.8))], output_size=(height, width))
+    crops = Compose([random_crops(count=crops_per_photo, area=(0.2, 0.8))], output_size=(height, width))
     source = RandomSource([seed + index for index in range(photos.shape[0])])
     with torch.no_grad():
         cropped = crops(photos, source)
@@ -104,27 +105,13 @@ def _linearized(model: Any, layer: str, layout: Layout, images: Tensor, embeddin
     ``(K, D)`` gives ``(K, C)`` from one forward pass (backward passes batched `LINEARIZE_CHUNK` at a time)."""
     tower_layer = text_tower(model).image_layer
     module = model.network if layer == OUTPUT else model.get_layer(layer)
-    stored: dict[str, Tensor] = {}
-
-    def replace(module: nn.Module, inputs: Any, output: Any) -> Any:
-        if "output" in stored or not isinstance(output, Tensor):
-            return None
-        leaf = output.detach().requires_grad_(True)
-        stored["output"] = leaf
-        return leaf.clone()  # the network may change its copy in place (`out += identity`), never the leaf
-
-    handle = module.register_forward_hook(replace)
-    try:
-        with torch.enable_grad(), ActivationCapture(model, [tower_layer], stop_early=False) as capture:
-            activation = capture.run(images.to(model.device, model.dtype))[tower_layer]
-            if "output" not in stored:
-                raise FeatvizError(f"layer '{layer}' outputs no single tensor; pick another layer for a text direction")
-            if embedding.dim() == 2:
-                return _linearized_rows(activation.flatten(1), stored["output"], embedding, layer, layout)
-            score = (activation.flatten(1) @ embedding.to(activation)).sum()
-            (gradient,) = torch.autograd.grad(score, stored["output"], allow_unused=True)
-    finally:
-        handle.remove()
+    with torch.enable_grad(), leaf_output(module, layer, "a text direction") as leaf, \
+            ActivationCapture(model, [tower_layer], stop_early=False) as capture:
+        activation = capture.run(images.to(model.device, model.dtype))[tower_layer]
+        if embedding.dim() == 2:
+            return _linearized_rows(activation.flatten(1), leaf.tensor, embedding, layer, layout)
+        score = (activation.flatten(1) @ embedding.to(activation)).sum()
+        gradient = leaf.gradient(score)
     if gradient is None:
         raise FeatvizError(f"the image embedding does not depend on layer '{layer}'; pick a layer before it")
     return _channel_sum(gradient, layout)
@@ -151,8 +138,6 @@ def _linearized_rows(activation: Tensor, leaf: Tensor, embeddings: Tensor, layer
 
 
 def _fit_cache(model: Any, layer: str) -> Path:
-    from featviz.dataset import weights_fingerprint
-
     root = cache_folder("text-directions")
     key = hashlib.sha256(f"{model.name}|{weights_fingerprint(model)}|{layer}|{CROPS_PER_PHOTO}".encode()).hexdigest()
     return root / f"{key[:24]}.pt"
@@ -195,7 +180,7 @@ def fit_linear_map(model: Any, layer: str, target: str, images: Tensor) -> tuple
     return weights.float(), best[0]
 
 
-def text_direction(
+def find_text_direction(
     model: Any,
     layer: str,
     prompts: Any,
@@ -212,14 +197,12 @@ def text_direction(
 
     Example:
         >>> clip = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")   # a tiny random CLIP
-        >>> found = text_direction(clip, "layer4", "a photo of a dog")
+        >>> found = find_text_direction(clip, "layer4", "a photo of a dog")
         >>> found.method, found.vector.shape                 # OpenAI's RN50: torch.Size([2048])
         ('exact', torch.Size([512]))
-        >>> text_direction(clip, "layer3", "a photo of a dog").method      # a ridge map, with its held-out R²
+        >>> find_text_direction(clip, "layer3", "a photo of a dog").method      # a ridge map, with its held-out R²
         'fitted'
     """
-    from featviz.objectives.language import prompt_embeddings, weighted_prompts
-
     weighted = weighted_prompts(prompts)
     embeddings = prompt_embeddings(model, list(weighted), templates)
     weights = torch.tensor(list(weighted.values()), dtype=embeddings.dtype, device=embeddings.device)
@@ -227,6 +210,28 @@ def text_direction(
     label = " | ".join(f"{prompt}:{weight:g}" for prompt, weight in weighted.items())
     found = text_directions(model, layer, [label], method=method, embeddings=embedding)
     return TextDirection(layer, found.vectors[0], found.method, found.r2)
+
+
+def text_direction(
+    model: Any, layer: str, prompts: Any, *, templates: Sequence[str] | None = None, method: str | None = None,
+) -> TextDirection:
+    """Deprecated name of `find_text_direction` (same arguments: ``model``, ``layer``, ``prompts``, ``templates``,
+    ``method``), kept for one release; `featviz.objectives.text_direction` is the objective of that name.
+
+    Example:
+        >>> clip = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     found = text_direction(clip, "layer4", "a dog")
+        >>> caught[0].category.__name__, found.method
+        ('DeprecationWarning', 'exact')
+    """
+    warnings.warn(
+        "featviz.text.text_direction is now find_text_direction (featviz.objectives.text_direction is the objective); "
+        "the old name goes in the next release", DeprecationWarning, stacklevel=2,
+    )
+    return find_text_direction(model, layer, prompts, templates=templates, method=method)
 
 
 def _fitted_map(model: Any, layer: str) -> tuple[Tensor, float]:
@@ -251,7 +256,7 @@ def _fitted_map(model: Any, layer: str) -> tuple[Tensor, float]:
 @dataclass
 class TextDirections:
     """Many prompts' directions in one layer: row ``i`` of ``vectors`` ``(P, C)`` is ``prompts[i]``'s unit-norm
-    direction, as `text_direction` finds it for that prompt alone; ``method`` and ``r2`` as in `TextDirection`.
+    direction, as `find_text_direction` finds it for that prompt alone; ``method`` and ``r2`` as in `TextDirection`.
 
     Example:
         >>> clip = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")   # a tiny random CLIP
@@ -278,10 +283,10 @@ def text_directions(
 ) -> TextDirections:
     """Each prompt's direction in ``layer``'s channel space, all at once: one text-tower encode of every prompt
     and one linear map (the layer's Jacobian sum where it is exact, found with one forward pass; the cached
-    ridge map where it is fitted). Row ``i`` equals ``text_direction(model, layer, prompts[i]).vector``.
+    ridge map where it is fitted). Row ``i`` equals ``find_text_direction(model, layer, prompts[i]).vector``.
 
     ``prompts`` is a list of strings (each with ``templates``, strings holding ``{}`` once, averaged as in
-    `featviz.objectives.language.prompt_embeddings`); ``method`` as in `text_direction`. ``embeddings``, when
+    `featviz.text.prompts.prompt_embeddings`); ``method`` as in `find_text_direction`. ``embeddings``, when
     given, are the prompts' embeddings already encoded that way ``(P, D)``, for a caller that reuses them over
     several layers.
 
@@ -290,9 +295,6 @@ def text_directions(
         >>> text_directions(clip, "layer4", ["dog", "cat"], templates=["a photo of a {}."]).vectors.shape
         torch.Size([2, 512])
     """
-    from featviz.objectives.language import prompt_embeddings
-    from featviz.text.clip import check_prompts
-
     if method not in (None, "exact", "fitted"):
         raise FeatvizError(f"method must be 'exact', 'fitted' or None (choose for me), not {method!r}")
     if layer == IMAGE:

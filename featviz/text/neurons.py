@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from featviz.errors import FeatvizError, check_int
 from featviz.hooks import OUTPUT
-from featviz.text.directions import fit_linear_map, reference_images, text_direction
+from featviz.text.directions import find_text_direction, fit_linear_map, reference_images
 
 CLASSES_SHOWN = 3
 
@@ -27,7 +27,7 @@ def rank_neurons(
     model: Any, layer: str, prompts: Any, *, top: int = 10, templates: Sequence[str] | None = None
 ) -> list[NeuronScore]:
     """The ``top`` units of ``layer`` with the largest weight along the text direction of ``prompts`` (with
-    ``templates``; see `featviz.text.text_direction`) in ``model``, best first.
+    ``templates``; see `featviz.text.find_text_direction`) in ``model``, best first.
 
     For a model with class names, each unit also lists the classes it drives most: the largest weights of a
     ridge map from the layer's pooled activations to the logits, fitted on the shipped photos and crops.
@@ -39,7 +39,7 @@ def rank_neurons(
         (3, True, [])
     """
     top = check_int(top, "top", 1)
-    direction = text_direction(model, layer, prompts, templates=templates)
+    direction = find_text_direction(model, layer, prompts, templates=templates)
     scores = direction.vector
     count = min(top, scores.numel())
     values, units = scores.topk(count)

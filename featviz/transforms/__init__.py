@@ -7,11 +7,12 @@ resizes to the model's input size in the same pass; ``resolve`` turns a preset n
 one transform into a ``Compose``.
 
 Every module of this package is imported here and its ``__all__`` re-exported, so a new transform is one new
-module (docs/how-to/add-a-transform.md); the presets stay in ``compose.PRESETS``.
+module (docs/how-to/add-a-transform.md). Presets (none, standard, robust, maco, facet, dream) are registered by
+name with ``register_preset`` and built with ``create(name)`` or ``resolve(name)``, never exported as functions.
 
 Example:
-    >>> from featviz.transforms import RandomSource, standard
-    >>> augment = standard(output_size=(224, 224))
+    >>> from featviz.transforms import RandomSource, create
+    >>> augment = create("standard", output_size=(224, 224))
     >>> augment(torch.rand(2, 3, 128, 128), RandomSource.from_seed(0, batch=2)).shape
     torch.Size([2, 3, 224, 224])
 """

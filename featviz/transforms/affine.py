@@ -345,5 +345,4 @@ def _non_negative_int(value: int, what: str) -> int:
     return number
 
 
-__all__ = ["AffineTransform", "Jitter", "Pad", "RandomRotate", "RandomScale", "Resize", "jitter", "pad",
-           "random_rotate", "random_scale", "resample", "resize"]
+__all__ = ["AffineTransform", "jitter", "pad", "random_rotate", "random_scale", "resample", "resize"]

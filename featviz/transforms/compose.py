@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -157,6 +157,33 @@ def _ignoring_source(transform: Callable[[Tensor], Tensor]) -> SourcedTransform:
     return lambda images, source: transform(images)
 
 
+#: The transforms presets by name, as `register_preset` registers them (`create`, `resolve`, ``--transforms``).
+PRESETS: dict[str, Callable[..., Compose]] = {}
+
+
+def register_preset(name: str) -> Callable[[Callable[..., Compose]], Callable[..., Compose]]:
+    """Register the decorated ``preset(output_size=None, **options) -> Compose`` as the transforms preset ``name``,
+    which `create`, `resolve` and the command line's ``--transforms`` then accept.
+
+    Example:
+        >>> @register_preset("flip-only")
+        ... def flip_only(output_size=None):
+        ...     return Compose([lambda images: images.flip(-1)], output_size)
+        >>> create("flip-only", output_size=64).output_size
+        (64, 64)
+        >>> _ = PRESETS.pop("flip-only")     # the example's preset, removed again
+    """
+    if not isinstance(name, str) or not name or name in PRESETS:
+        raise FeatvizError(f"transforms preset {name!r} is already registered or not a name; choose another name")
+
+    def register(preset: Callable[..., Compose]) -> Callable[..., Compose]:
+        PRESETS[name] = preset
+        return preset
+
+    return register
+
+
+@register_preset("none")
 def none(output_size: int | Sequence[int] | None = None) -> Compose:
     """No augmentation: only resize to ``output_size`` when the images have another size.
 
@@ -167,6 +194,7 @@ def none(output_size: int | Sequence[int] | None = None) -> Compose:
     return Compose([], output_size)
 
 
+@register_preset("standard")
 def standard(output_size: int | Sequence[int] | None = None) -> Compose:
     """Lucid's standard robustness set: pad 12 (grey), jitter 8, scale 0.90-1.10, rotate +-10 degrees, jitter 4.
 
@@ -179,6 +207,7 @@ def standard(output_size: int | Sequence[int] | None = None) -> Compose:
     return Compose([pad(12, fill=0.5), jitter(8), random_scale(0.9, 1.1), random_rotate(10.0), jitter(4)], output_size)
 
 
+@register_preset("maco")
 def maco(output_size: int | Sequence[int] | None = None) -> Compose:
     """MACO's set: 6 random crops per image (a quarter to all of its area), resized, plus light Gaussian noise.
 
@@ -191,6 +220,7 @@ def maco(output_size: int | Sequence[int] | None = None) -> Compose:
     return Compose([random_crops(count=6, area=(0.25, 1.0)), noise(0.02)], output_size)
 
 
+@register_preset("robust")
 def robust(output_size: int | Sequence[int] | None = None) -> Compose:
     """A heavier set for models that need more robustness, such as CLIP: pad 16, jitter 16, scale 0.8-1.2,
     rotate +-20 degrees, jitter 8.
@@ -205,6 +235,7 @@ def robust(output_size: int | Sequence[int] | None = None) -> Compose:
                    output_size)
 
 
+@register_preset("facet")
 def facet(output_size: int | Sequence[int] | None = None) -> Compose:
     """The set of the Multimodal Neurons article's faceted renders: pad 2 (grey), ten jitters of 4, scale
     0.67-1.025, rotate twice by +-10 degrees (+-20 in all, most often near 0, as the article's list of angles), jitter 2.
@@ -219,21 +250,20 @@ def facet(output_size: int | Sequence[int] | None = None) -> Compose:
                     random_rotate(10.0), jitter(2)], output_size)
 
 
-PRESETS: dict[str, Callable[..., Compose]] = {"none": none, "standard": standard, "maco": maco, "robust": robust,
-                                              "facet": facet}
-
-
-def create(name: str, output_size: int | Sequence[int] | None = None) -> Compose:
-    """The preset called ``name`` (one of ``PRESETS``), for the command line's ``--transforms`` option.
+def create(name: str, output_size: int | Sequence[int] | None = None, **options: Any) -> Compose:
+    """The preset called ``name`` (one of ``PRESETS``: none, standard, robust, maco, facet, dream) resized to
+    ``output_size``, with the preset's own ``options`` (``views=`` for dream); the command line's ``--transforms``.
 
     Example:
         >>> create("standard", output_size=224).views
         1
+        >>> create("dream", output_size=224, views=8).views
+        8
     """
     if not isinstance(name, str) or name not in PRESETS:
         raise FeatvizError(f"unknown transforms preset {name!r}; valid: {', '.join(sorted(PRESETS))}"
                            f"{suggestion(str(name), PRESETS)}")
-    return PRESETS[name](output_size)
+    return PRESETS[name](output_size, **options)
 
 
 def resolve(transforms: str | Compose | Transform | Iterable[Transform] | None,
@@ -258,4 +288,4 @@ def resolve(transforms: str | Compose | Transform | Iterable[Transform] | None,
     return Compose(list(transforms), output_size=output_size)
 
 
-__all__ = ["PRESETS", "Compose", "create", "facet", "maco", "none", "resolve", "robust", "standard", "takes_source"]
+__all__ = ["PRESETS", "Compose", "create", "register_preset", "resolve", "takes_source"]

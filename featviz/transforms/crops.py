@@ -78,4 +78,4 @@ def _range(bounds: Sequence[float], what: str) -> tuple[float, float]:
     return low, high
 
 
-__all__ = ["RandomCrops", "random_crops"]
+__all__ = ["random_crops"]

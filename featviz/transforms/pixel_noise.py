@@ -41,4 +41,4 @@ class Noise:
 noise = Noise
 
 
-__all__ = ["Noise", "noise"]
+__all__ = ["noise"]

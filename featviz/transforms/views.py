@@ -17,7 +17,7 @@ from torch import Tensor
 
 from featviz.errors import FeatvizError, check_int
 from featviz.transforms.affine import AffineTransform, Size, check_images, matrices_from_rows
-from featviz.transforms.compose import Compose
+from featviz.transforms.compose import Compose, register_preset
 from featviz.transforms.crops import random_crops
 from featviz.transforms.pixel_noise import noise
 from featviz.transforms.random import RandomSource
@@ -189,6 +189,7 @@ random_downsample = RandomDownsample
 cutout = Cutout
 
 
+@register_preset("dream")
 def dream(output_size: int | Sequence[int] | None = None, views: int = 16) -> Compose:
     """The views of text-guided generation: each image becomes ``views`` square crops of 0.5 to 1 times its side,
     randomly flipped, resized to ``output_size``, warped by a mild perspective, sometimes downsampled (30%) or
@@ -227,5 +228,4 @@ def _probability(value: float, what: str) -> float:
     return float(value)
 
 
-__all__ = ["Cutout", "RandomDownsample", "RandomFlip", "RandomPerspective", "cutout", "dream", "random_downsample",
-           "random_flip", "random_perspective"]
+__all__ = ["cutout", "random_downsample", "random_flip", "random_perspective"]

@@ -1,6 +1,7 @@
 """The ``timm:`` source: any timm model by name (``timm:resnet18``, ``timm:resnet18.a1_in1k``), and timm objects.
 
-Input size, channels and mean/std come from the model's ``pretrained_cfg``; class names are ImageNet's when
+Input size, channels and mean/std come from the model's ``pretrained_cfg``, except that the size the module was
+built for (``img_size=``, which the ``pretrained_cfg`` does not follow) wins; class names are ImageNet's when
 the model has 1000 outputs. Pretrained weights are read from the Hugging Face or torch.hub cache when they are
 there (no network request); otherwise the download starts only after `featviz.models.weights.downloading`
 has seen the host answer.
@@ -35,9 +36,31 @@ def has_timm_model(name: str) -> bool:
     return timm.is_model(name)
 
 
+def built_input_size(module: nn.Module) -> tuple[int, int] | None:
+    """The ``(height, width)`` that ``module``, a timm model, was built for (``img_size=``, kept by its
+    ``patch_embed`` or the model itself), or None when it keeps none (a CNN, which takes any size).
+
+    A ViT built with ``strict_img_size`` takes only this size; one built with ``dynamic_img_size=True`` takes
+    others too, which `featviz.hooks.survey_model` finds by running it.
+
+    Example:
+        >>> import timm
+        >>> built_input_size(timm.create_model("vit_tiny_patch16_224", img_size=64))
+        (64, 64)
+    """
+    patch_embed = getattr(module, "patch_embed", None)
+    for owner in (patch_embed, module):
+        size = getattr(owner, "img_size", None) if isinstance(owner, nn.Module) else None
+        if isinstance(size, int) or (
+            isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(side, int) for side in size)
+        ):
+            return size_pair(size)
+    return None
+
+
 def read_timm_config(module: nn.Module) -> ModuleConfig | None:
     """What ``module``, a timm model, declares in its ``pretrained_cfg`` (or ``default_cfg``), or None for other
-    modules.
+    modules; the input size is the one it was built for (`built_input_size`) when it keeps one.
 
     Example:
         >>> import timm
@@ -52,7 +75,7 @@ def read_timm_config(module: nn.Module) -> ModuleConfig | None:
     size = declared.get("input_size")
     return ModuleConfig(
         module,
-        input_size=size_pair(size) if size else None,
+        input_size=built_input_size(module) or (size_pair(size) if size else None),
         channels=int(size[0]) if size and len(size) == 3 else None,
         mean=declared.get("mean"),
         std=declared.get("std"),

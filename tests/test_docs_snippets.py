@@ -1,0 +1,102 @@
+"""Every Python block of README.md and docs/*.md runs, through pytest-examples.
+
+A page is one test: its blocks run in order in one namespace, as a reader pastes them one after another into
+one session (a block may use what an earlier block of its page defined), in a fresh temporary folder. Quick
+mode: every render (`Renderer.render`, which `featviz.render`, `dream` and `build_gallery` go through) runs at
+most 2 steps, whatever the block asks; everything else runs as written.
+
+Weights that no test can have (pretrained downloads fail without a network) are replaced in the open, never
+skipped silently: a model name with a pretrained default or tag (``open_clip:RN50``, ``open_clip:ViT-B-32/openai``,
+``torchvision:resnet50``) and the weights files that the pages name for them (`WEIGHTS_FILES`) load the same
+architecture at random init: the same layer names, sizes and code path, images that mean nothing. A block
+that cannot run at all says so in its page, on the line before its fence, and is reported as skipped with
+that reason: ``<!-- docs-test: skip because ... -->``.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from pytest_examples import CodeExample, find_examples
+
+import featviz
+from featviz.models import registry
+from featviz.renderer.renderer import Renderer
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+QUICK_STEPS = 2
+# Checkpoint files the pages name for CLIP models whose weights must come from the user (docs/text.md says how).
+WEIGHTS_FILES = {"clip.safetensors", "RN50.pt", "~/Downloads/RN50.pt", "ViT-B-32.pt"}
+# Sources whose default weights are a download.
+DOWNLOADED = ("open_clip:", "torchvision:", "timm:")
+SKIP = re.compile(r"<!--\s*docs-test:\s*skip\s+(.+?)\s*-->\s*$")
+
+
+def _blocks(page: Path) -> list[tuple[CodeExample, str | None]]:
+    """The page's Python blocks with the skip reason written before each (None: it runs)."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    found = []
+    for example in find_examples(page):
+        if example.prefix.split(" ")[0] not in ("py", "python"):
+            continue
+        before = next((line for line in reversed(lines[: example.start_line - 1]) if line.strip()), "")
+        match = SKIP.match(before.strip())
+        found.append((example, match.group(1) if match else None))
+    return found
+
+
+BLOCKS = {page: _blocks(page) for page in PAGES}
+RUNNABLE = [page for page, blocks in BLOCKS.items() if any(reason is None for _, reason in blocks)]
+SKIPPED = [(page, example, reason) for page, blocks in BLOCKS.items() for example, reason in blocks if reason]
+
+
+def _name(page: Path) -> str:
+    return str(page.relative_to(ROOT))
+
+
+@pytest.fixture
+def quick_and_offline(monkeypatch, tmp_path):
+    """Renders of at most QUICK_STEPS steps; downloaded weights and the pages' CLIP files -> random init."""
+    render = Renderer.render
+
+    def quick_render(self, *args, steps: int = 512, **options):
+        return render(self, *args, steps=min(steps, QUICK_STEPS), **{**options, "progress": False})
+
+    resolve, from_name = registry.resolve_weights_argument, registry._from_name
+
+    def resolve_weights(weights):
+        return "random" if isinstance(weights, str) and weights in WEIGHTS_FILES else resolve(weights)
+
+    def build(name, weights):
+        return from_name(name, "random" if weights is None and name.startswith(DOWNLOADED) else weights)
+
+    monkeypatch.setattr(Renderer, "render", quick_render)
+    monkeypatch.setattr(registry, "resolve_weights_argument", resolve_weights)
+    monkeypatch.setattr(registry, "_from_name", build)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_the_pages_have_python_blocks():
+    # A broken finder must not pass by finding nothing: the README and the Objectives page have blocks.
+    assert {ROOT / "README.md", ROOT / "docs" / "objectives.md"} <= set(RUNNABLE)
+    assert sum(len(blocks) for blocks in BLOCKS.values()) >= 20
+
+
+@pytest.mark.parametrize("page", RUNNABLE, ids=_name)
+def test_python_blocks_of_the_page_run(page, quick_and_offline, eval_example, monkeypatch):
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])  # pytest-examples runs blocks as __main__
+    namespace: dict = {}
+    for example, reason in BLOCKS[page]:
+        if reason is None:
+            defined = eval_example.run(example, module_globals=namespace, rewrite_assertions=False)
+            namespace = {key: value for key, value in defined.items() if not key.startswith("__")}
+
+
+@pytest.mark.parametrize(
+    "page, example, reason", SKIPPED, ids=[f"{_name(page)}:{example.start_line}" for page, example, _ in SKIPPED]
+)
+def test_blocks_marked_as_not_runnable(page, example, reason):
+    pytest.skip(f"{_name(page)} line {example.start_line}: {reason}")
