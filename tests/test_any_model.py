@@ -312,7 +312,8 @@ def test_the_lucent_weighted_logits_snippet_equals_direction_and_class_logit():
     (lambda T: T("@output")[0], r"\(5,\)"),                            # the batch indexed away
 ])
 def test_a_function_that_does_not_return_one_value_per_image_is_refused(function, shape):
-    with pytest.raises(FeatvizError, match=rf"returned shape {shape} for 1 image\(s\); return one value per image") as error:
+    refused = rf"returned shape {shape} for 1 image\(s\); return one value per image"
+    with pytest.raises(FeatvizError, match=refused) as error:
         featviz.render(tiny_convnet(), function, steps=1, size=32, progress=False)
     assert "\n" not in str(error.value) and ".sum(-1)" in str(error.value)
     with pytest.raises(FeatvizError, match="returned a 0-d tensor"):

@@ -59,7 +59,8 @@ def test_cli_reference_follows_the_parsers():
     added.add_argument("--method", choices=("topk", "nmf"), default="topk")
     page = load(HOOKS / "cli_page.py").page(parser)
     assert "`featviz` has 1 commands" in page
-    assert "| [`dictionary`](#dictionary) | train a sparse dictionary on a layer |" in page
+    assert "| [dictionary](#dictionary) | train a sparse dictionary on a layer |" in page
+    assert "| `--method METHOD` | one of: topk, nmf |" in page
     assert "| `--concepts CONCEPTS` | dictionary size (default 64) |" in page
     assert "featviz dictionary [-h] [--concepts CONCEPTS] [--method {topk,nmf}] model" in page
 

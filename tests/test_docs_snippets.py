@@ -91,8 +91,26 @@ def test_python_blocks_of_the_page_run(page, quick_and_offline, eval_example, mo
     namespace: dict = {}
     for example, reason in BLOCKS[page]:
         if reason is None:
-            defined = eval_example.run(example, module_globals=namespace, rewrite_assertions=False)
+            failure = None
+            try:
+                defined = eval_example.run(example, module_globals=namespace, rewrite_assertions=False)
+            except Exception as error:  # reported by hand: pytest's traceback of the block's file breaks on 3.11
+                failure = (f"{_name(page)}, block at line {example.start_line}, line {_failing_line(error)}: "
+                           f"{type(error).__name__}: {error}")
+            if failure is not None:
+                pytest.fail(failure, pytrace=False)
             namespace = {key: value for key, value in defined.items() if not key.startswith("__")}
+
+
+def _failing_line(error: BaseException) -> int | str:
+    """The line of the page where ``error`` was raised (pytest-examples runs a block as a file whose line
+    numbers are the page's)."""
+    trace, line = error.__traceback__, "?"
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename.endswith(".py") and trace.tb_frame.f_globals.get("__name__") == "__main__":
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    return line
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,12 @@ without editing anything.
 from __future__ import annotations
 
 import argparse
+import copy
 
 from mkdocs.structure.files import File
 
 PAGE = "cli.md"
-WIDTH = 100  # usage lines wrap at this width, so they fit the page's code blocks
+WIDTH = 80  # usage lines wrap at this width, so they fit the page's code blocks
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, tuple[str, argparse.ArgumentParser]]:
@@ -39,15 +40,18 @@ def _argument_rows(parser: argparse.ArgumentParser) -> list[str]:
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
             continue
+        choices = list(action.choices) if action.choices is not None else None
+        shown = copy.copy(action)
+        shown.choices = None  # the choices go in the meaning column, not in the name: `--param KIND`, not {fft,...}
         if action.option_strings:
-            metavar = "" if action.nargs == 0 else " " + formatter._format_args(action, action.dest.upper())
+            metavar = "" if action.nargs == 0 else " " + formatter._format_args(shown, action.dest.upper())
             name = ", ".join(f"`{option}{metavar}`" for option in action.option_strings)
         else:
-            name = f"`{formatter._format_args(action, action.dest)}`"
+            name = f"`{formatter._format_args(shown, action.dest)}`"
         text = formatter._expand_help(action) if action.help else ""
-        if action.choices is not None and not isinstance(action.choices, dict) and "{" not in name:
-            choices = ", ".join(str(choice) for choice in action.choices)
-            text = f"{text} (one of: {choices})" if text else f"one of: {choices}"
+        if choices is not None:
+            listed = ", ".join(str(choice) for choice in choices)
+            text = f"{text} (one of: {listed})" if text else f"one of: {listed}"
         rows.append(f"| {_cell(name)} | {_cell(text) or '—'} |")
     return rows
 
@@ -69,7 +73,7 @@ def page(parser: argparse.ArgumentParser | None = None) -> str:
         "| command | what it does |",
         "|---|---|",
     ]
-    lines += [f"| [`{name}`](#{name}) | {_cell(help)} |" for name, (help, _) in commands.items()]
+    lines += [f"| [{name}](#{name}) | {_cell(help)} |" for name, (help, _) in commands.items()]
     for name, (help, sub) in commands.items():
         lines += ["", f"## {name} {{#{name}}}", ""]
         if help:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Sequence
 
 from featviz.discovery import import_modules
@@ -49,7 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit:  # --help, or a malformed command line (already reported on one line)
         return int(exit.code or 0)
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():
+            # torch.load warns about a pickle's protocol before refusing it; the refusal is the one line printed.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return int(args.run(args) or 0)
     except FeatvizError as error:
         message = " ".join(str(error).split())
         print(f"featviz: error: {message}", file=sys.stderr)

@@ -146,12 +146,13 @@ def check_minimums(args: argparse.Namespace, **minimums: Any) -> None:
         unit = " pixels" if name.endswith("size") and name not in _NOT_PIXELS else ""
         if isinstance(value, float) and not math.isfinite(value):
             raise FeatvizError(f"{option} must be a finite number, got {value}")
+        got = value if isinstance(value, numbers.Integral) else f"{value:g}"
         if not value >= minimum:
-            raise FeatvizError(f"{option} must be at least {minimum:g}{unit}, got {value:g}")
+            raise FeatvizError(f"{option} must be at least {minimum:g}{unit}, got {got}")
         maximum = MAXIMUMS.get(name, INT_LIMIT if isinstance(value, numbers.Integral) else math.inf)
         if not value <= maximum:
-            shown = f"{maximum:,}".replace(",", "") if isinstance(maximum, int) else f"{maximum:g}"
-            raise FeatvizError(f"{option} must be at most {shown}{unit}, got {value:g}")
+            shown = maximum if isinstance(maximum, int) else f"{maximum:g}"
+            raise FeatvizError(f"{option} must be at most {shown}{unit}, got {got}")
 
 
 #: The largest learning rate `check_lr` lets through: every parameterization's image lies in [0, 1], and

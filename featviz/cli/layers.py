@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from featviz.cli.common import add_model_arguments
+from featviz.cli.common import add_model_arguments, check_minimums, check_render_fits
 from featviz.device import resolve_device
-from featviz.errors import FeatvizError
 from featviz.hooks import format_layer_table, layer_table
 from featviz.models import load_model
 
@@ -38,10 +37,11 @@ def run(args: argparse.Namespace) -> int:
         ...
         0
     """
-    if args.size is not None and args.size < 8:
-        raise FeatvizError(f"--size must be at least 8 pixels, got {args.size}")
+    check_minimums(args, size=8)
     # Shapes do not depend on the weights, so listing layers never needs a download.
     model = load_model(args.model, weights=args.weights or "random", device=resolve_device(args.device))
     size = (args.size, args.size) if args.size else None
+    if size is not None:  # the survey's forward pass of two grey images
+        check_render_fits(model, size, images=2, views=1, parameterized=False)
     print(format_layer_table(layer_table(model, size)))
     return 0

@@ -13,6 +13,7 @@ from featviz.models import load_model
 from featviz.objectives.language import parse_text
 from featviz.renderer import render
 from featviz.text import format_neurons, rank_neurons
+from featviz.text.sentence import prompt_report
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         check_writable_dir(out.parent)
     prompts = parse_text(args.prompt).prompts
     model = load_model(args.model, weights=args.weights, device=resolve_device(args.device))
+    for line in prompt_report(model, parse_text(args.prompt)):  # what the prompt became on a classifier
+        print(line)
     found = rank_neurons(model, args.layer, prompts, top=args.top)
     print(format_neurons(found))
     if out is not None:

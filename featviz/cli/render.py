@@ -2,22 +2,20 @@
 from __future__ import annotations
 
 import argparse
-import functools
+import sys
 from pathlib import Path
 
-import torch
-
-from featviz import objectives, optim, param, transforms
-from featviz.cli.common import add_model_arguments, check_lr, check_minimums
+from featviz import objectives, param, transforms
+from featviz.cli.common import add_model_arguments, check_lr, check_minimums, check_render_fits, render_settings
 from featviz.cli.probe import facet_goals
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import check_writable_dir
 from featviz.models import load_model
 from featviz.renderer import render
+from featviz.text.sentence import prompt_report
+from featviz.renderer.settings import OPTIMIZERS, PRECISIONS
 
-OPTIMIZERS = ("adam", "clampsgd")
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -53,15 +51,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _optimizer_factory(name: str, lr: float | None, seed: int):
-    if name == "clampsgd":
-        generator = torch.Generator().manual_seed(seed)
-        return functools.partial(optim.ClampSGD, lr=lr if lr is not None else 0.01, generator=generator)
-    if lr is not None:
-        return functools.partial(torch.optim.Adam, lr=lr)
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
     """With ``args``, the parsed command line: check every option, render the objectives and print the paths written."""
     check_minimums(args, steps=1, seed=0, size=8, batch=1)
@@ -77,10 +66,13 @@ def run(args: argparse.Namespace) -> int:
     if args.precision == "fp16" and device.type != "cuda":
         raise FeatvizError("--precision fp16 needs a CUDA device; on the CPU use --precision bf16 or fp32")
     model = load_model(args.model, weights=args.weights, device=device)
+    for line in prompt_report(model, goals):  # what each text prompt became on a classifier, once per prompt
+        print(line, file=sys.stderr)
+    size = (args.size, args.size) if args.size is not None else model.input_size
+    check_render_fits(model, size, images=len(goals) if len(goals) > 1 else args.batch or 1, transforms=args.transforms)
+    settings = render_settings(args, device=device)
     result = render(
-        model, goals, param=args.param, transforms=args.transforms,
-        optimizer=_optimizer_factory(args.optimizer, args.lr, args.seed), steps=args.steps, seed=args.seed,
-        size=args.size, batch=args.batch, progress=not args.no_progress, autocast=PRECISIONS[args.precision],
+        model, goals, **settings.render_options(), batch=args.batch, autocast=settings.autocast,
         importance=args.importance,
     )
     for path in result.save(out, importance=args.importance):

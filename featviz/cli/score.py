@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
             f"featviz score takes one IMAGE, then MODEL and OBJECTIVE, but got {3 + len(args.surplus)} arguments; "
             "for several images give a folder or a quoted pattern such as 'renders/*.png'"
         )
-    check_minimums(args, seed=0, samples=1)
     if args.samples > MAX_SAMPLES:
         raise FeatvizError(f"--samples must be at most {MAX_SAMPLES} (each is a forward pass per image), got {args.samples}")
+    check_minimums(args, seed=0, samples=1)
     judges = [name.strip() for name in (args.judges or "").split(",") if name.strip()]
     if args.judges is not None and not judges:
         raise FeatvizError("--judges is empty; give model names separated by commas, e.g. efficientnet_lite1,efficientnet_lite2")

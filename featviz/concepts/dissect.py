@@ -381,6 +381,5 @@ def format_labels(labels: Sequence[UnitLabel]) -> str:
 
 
 __all__ = [
-    "INCLUSION", "PRIOR_WEIGHT", "TEMPERATURE", "TOP_K", "UnitLabel", "concept_embeddings", "format_labels",
-    "label_units", "per_image_pass", "resolve_concepts", "soft_wpmi",
+    "UnitLabel", "concept_embeddings", "format_labels", "label_units", "per_image_pass", "resolve_concepts", "soft_wpmi",
 ]

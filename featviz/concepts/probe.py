@@ -231,4 +231,4 @@ def _balanced_accuracy(logits: Tensor, labels: Tensor) -> float:
     return 0.5 * (float(correct[labels > 0].double().mean()) + float(correct[labels < 0].double().mean()))
 
 
-__all__ = ["MINIMUM_IMAGES", "Probe", "check_image_count", "load_probe", "train_probe"]
+__all__ = ["Probe", "check_image_count", "load_probe", "train_probe"]

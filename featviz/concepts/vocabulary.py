@@ -105,4 +105,4 @@ def check_concepts(concepts: Sequence[str], source: str = "concepts") -> list[st
     return distinct
 
 
-__all__ = ["DEFAULT_CONCEPTS", "check_concepts", "default_concepts", "read_concepts"]
+__all__ = ["check_concepts", "default_concepts", "read_concepts"]

@@ -12,14 +12,14 @@ from featviz.dataset.activations import (
     Histogram, TopExample, UnitStats, collect_activations, crop_around,
 )
 from featviz.dataset.folder import (
-    IMAGE_EXTENSIONS, SHIPPED, FileStamp, ImageFolder, UnreadableImageWarning, image_folder, image_source, load_image,
+    SHIPPED, FileStamp, ImageFolder, UnreadableImageWarning, image_folder, image_source, load_image,
     shipped_photos,
 )
 from featviz.dataset.processes import Processes
 from featviz.dataset.shipped import shipped_photo_paths
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "SHIPPED", "FileStamp", "Histogram", "ImageFolder", "Processes", "TopExample", "UnitStats",
+    "SHIPPED", "FileStamp", "Histogram", "ImageFolder", "Processes", "TopExample", "UnitStats",
     "UnreadableImageWarning", "collect_activations", "crop_around", "image_folder", "image_source", "load_image",
     "shipped_photo_paths", "shipped_photos",
 ]

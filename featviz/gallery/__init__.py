@@ -18,14 +18,14 @@ Example:
     >>> build_gallery(model, "blocks.6", units="0-15", words=True, labels="shipped")  # doctest: +SKIP
 """
 from featviz.gallery.build import GallerySummary, build_gallery, parse_units
-from featviz.gallery.manifest import MANIFEST_NAME, Manifest, record_key, shard_name, shard_paths
-from featviz.gallery.site import (
-    UnitPaths, layer_page, layer_slug, shared_image_path, unit_paths, write_site, write_unit_examples,
-)
+from featviz.gallery.manifest import Manifest, record_key, shard_name, shard_paths
+from featviz.gallery.paths import UnitPaths, layer_page, layer_slug, shared_image_path, unit_paths
+from featviz.gallery.pictures import write_unit_examples
+from featviz.gallery.site import write_site
 from featviz.gallery.words import WordScores, read_words, word_scores, write_search_table
 
 __all__ = [
-    "GallerySummary", "MANIFEST_NAME", "Manifest", "UnitPaths", "WordScores", "build_gallery", "layer_page",
+    "GallerySummary", "Manifest", "UnitPaths", "WordScores", "build_gallery", "layer_page",
     "layer_slug", "parse_units", "read_words", "record_key", "shard_name", "shard_paths", "shared_image_path",
     "unit_paths", "word_scores", "write_search_table", "write_site", "write_unit_examples",
 ]

@@ -37,7 +37,9 @@ from featviz.gallery.extras import (
     prepare_words,
 )
 from featviz.gallery.manifest import MANIFEST_NAME, Manifest, shard_paths
-from featviz.gallery.site import DIVERSITY, unit_paths, write_site, write_unit_examples
+from featviz.gallery.paths import DIVERSITY, unit_paths
+from featviz.gallery.pictures import write_unit_examples
+from featviz.gallery.site import write_site
 from featviz.gallery.words import WordsLike, write_search_table
 from featviz.device import resolve_device
 from featviz.hooks import IMAGE, ActivationCapture, bind_layers

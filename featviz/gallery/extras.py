@@ -23,7 +23,7 @@ from featviz.concepts.conditional import conditional_probability
 from featviz.concepts.dissect import label_units
 from featviz.dataset import image_folder
 from featviz.errors import FeatvizError
-from featviz.gallery.site import unit_paths
+from featviz.gallery.paths import unit_paths
 from featviz.gallery.words import WordScores, WordsLike, read_words, word_scores, words_key
 from featviz.io import write_text
 from featviz.models.probe import load_probe

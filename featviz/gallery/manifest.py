@@ -9,10 +9,10 @@ A record is a JSON object with at least ``layer`` (str) and ``unit`` (int >= 0).
 * ``objective`` (str), ``steps`` (int), ``seed`` (int), ``activation`` (float, the objective value the
   render reached), ``render_seconds`` (float);
 * ``images``: ``{"positive": PATH, "negative": PATH, "diversity": [PATH, ...]}``, paths relative to the site
-  folder (see `featviz.gallery.site.unit_paths` for where to put them);
+  folder (see `featviz.gallery.paths.unit_paths` for where to put them);
 * ``dataset_examples``: ``[{"image": PATH, "crop": PATH, "value": float, "source": str, ...}, ...]`` and
   ``histogram``: ``{"counts": [int, ...], "edges": [float, ...]}`` (both written by
-  `featviz.gallery.site.write_unit_examples`);
+  `featviz.gallery.pictures.write_unit_examples`);
 * any other key with a scalar value is shown in the unit page's metadata table.
 
 Non-finite floats are stored as ``null`` so the file stays strict JSON.

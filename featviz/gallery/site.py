@@ -9,12 +9,12 @@ No external URL, CDN or build step. File layout (paths relative to the site fold
     units/LAYER/UNIT.html             one unit: visualizations, diversity set, concept label and top words,
                                       faceted renders, dataset examples, histogram, conditional probabilities,
                                       metadata
-    images/LAYER/UNIT/positive.png    the unit's visualizations, written by the renderer (see `unit_paths`)
+    images/LAYER/UNIT/positive.png    the unit's visualizations, written by the renderer (see `featviz.gallery.paths.unit_paths`)
     images/LAYER/UNIT/negative.png
     images/LAYER/UNIT/diversity-I.png I = 0, 1, 2, 3
     images/LAYER/UNIT/thumbnail.png   a small copy of the positive image, made by `write_site`
     images/LAYER/UNIT/example-I.jpg   dataset example I as the model saw it, and
-    images/LAYER/UNIT/crop-I.jpg      its crop around the spot where the unit fires most (`write_unit_examples`)
+    images/LAYER/UNIT/crop-I.jpg      its crop around the spot where the unit fires most (`featviz.gallery.pictures.write_unit_examples`)
     images/LAYER/UNIT/facet-NAME.png  the positive visualization steered towards a facet (a probe's name)
     images/LAYER/UNIT/conditional.svg the unit's conditional-probability plot
     images/dataset/NAME-HASH.jpg      dataset images shared by all units (`write_unit_examples(shared_images=True)`)
@@ -29,216 +29,28 @@ pages answer the same keys for the previous / next layer and the index. Every fi
 """
 from __future__ import annotations
 
-import hashlib
 import html
 import importlib.resources
 import os
-import re
 import warnings
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
-from PIL import Image
 
-from featviz.dataset.activations import UnitStats
-from featviz.dataset.folder import load_image
 from featviz.errors import FeatvizError
 from featviz.gallery.manifest import Manifest, record_key
-from featviz.io import atomic_path, ensure_writable_dir, write_bytes
+from featviz.gallery.paths import layer_page, layer_slug, search_table_path, unit_paths
+from featviz.gallery.pictures import make_thumbnail
+from featviz.io import ensure_writable_dir, write_bytes
 from featviz.text.directions import POOR_FIT
 
-DIVERSITY = 4
 ASSETS = ("style.css", "site.js", "search.js")
 KNOWN_KEYS = ("objective", "steps", "seed", "activation", "render_seconds")
 STRUCTURE_KEYS = frozenset({
     "layer", "unit", "images", "dataset_examples", "histogram", "parts", "top_words", "concept", "concept_score",
     "concept_runners_up",
 })
-_UNSAFE = re.compile(r"[^a-z0-9._-]")
-
-
-def layer_slug(layer: str) -> str:
-    """The file-system-safe name of a layer's folder and page: the name itself when it is lower-case
-    ``[a-z0-9._-]``, else a cleaned name plus 8 hex digits of its hash (so different layers never collide,
-    even on case-insensitive file systems).
-
-    Example:
-        >>> layer_slug("blocks.4.0.conv_pwl"), layer_slug("<script>")
-        ('blocks.4.0.conv_pwl', '_script_-5b63e5b2')
-    """
-    cleaned = _UNSAFE.sub("_", layer.lower())[:80].strip(".")
-    if cleaned != layer:
-        cleaned = f"{cleaned or 'layer'}-{hashlib.sha256(layer.encode()).hexdigest()[:8]}"
-    return cleaned
-
-
-@dataclass(frozen=True)
-class UnitPaths:
-    """Where one unit's files live, relative to the site folder (POSIX paths), as `unit_paths` gives them.
-
-    ``folder`` holds the unit's images and ``page`` is its HTML page; ``positive`` and ``negative`` are its two
-    visualizations, ``diversity`` the images of its diversity set and ``thumbnail`` the small copy of the
-    positive image that `write_site` makes.
-
-    Example:
-        >>> paths = unit_paths("conv1", 7)
-        >>> paths.positive, paths.page
-        ('images/conv1/7/positive.png', 'units/conv1/7.html')
-    """
-
-    folder: str
-    page: str
-    positive: str
-    negative: str
-    diversity: tuple[str, ...]
-    thumbnail: str
-
-    def example(self, index: int) -> str:
-        """The path of dataset example ``index`` (the image as the model saw it)."""
-        return f"{self.folder}/example-{index}.jpg"
-
-    def crop(self, index: int) -> str:
-        """The path of the crop of dataset example ``index``."""
-        return f"{self.folder}/crop-{index}.jpg"
-
-    def facet(self, name: str) -> str:
-        """The path of the unit's render steered towards the facet ``name`` (a probe's name)."""
-        return f"{self.folder}/facet-{layer_slug(name)}.png"
-
-    @property
-    def conditional(self) -> str:
-        """The path of the unit's conditional-probability plot (SVG)."""
-        return f"{self.folder}/conditional.svg"
-
-
-def unit_paths(layer: str, unit: int, diversity: int = DIVERSITY) -> UnitPaths:
-    """The site-relative paths of the page and image files of ``unit`` of ``layer`` (see the module docstring for
-    the layout), with ``diversity`` images in its diversity set.
-
-    Example:
-        >>> paths = unit_paths("blocks.4.0.conv_pwl", 3)
-        >>> result = featviz.render(model, "blocks.4.0.conv_pwl:3", steps=8, size=64, progress=False)
-        >>> result.save(f"site/{paths.positive}")
-        [PosixPath('site/images/blocks.4.0.conv_pwl/3/positive.png')]
-        >>> unit_paths("blocks.4.0.conv_pwl", 3, diversity=2).diversity
-        ('images/blocks.4.0.conv_pwl/3/diversity-0.png', 'images/blocks.4.0.conv_pwl/3/diversity-1.png')
-    """
-    slug = layer_slug(layer)
-    folder = f"images/{slug}/{int(unit)}"
-    return UnitPaths(
-        folder=folder,
-        page=f"units/{slug}/{int(unit)}.html",
-        positive=f"{folder}/positive.png",
-        negative=f"{folder}/negative.png",
-        diversity=tuple(f"{folder}/diversity-{index}.png" for index in range(diversity)),
-        thumbnail=f"{folder}/thumbnail.png",
-    )
-
-
-def layer_page(layer: str) -> str:
-    """The site-relative path of a layer's page.
-
-    Example:
-        >>> layer_page("conv1")
-        'layers/conv1.html'
-    """
-    return f"layers/{layer_slug(layer)}.html"
-
-
-def search_table_path(layer: str) -> str:
-    """The site-relative path of a layer's search table (a script that the layer page loads).
-
-    Example:
-        >>> search_table_path("blocks.6")
-        'search/blocks.6.js'
-    """
-    return f"search/{layer_slug(layer)}.js"
-
-
-def shared_image_path(source: str | os.PathLike, size: int) -> str:
-    """The site-relative path of a dataset image shared by every unit that ranks it (``size`` pixels square):
-    ``images/dataset/NAME-HASH.jpg``, the hash covering the source's path, size in bytes, mtime and ``size``.
-
-    Example:
-        >>> shared_image_path("/data/val/dog.jpg", 224)
-        'images/dataset/dog-...jpg'
-    """
-    source = Path(source)
-    try:
-        status = source.stat()
-        stamp = f"{status.st_size}:{status.st_mtime_ns}"
-    except OSError:
-        stamp = "missing"
-    digest = hashlib.sha256(f"{source.as_posix()}|{stamp}|{int(size)}".encode()).hexdigest()[:10]
-    stem = _UNSAFE.sub("_", source.stem.lower())[:40].strip(".") or "image"
-    return f"images/dataset/{stem}-{digest}.jpg"
-
-
-def _save_jpeg(image: Image.Image, path: Path) -> None:
-    if image.mode not in ("RGB", "L"):
-        image = image.convert("RGB")
-    with atomic_path(path) as temporary:
-        image.save(temporary, format="JPEG", quality=90)
-
-
-def write_unit_examples(
-    site_dir: str | os.PathLike,
-    stats: UnitStats,
-    unit: int,
-    *,
-    example_size: int = 224,
-    crop_size: int = 128,
-    crop_fraction: float = 0.5,
-    count: int | None = None,
-    shared_images: bool = False,
-) -> dict[str, Any]:
-    """Write a unit's dataset examples (image as the model saw it, and the crop around its hottest spot) into the
-    site, and return the record fields that describe them: ``{"dataset_examples": [...], "histogram": {...}}``.
-
-    ``stats`` are the layer's dataset statistics (`featviz.dataset.collect_activations`) and ``unit`` the unit
-    whose top examples are written, into ``site_dir`` where `unit_paths` puts them: each image as the model saw
-    it, ``example_size`` pixels square, and its crop, ``crop_size`` pixels square, cut around the spot where the
-    unit fires most with a side of ``crop_fraction`` of the image's (`featviz.dataset.crop_around`). A source
-    image that can no longer be read is left out with a warning. ``count`` limits the examples (default: all of
-    the top k). ``shared_images=True`` writes each whole dataset image once for the whole site
-    (`shared_image_path`) instead of once per unit; the crops stay per unit.
-
-    Example:
-        >>> from featviz.dataset import ImageFolder, collect_activations, shipped_photo_paths
-        >>> stats = collect_activations(model, ImageFolder(shipped_photo_paths(), 64), ["blocks.4.0.conv_pwl"])
-        >>> record = {"layer": "blocks.4.0.conv_pwl", "unit": 3}
-        >>> record.update(write_unit_examples("site", stats["blocks.4.0.conv_pwl"], 3, example_size=64, count=2))
-        >>> [example["crop"] for example in record["dataset_examples"]]
-        ['images/blocks.4.0.conv_pwl/3/crop-0.jpg', 'images/blocks.4.0.conv_pwl/3/crop-1.jpg']
-        >>> manifest = Manifest("site/manifest.json")
-        >>> manifest.add(record)
-    """
-    site_dir = Path(site_dir)
-    paths = unit_paths(stats.layer, unit)
-    examples = []
-    for index, example in enumerate(stats.top_examples(unit)[:count]):
-        whole_path = shared_image_path(example.path, example_size) if shared_images else paths.example(index)
-        try:
-            whole = None
-            if not (shared_images and (site_dir / whole_path).is_file()):
-                pixels = load_image(example.path, example_size, stats.channels)
-                whole = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
-            crop = example.crop(crop_size, crop_fraction, stats.channels)
-        except Exception as error:  # noqa: BLE001 - a vanished or damaged source loses one example, not the gallery
-            reason = f"{type(error).__name__}: {error}"
-            warnings.warn(f"leaving out dataset example '{example.path}' ({reason})", stacklevel=2)
-            continue
-        if whole is not None:
-            _save_jpeg(whole, site_dir / whole_path)
-        _save_jpeg(crop, site_dir / paths.crop(index))
-        examples.append({
-            "image": whole_path, "crop": paths.crop(index), "value": example.value, "source": example.path,
-            "position": list(example.position), "map_size": list(example.map_size),
-        })
-    counts, edges = stats.histogram(unit)
-    return {"dataset_examples": examples, "histogram": {"counts": counts, "edges": edges, "images": stats.image_count}}
 
 
 def _text(value: Any) -> str:
@@ -270,24 +82,6 @@ class _SiteFiles:
             self.missing.append(path)
             return None
         return relative.as_posix()
-
-
-def _thumbnail(site_dir: Path, source: str, target: str, size: int) -> str | None:
-    """Make ``target`` a small copy of ``source`` unless it is already newer; None when the source is unreadable."""
-    source_path, target_path = site_dir / source, site_dir / target
-    try:
-        if target_path.exists() and target_path.stat().st_mtime_ns >= source_path.stat().st_mtime_ns:
-            return target
-        with Image.open(source_path) as image:
-            image.draft("RGB", (size, size))
-            small = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
-        small.thumbnail((size, size), Image.Resampling.LANCZOS)
-        with atomic_path(target_path) as temporary:
-            small.save(temporary, format="PNG", optimize=True)
-        return target
-    except Exception as error:  # noqa: BLE001 - one unreadable picture must not stop the site
-        warnings.warn(f"cannot make a thumbnail of '{source_path}' ({type(error).__name__}: {error})", stacklevel=3)
-        return None
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -608,7 +402,7 @@ class _SiteWriter:
                 diversity = _list(images, "diversity")
                 source = self.files.get(images.get("positive")) or self.files.get(diversity[0] if diversity else None)
                 target = unit_paths(layer, unit).thumbnail
-                made = _thumbnail(self.site_dir, source, target, self.thumbnail_size) if source else None
+                made = make_thumbnail(self.site_dir, source, target, self.thumbnail_size) if source else None
                 self.thumbnails[layer, unit] = made
         self.files.missing.clear()  # the unit pages report each missing file once
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from featviz.concepts.vocabulary import check_concepts, default_concepts, read_concepts
-from featviz.gallery.site import search_table_path
+from featviz.gallery.paths import search_table_path
 from featviz.io import atomic_path, write_text
 from featviz.models import weights_fingerprint
 from featviz.text.directions import text_directions

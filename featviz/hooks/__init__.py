@@ -4,13 +4,12 @@ from featviz.hooks.capture import IMAGE, OUTPUT, RESERVED, ActivationCapture, fi
 from featviz.hooks.dataflow import feeding_layers
 from featviz.hooks.layers import LayerInfo, format_layer_table, layer_table
 from featviz.hooks.leaf import LeafOutput, leaf_output
-from featviz.hooks.layout import KINDS as LAYOUTS
 from featviz.hooks.layout import Layout, as_layout, channels_first, map_shape
 from featviz.hooks.relu import RedirectedReLU, redirected_clamp
 from featviz.hooks.survey import LayerBinding, Survey, bind_layers, declared_patch_grid, resolve_layouts, survey_model
 
 __all__ = [
     "IMAGE", "OUTPUT", "RESERVED", "ActivationCapture", "first_tensor", "feeding_layers", "LayerInfo", "format_layer_table",
-    "layer_table", "LeafOutput", "leaf_output", "LAYOUTS", "Layout", "as_layout", "channels_first", "map_shape", "RedirectedReLU",
+    "layer_table", "LeafOutput", "leaf_output", "Layout", "as_layout", "channels_first", "map_shape", "RedirectedReLU",
     "redirected_clamp", "LayerBinding", "Survey", "bind_layers", "declared_patch_grid", "resolve_layouts", "survey_model",
 ]

@@ -16,13 +16,13 @@ from featviz.metrics.activation import (
     ActivationReport, BoundObjective, activation_reached, bind_objective, held_out_seed, parse_objectives,
 )
 from featviz.metrics.diversity import batch_diversity, mean_pairwise_similarity
-from featviz.metrics.images import GREY, LoadedImages, as_images, composite_on_grey, image_paths, load_images, natural_images
-from featviz.metrics.report import FROM_FILES, format_score, score
-from featviz.metrics.power_spectrum import HIGH_FREQUENCY_FROM, SpectrumReport, spectrum
+from featviz.metrics.images import LoadedImages, as_images, composite_on_grey, image_paths, load_images, natural_images
+from featviz.metrics.report import format_score, score
+from featviz.metrics.power_spectrum import SpectrumReport, spectrum
 from featviz.metrics.transfer import TransferScore, transferability
 
 __all__ = [
-    "ActivationReport", "BoundObjective", "FROM_FILES", "GREY", "HIGH_FREQUENCY_FROM", "LoadedImages",
+    "ActivationReport", "BoundObjective", "LoadedImages",
     "SpectrumReport", "TransferScore", "activation_reached", "as_images", "batch_diversity", "bind_objective",
     "composite_on_grey", "format_score", "held_out_seed", "image_paths", "load_images", "mean_pairwise_similarity",
     "natural_images", "parse_objectives", "score", "spectrum", "transferability",

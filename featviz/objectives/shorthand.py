@@ -16,6 +16,7 @@ module adds its own form and nothing here lists it.
 """
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Callable, Union
@@ -36,10 +37,13 @@ class _Form:
     pattern: re.Pattern | None = None
     prefix: str | None = None
     listed: bool = True
+    rank: int = 0  # registration order, in which the "expected ..." message lists the forms
+    first: bool = False  # tried before the others, listed after them (a special case of a general form)
 
 
 _PATTERNS: list[_Form] = []
 _PREFIXES: dict[str, _Form] = {}
+_RANKS = itertools.count()
 
 
 def register_shorthand(
@@ -73,7 +77,8 @@ def register_shorthand(
         if prefix is not None:
             _PREFIXES[prefix] = _Form(syntax, build, prefix=prefix, listed=listed)
         else:
-            _PATTERNS.insert(0 if first else len(_PATTERNS), _Form(syntax, build, pattern=re.compile(pattern), listed=listed))
+            form = _Form(syntax, build, pattern=re.compile(pattern), listed=listed, rank=next(_RANKS), first=first)
+            _PATTERNS.insert(0 if first else len(_PATTERNS), form)
         return build
 
     return register
@@ -81,14 +86,15 @@ def register_shorthand(
 
 def registered_shorthand() -> tuple[str, ...]:
     """The syntax of every registered form, as the "expected ..." message lists them: patterns in the order
-    they were registered, then prefixes alphabetically.
+    they were registered (those registered with ``first=True`` last), then prefixes alphabetically.
 
     Example:
-        >>> registered_shorthand()[:2]
-        ('LAYER:CHANNEL', 'LAYER:CHANNEL@X,Y')
+        >>> {"LAYER:CHANNEL", "class:LABEL", "text:PROMPT"} <= set(registered_shorthand())
+        True
     """
+    patterns = sorted(_PATTERNS, key=lambda form: (form.first, form.rank))
     prefixed = [_PREFIXES[prefix] for prefix in sorted(_PREFIXES)]
-    return tuple(form.syntax for form in [*_PATTERNS, *prefixed] if form.listed)
+    return tuple(form.syntax for form in [*patterns, *prefixed] if form.listed)
 
 
 def _malformed(text: str) -> FeatvizError:

