@@ -38,7 +38,7 @@ def main() -> None:
     renderer.render(f"{LAYER}:0", steps=2, size=args.size, seed=0, progress=False)  # warm-up
 
     started = time.perf_counter()
-    found = explain(cat, renderer, LAYER, groups=args.groups, size=args.size, steps=args.steps,
+    found = explain(renderer, LAYER, cat, groups=args.groups, size=args.size, steps=args.steps,
                     grid_pool=args.grid_pool, grid_size=args.grid_size, progress=False)
     total = time.perf_counter() - started
     cells = found.grid.shape[0] * found.grid.shape[1] if found.grid is not None else 0

@@ -53,7 +53,8 @@ def make_images(model, folder: Path) -> dict[str, int]:
             cropped = crops(photos[index:index + 1], RandomSource([index]))
         for number, image in enumerate(torch.cat([photos[index:index + 1], cropped])):
             path = folder / f"p{index:02d}-{number:02d}.png"
-            save_png(image, path)
+            if not path.exists():  # kept between runs with --work, so that the pass cache stays valid
+                save_png(image, path)
             sources[str(path)] = index
     return sources
 
@@ -125,18 +126,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--render-steps", type=int, default=256)
     parser.add_argument("--no-labels", action="store_true")
+    parser.add_argument("--work", default=None, help="folder for the images and the pass cache (default: temporary)")
     args = parser.parse_args()
     torch.manual_seed(0)
     model = featviz.load_model("efficientnet_lite0")
     with tempfile.TemporaryDirectory() as temporary:
-        folder_path = Path(temporary) / "images"
-        folder_path.mkdir()
+        work = Path(args.work or temporary)
+        folder_path = (work / "images").resolve()
+        folder_path.mkdir(parents=True, exist_ok=True)
         sources = make_images(model, folder_path)
         folder = ImageFolder(folder_path, 224)
         channels = featviz.hooks.bind_layers(model, [args.layer]).shapes[args.layer][1]
         dictionary = learn_dictionary(
             model, args.layer, folder, 2 * channels, "topk", top_k=8, steps=args.steps, batch_size=512,
-            out=OUT / "lite0-dictionary.pt", progress=True,
+            out=work / "lite0-dictionary.pt", cache_dir=work / "cache", progress=True,
         )
         print("dictionary:", dictionary, dictionary.metrics, flush=True)
         stats = collect_activations(model, folder, [dictionary, args.layer], k=TOP)

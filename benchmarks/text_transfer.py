@@ -305,18 +305,6 @@ def tower_figures(model: featviz.Model) -> dict:
     return found
 
 
-def render_all(renderer: featviz.Renderer, goals: list, steps: int, size: int, batch: int, seed: int) -> Tensor:
-    """Render one image per objective, ``batch`` at a time; images ``(N, 3, size, size)`` in ``[0, 1]``."""
-    images = []
-    for start in range(0, len(goals), batch):
-        chunk = goals[start:start + batch]
-        result = renderer.render(chunk if len(chunk) > 1 else chunk[0], steps=steps, size=size, seed=seed + start,
-                                 progress=False)
-        images.append(result.images[:, :3])
-        print(f"  rendered {start + len(chunk)}/{len(goals)}", flush=True)
-    return torch.cat(images)
-
-
 def classify(judge: featviz.Model, images: Tensor) -> Tensor:
     """``judge``'s logits for ``images`` resized (bilinear) to its input size."""
     resized = F.interpolate(images, size=judge.input_size, mode="bilinear", align_corners=False, antialias=True)
@@ -373,7 +361,7 @@ def report(folder: Path) -> str:
         found = json.loads(path.read_text())
         cells = " | ".join(f"{100 * found[name][k]:.0f}%" for name in JUDGES for k in ("top1", "top5"))
         mismatched = found["mismatched"]["efficientnet_lite1"]
-        lines.append(f"| {kind} | {found['count']} | {cells} | "
+        lines.append(f"| {kind} | {found['count']} of {found['of']} | {cells} | "
                      f"{100 * mismatched['top1']:.0f}% / {100 * mismatched['top5']:.0f}% |")
     return "\n".join(lines)
 
@@ -419,25 +407,51 @@ def main() -> None:
     }
     judges = {name: featviz.load_model(name) for name in JUDGES} if kinds else {}
     renderer = featviz.Renderer(model)
+    # Objectives in a seeded random order, rendered `--batch` at a time, the kinds taking turns, and every kind's
+    # figures written after each batch: a run cut short still scores a random sample of each kind.
+    order = torch.Generator().manual_seed(arguments.seed)
+    queues = {}
     for kind in kinds:
         goals, targets = plans[kind]
-        begun = time.time()
-        images = render_all(renderer, goals(), arguments.steps, arguments.size, arguments.batch, arguments.seed)
-        logits = {name: classify(judge, images) for name, judge in judges.items()}
-        found = {"count": len(targets), "seconds": round(time.time() - begun, 1),
-                 **{name: hits(scores, targets) for name, scores in logits.items()}}
-        rolled = targets[1:] + targets[:1]
-        found["mismatched"] = {name: hits(scores, rolled) for name, scores in logits.items()}
-        seen = logits["efficientnet_lite1"].topk(3, dim=1).indices.tolist()
-        found["lite1_top3"] = {LABELS[target]: [LABELS[index] for index in top] for target, top in zip(targets, seen)}
-        if kind == "paraphrase":
-            resolved = model.text.distribution([PARAPHRASES[index] for index in targets]).argmax(1).tolist()
-            right = [index for index, top in zip(range(len(targets)), resolved) if top == targets[index]]
-            found["lite1_top5_where_tower_top1_right"] = hits(logits["efficientnet_lite1"][right], [targets[i] for i in right])
-        found["settings"] = settings
-        (arguments.out / f"{kind}.json").write_text(json.dumps(found, indent=2))
-        to_pil(grid(images))[0].save(arguments.out / f"{kind}.png")
-        print(f"{kind}: {json.dumps({name: found[name] for name in JUDGES})} in {found['seconds']} s", flush=True)
+        permutation = torch.randperm(len(targets), generator=order).tolist()
+        queues[kind] = ([goals()[i] for i in permutation], [targets[i] for i in permutation])
+    done: dict[str, dict] = {kind: {"images": [], "logits": {name: [] for name in JUDGES}, "seconds": 0.0} for kind in kinds}
+    position = 0
+    while any(position < len(queues[kind][1]) for kind in kinds):
+        for kind in kinds:
+            goals, targets = queues[kind]
+            chunk = goals[position:position + arguments.batch]
+            if not chunk:
+                continue
+            begun = time.time()
+            result = renderer.render(chunk if len(chunk) > 1 else chunk[0], steps=arguments.steps, size=arguments.size,
+                                     seed=arguments.seed + position, progress=False)
+            images = result.images[:, :3]
+            state = done[kind]
+            state["images"].append(images)
+            for name, judge in judges.items():
+                state["logits"][name].append(classify(judge, images))
+            state["seconds"] += time.time() - begun
+            count = sum(len(item) for item in state["images"])
+            scored = targets[:count]
+            logits = {name: torch.cat(values) for name, values in state["logits"].items()}
+            found: dict = {"count": count, "of": len(targets), "seconds": round(state["seconds"], 1),
+                           **{name: hits(scores, scored) for name, scores in logits.items()}}
+            rolled = scored[1:] + scored[:1]
+            found["mismatched"] = {name: hits(scores, rolled) for name, scores in logits.items()}
+            seen = logits["efficientnet_lite1"].topk(3, dim=1).indices.tolist()
+            found["lite1_top3"] = {LABELS[target]: [LABELS[index] for index in top] for target, top in zip(scored, seen)}
+            if kind == "paraphrase":
+                resolved = model.text.distribution([PARAPHRASES[index] for index in scored]).argmax(1).tolist()
+                right = [row for row, top in enumerate(resolved) if top == scored[row]]
+                found["tower_top1_right"] = len(right)
+                found["lite1_where_tower_top1_right"] = hits(logits["efficientnet_lite1"][right], [scored[i] for i in right])
+                found["lite2_where_tower_top1_right"] = hits(logits["efficientnet_lite2"][right], [scored[i] for i in right])
+            found["settings"] = settings
+            (arguments.out / f"{kind}.json").write_text(json.dumps(found, indent=2))
+            to_pil(grid(torch.cat(state["images"])))[0].save(arguments.out / f"{kind}.png")
+            print(f"{kind} {count}/{len(targets)}: {json.dumps({name: found[name] for name in JUDGES})}", flush=True)
+        position += arguments.batch
     print()
     print(report(arguments.out))
     print(f"\ntotal {time.time() - started:.0f} s")

@@ -1,7 +1,8 @@
 """featviz: see what a unit of any PyTorch vision network responds to.
 
-The package's folders follow a render's data flow: models -> hooks -> objectives -> param -> transforms
--> optim -> renderer.
+The package's folders are layers, each importing only those below it (docs/architecture.md; setup.cfg's
+import contracts): cli > recipes | gallery > concepts > renderer | metrics > objectives > text > dataset > models
+> hooks | param | transforms | optim > io | device | discovery | imagefile > errors.
 
 Example:
     >>> import featviz

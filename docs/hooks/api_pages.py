@@ -14,9 +14,12 @@ import functools
 import importlib
 import inspect
 import pkgutil
+from pathlib import Path
 
 import griffe
 from mkdocs.structure.files import File, InclusionLevel
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # page name -> (title, what the package does, the packages and modules on the page), in the order of the index
 PAGES = {
@@ -80,7 +83,7 @@ def _modules(name: str) -> list[str]:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _griffe(path: str) -> griffe.Object:
     """The griffe object at the dotted ``path`` (loaded statically, as mkdocstrings does)."""
     package, _, rest = path.partition(".")
@@ -90,9 +93,9 @@ def _griffe(path: str) -> griffe.Object:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(package: str) -> griffe.Object:
-    return griffe.load(package, search_paths=["."], resolve_aliases=True, resolve_external=False)
+    return griffe.load(package, search_paths=[str(ROOT)], resolve_aliases=True, resolve_external=False)
 
 
 def _canonical(target: str, name: str) -> str | None:

@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from featviz import objectives, transforms
-from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums, check_photo_fits
+from featviz.cli.common import (
+    add_model_arguments, add_render_arguments, check_minimums, check_photo_fits, render_settings,
+)
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import check_writable_dir
@@ -54,9 +56,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, weights=args.weights, device=device)
     check_photo_fits(model, photo, args.size, images=len(goals), transforms=args.transforms)
     result = accentuate(
-        model, goals, photo, regularization_layer=args.regularization_layer, balance=args.balance, size=args.size,
-        steps=args.steps, transforms=args.transforms, seed=args.seed, importance=not args.no_importance,
-        device=device, progress=not args.no_progress,
+        model, goals, photo, regularization_layer=args.regularization_layer, balance=args.balance,
+        importance=not args.no_importance, settings=render_settings(args, device=device),
     )
     for path in result.save(out, importance=not args.no_importance):
         print(path)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums, render_settings
+from featviz.cli.common import (
+    add_model_arguments, add_render_arguments, check_minimums, check_sizes_fit, render_settings,
+)
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import check_writable_dir
@@ -70,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device, per_process=True)
     model = load_model(args.model, weights=args.weights, device=device)
     model.get_layer(args.layer)  # mistakes in the layer or the images are reported before the folder is made
+    check_sizes_fit(model, args, images=args.batch)
     images = image_folder(model, args.images, args.image_size, name="--images")
     label = int(args.label) if args.label is not None and args.label.strip().isdigit() else args.label
     atlas = activation_atlas(

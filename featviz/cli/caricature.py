@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from featviz import param, transforms
-from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums, check_photo_fits
+from featviz.cli.common import (
+    add_model_arguments, add_render_arguments, check_minimums, check_photo_fits, render_settings,
+)
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import check_writable_dir
@@ -54,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, weights=args.weights, device=device)
     check_photo_fits(model, photo, args.size, images=len(layers), transforms=args.transforms)
     result = caricature(
-        model, layers, photo, cossim_pow=args.cossim_pow, mode=args.mode, size=args.size, steps=args.steps,
-        param=args.param, transforms=args.transforms, seed=args.seed, device=device, progress=not args.no_progress,
+        model, layers, photo, cossim_pow=args.cossim_pow, mode=args.mode, settings=render_settings(args, device=device),
     )
     for path in result.save(out):
         print(path)

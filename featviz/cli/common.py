@@ -23,7 +23,7 @@ from featviz.renderer.settings import RenderSettings
 
 __all__ = [
     "MAXIMUMS", "MAX_LR", "add_model_arguments", "add_pass_arguments", "add_render_arguments", "check_lr", "check_minimums",
-    "check_photo_fits", "check_render_fits", "pass_cache", "resolve_device",
+    "check_photo_fits", "check_render_fits", "check_sizes_fit", "pass_cache", "resolve_device",
 ]
 
 #: The largest value `check_minimums` lets an option take, by option name: beyond these a run would take years
@@ -31,6 +31,8 @@ __all__ = [
 MAXIMUMS: dict[str, float] = {
     "steps": 1_000_000, "seed": 2**31 - 1, "samples": 1_000_000, "grid": 256, "cossim_pow": 64.0, "balance": 1e6,
     "alignment": 1e6, "diversity_weight": 1e6, "style_weight": 1e6, "content_weight": 1e6, "facet_strength": 1e6,
+    "temperature": 1e6, "prior_weight": 1e6, "penalty": 1e6, "bucket_width": 100.0, "learning_rate": 100.0,
+    "sparsity": 1e6,
 }
 INT_LIMIT = 2**31 - 1
 #: Options counted in pixels in `check_minimums`' messages.
@@ -123,10 +125,10 @@ def pass_cache(args: argparse.Namespace) -> Path | None:
     return check_writable_dir(args.cache, option="--cache") if args.cache else cache_folder("activations")
 
 
-def check_minimums(args: argparse.Namespace, **minimums: Any) -> None:
+def check_minimums(args: argparse.Namespace, *, above: Sequence[str] = (), **minimums: Any) -> None:
     """Raise FeatvizError for the first option of ``args`` below its minimum in ``minimums`` (option name ->
-    minimum), above its maximum (`MAXIMUMS`; any other int option stops at ``INT_LIMIT``), or not finite;
-    options left unset (None) are skipped.
+    minimum; for the names in ``above``, at or below it), above its maximum (`MAXIMUMS`; any other int option
+    stops at ``INT_LIMIT``), or not finite; options left unset (None) are skipped.
 
     Sizes (options whose name ends in ``size``, but for ``--batch-size``) are counted in pixels in the message.
 
@@ -147,6 +149,8 @@ def check_minimums(args: argparse.Namespace, **minimums: Any) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             raise FeatvizError(f"{option} must be a finite number, got {value}")
         got = value if isinstance(value, numbers.Integral) else f"{value:g}"
+        if name in above and not value > minimum:
+            raise FeatvizError(f"{option} must be above {minimum:g}{unit}, got {got}")
         if not value >= minimum:
             raise FeatvizError(f"{option} must be at least {minimum:g}{unit}, got {got}")
         maximum = MAXIMUMS.get(name, INT_LIMIT if isinstance(value, numbers.Integral) else math.inf)
@@ -166,10 +170,10 @@ def check_lr(lr: float | None) -> None:
     Example:
         >>> check_lr(1e308)
         Traceback (most recent call last):
-        featviz.errors.FeatvizError: --lr must be a number above 0 and at most 100 (e.g. 0.05), got 1e+308
+        featviz.errors.FeatvizError: --lr must be a finite number above 0 and at most 100 (e.g. 0.05), got 1e+308
     """
     if lr is not None and not (math.isfinite(lr) and 0 < lr <= MAX_LR):
-        raise FeatvizError(f"--lr must be a number above 0 and at most {MAX_LR:g} (e.g. 0.05), got {lr:g}")
+        raise FeatvizError(f"--lr must be a finite number above 0 and at most {MAX_LR:g} (e.g. 0.05), got {lr:g}")
 
 
 def check_render_fits(
@@ -185,7 +189,7 @@ def check_render_fits(
     (default: ``image_size``, or the model's input size when it takes no other).
 
     Example:
-        >>> check_render_fits(load_model("efficientnet_lite0"), (99999, 99999), option="--image-size")
+        >>> check_render_fits(model, (99999, 99999), option="--image-size")
         Traceback (most recent call last):
         featviz.errors.FeatvizError: a 99999x99999 render of 1 image needs about ... GiB but ... GiB is free on cpu;
         use --image-size ... or less
@@ -204,6 +208,27 @@ def check_render_fits(
     )
 
 
+def check_sizes_fit(model: Model, args: argparse.Namespace, *, images: int = 1, count_option: str = "--batch") -> None:
+    """`check_render_fits` for the options of ``args`` that a command has: the photos read at --image-size (a
+    forward and backward pass), ``images`` renders at --size (default: the model's input size), and the grid
+    cells at --grid-size.
+
+    Example:
+        >>> check_sizes_fit(model, argparse.Namespace(image_size=99999, size=None))
+        Traceback (most recent call last):
+        featviz.errors.FeatvizError: a 99999x99999 render of 1 image needs about ... GiB but ... GiB is free on cpu;
+        use --image-size ... or less
+    """
+    image_size = getattr(args, "image_size", None)
+    if image_size is not None:
+        check_render_fits(model, (image_size, image_size), views=1, parameterized=False, option="--image-size")
+    size = getattr(args, "size", None)
+    check_render_fits(model, (size, size) if size else model.input_size, images=images, count_option=count_option,
+                      transforms=getattr(args, "transforms", "standard"))
+    if getattr(args, "grid_size", None) is not None:
+        check_render_fits(model, (args.grid_size, args.grid_size), option="--grid-size")
+
+
 def check_photo_fits(
     model: Model, photo: torch.Tensor, size: int | None, *, option: str = "--size", **options: Any
 ) -> tuple[int, int]:
@@ -211,10 +236,12 @@ def check_photo_fits(
     after `check_render_fits` (with ``options``) has checked that a render of that size fits.
 
     Example:
-        >>> check_photo_fits(load_model("efficientnet_lite0"), torch.zeros(1, 3, 4000, 2), 64)
+        >>> check_photo_fits(model, torch.zeros(1, 3, 480, 640), 224)
+        (224, 299)
+        >>> check_photo_fits(model, torch.zeros(1, 3, 480, 640), 99999)
         Traceback (most recent call last):
-        featviz.errors.FeatvizError: a 128000x64 render of 1 image needs about ... GiB but ... GiB is free on cpu;
-        the image is 128000x64 pixels: crop it closer to a square
+        featviz.errors.FeatvizError: a 99999x133332 render of 1 image needs about ... GiB but ... GiB is free on cpu;
+        use --size ... or less
     """
     target = resized_shape(tuple(photo.shape[-2:]), photo_size(model, size))
     check_render_fits(model, target, option=option, **options)

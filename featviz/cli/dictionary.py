@@ -8,7 +8,7 @@ from featviz.cli.common import add_model_arguments, add_pass_arguments, check_mi
 from featviz.cli.label import check_images, load_model_from
 from featviz.concepts.dictionary import METHODS, learn_dictionary
 from featviz.errors import FeatvizError
-from featviz.io import ensure_writable_dir
+from featviz.io import check_writable_dir
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -46,15 +46,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """With ``args``, the parsed command line: check the options, learn, print the metrics and the path written."""
-    check_minimums(args, concepts=1, steps=1, train_batch=2, top_k=1, positions=1, size=8, seed=0, batch_size=1)
-    if not args.learning_rate > 0 or not args.sparsity >= 0:
-        raise FeatvizError("--learning-rate must be above 0 and --sparsity at least 0")
+    check_minimums(
+        args, concepts=1, steps=1, train_batch=2, top_k=1, positions=1, size=8, seed=0, batch_size=1, learning_rate=0,
+        sparsity=0, above=["learning_rate"],
+    )
     out = Path(args.out)
     if out.is_dir():
         raise FeatvizError(f"--out '{out}' is a folder; give a file name such as '{out / 'dict.pt'}'")
     if out.suffix != ".pt":
         raise FeatvizError(f"--out '{out}' must end in .pt (so that `featviz render MODEL {out.stem}.pt:0` finds it)")
-    ensure_writable_dir(out.parent)
+    check_writable_dir(out.parent)
     check_images(args.images)
     dictionary = learn_dictionary(
         load_model_from(args), args.layer, args.images.strip(), args.concepts, args.method, out=out,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums, render_settings
+from featviz.cli.common import (
+    add_model_arguments, add_render_arguments, check_minimums, check_sizes_fit, render_settings,
+)
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import check_writable_dir
@@ -49,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable_dir(out.parent if out.suffix.lower() == ".png" else out)
     device = resolve_device(args.device)
     renderer = Renderer(load_model(args.model, weights=args.weights, device=device))
+    check_sizes_fit(renderer.model, args, images=args.count, count_option="--count")
     found = layer_factors(
         renderer, args.layer, args.images, count=args.count, negatives=args.negatives, samples=args.samples,
         positions=args.positions, seed=args.seed, image_size=args.image_size, progress=not args.no_progress,

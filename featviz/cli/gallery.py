@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from featviz.cli.common import add_model_arguments, check_minimums
+from featviz.cli.common import MAXIMUMS, add_model_arguments, check_minimums, render_settings
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.gallery.build import DEFAULT_DIVERSITY_WEIGHT, build_gallery, parse_units
@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     """With ``args``, the parsed command line: check the options, build the gallery and print its summary (rank 0
     only under torchrun)."""
     check_minimums(
-        args, steps=1, batch=1, seed=0, examples=1, thumbnail_size=8, size=8, diversity_size=8, diversity_weight=0
+        args, steps=1, batch=1, seed=0, examples=1, thumbnail_size=8, size=8, diversity_size=8, diversity_weight=0,
+        facet_strength=-MAXIMUMS["facet_strength"],
     )
     if args.units is not None:
         try:
@@ -92,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
         raise FeatvizError("give --layers L1,L2 (see `featviz layers MODEL`), --dictionary DICT.pt, or both")
     device = resolve_device(args.device)
     summary = build_gallery(
-        args.model, args.layers, units=args.units, dictionary=args.dictionary, images=args.images, steps=args.steps, size=args.size,
-        seed=args.seed, out=args.out, batch=args.batch, device=device, progress=not args.no_progress,
+        args.model, args.layers, units=args.units, dictionary=args.dictionary, images=args.images, out=args.out,
+        batch=args.batch, settings=render_settings(args, device=device),
         weights=args.weights, diversity_weight=args.diversity_weight, diversity_size=args.diversity_size,
         examples=args.examples,
         thumbnail_size=args.thumbnail_size,

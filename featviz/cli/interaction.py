@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums, render_settings
+from featviz.cli.common import (
+    add_model_arguments, add_render_arguments, check_minimums, check_render_fits, render_settings,
+)
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import check_writable_dir
@@ -36,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     check_writable_dir(out.parent)
     device = resolve_device(args.device)
     model = load_model(args.model, weights=args.weights, device=device)
+    size = (args.size, args.size) if args.size is not None else model.input_size
+    check_render_fits(model, size, images=len(args.units) * (len(args.units) + 1) // 2)  # one per pair
     result = interaction_grid(model, args.units, settings=render_settings(args, device=device))
     for path in result.save(out):
         print(path)

@@ -5,6 +5,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 from pathlib import Path
 
@@ -72,7 +73,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """With ``args``, the parsed command line: check the options (concept file and images before the model loads),
     label, print and write the labels."""
-    check_minimums(args, top_k=1, runners_up=0, batch_size=1)
+    check_minimums(args, top_k=1, runners_up=0, batch_size=1, temperature=0, prior_weight=0, above=["temperature"])
+    first, last = args.inclusion
+    if not (math.isfinite(first) and math.isfinite(last) and 0 < last <= first <= 1):
+        raise FeatvizError(
+            f"--inclusion FIRST LAST must satisfy 0 < LAST <= FIRST <= 1, like 0.998 0.97; got {first:g} {last:g}"
+        )
     out = Path(args.out) if args.out else None
     if out is not None:
         if out.suffix.lower() not in OUT_FORMATS:

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from featviz import objectives
-from featviz.cli.common import add_model_arguments, check_minimums
+from featviz.cli.common import add_model_arguments, check_minimums, check_render_fits
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import check_writable_dir
@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         check_writable_dir(out.parent)
     prompts = parse_text(args.prompt).prompts
     model = load_model(args.model, weights=args.weights, device=resolve_device(args.device))
+    if out is not None:
+        check_render_fits(model, (args.size, args.size) if args.size is not None else model.input_size, images=args.top)
     for line in prompt_report(model, parse_text(args.prompt)):  # what the prompt became on a classifier
         print(line)
     found = rank_neurons(model, args.layer, prompts, top=args.top)

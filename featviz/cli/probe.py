@@ -5,7 +5,7 @@ import argparse
 import math
 from pathlib import Path
 
-from featviz.cli.common import add_model_arguments, check_minimums
+from featviz.cli.common import add_model_arguments, check_minimums, check_render_fits
 from featviz.concepts.probe import check_image_count, load_probe, train_probe
 from featviz.dataset.folder import ImageFolder
 from featviz.device import resolve_device
@@ -46,11 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """With ``args``, the parsed command line: check every option, fit the probe, print each layer's held-out
     accuracy and the path written."""
-    check_minimums(args, size=8, seed=0, batch_size=1)
+    check_minimums(args, size=8, seed=0, batch_size=1, penalty=0, above=["penalty"])
     if not 0 < args.holdout < 1:
         raise FeatvizError(f"--holdout must be a fraction between 0 and 1 (e.g. 0.25), got {args.holdout:g}")
-    if not (math.isfinite(args.penalty) and args.penalty > 0):
-        raise FeatvizError(f"--penalty must be a finite number above 0 (e.g. 1.0), got {args.penalty:g}")
     layers = [name.strip() for name in args.layers.split(",") if name.strip()]
     if not layers:
         raise FeatvizError("--layers is empty; give comma-separated layer names, e.g. blocks.3.2,blocks.4.2")
@@ -65,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
         raise FeatvizError(f"--out '{out}' is a folder; give a file name such as '{out / 'probe.pt'}'")
     check_writable_dir(out.parent)
     model = load_model(args.model, weights=args.weights, device=resolve_device(args.device))
+    if args.size is not None:  # the images are read at --size, a batch at a time
+        check_render_fits(model, (args.size, args.size), images=args.batch_size, views=1, parameterized=False,
+                          count_option="--batch-size")
     probe = train_probe(
         model, layers, args.positive, args.negative, size=args.size, holdout=args.holdout, penalty=args.penalty,
         seed=args.seed, batch_size=args.batch_size, name=args.name, progress=not args.no_progress,

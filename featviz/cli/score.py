@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from featviz import transforms
 from featviz.cli.common import add_model_arguments, check_minimums
@@ -48,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if args.samples > MAX_SAMPLES:
         raise FeatvizError(f"--samples must be at most {MAX_SAMPLES} (each is a forward pass per image), got {args.samples}")
     check_minimums(args, seed=0, samples=1)
+    if args.natural is not None and not Path(args.natural).is_dir():
+        what = "is not a folder" if Path(args.natural).exists() else "does not exist"
+        raise FeatvizError(f"--natural '{args.natural}' {what}; give a folder of natural photos")
     judges = [name.strip() for name in (args.judges or "").split(",") if name.strip()]
     if args.judges is not None and not judges:
         raise FeatvizError("--judges is empty; give model names separated by commas, e.g. efficientnet_lite1,efficientnet_lite2")

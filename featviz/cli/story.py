@@ -59,9 +59,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """With ``args``, the parsed command line: check the options, compute the story and write the chart, its numbers
     and the example crops."""
-    check_minimums(args, unit=0, per_bucket=1, shown=1, examples=1, crop_size=8, seed=0, batch_size=1)
-    if not args.bucket_width > 0:
-        raise FeatvizError(f"--bucket-width must be > 0 (in standard deviations), got {args.bucket_width:g}")
+    check_minimums(
+        args, unit=0, per_bucket=1, shown=1, examples=1, crop_size=8, seed=0, batch_size=1, bucket_width=0,
+        above=["bucket_width"],
+    )
     if args.concepts is not None and args.labels != "concepts":
         raise FeatvizError("--concepts is only used with --labels concepts")
     concepts = read_concepts(args.concepts) if args.concepts is not None else None

@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from featviz import param
-from featviz.cli.common import add_model_arguments, add_render_arguments, check_minimums, check_photo_fits
+from featviz.cli.common import (
+    add_model_arguments, add_render_arguments, check_minimums, check_photo_fits, render_settings,
+)
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.io import check_writable_dir
@@ -68,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     check_photo_fits(model, painting, side, option="--style-size", parameterized=False, views=1)
     result = style_transfer(
         model, painting, content, style_layers=style_layers, content_layer=args.content_layer,
-        style_weight=args.style_weight, content_weight=args.content_weight, param=args.param, size=args.size,
-        style_size=args.style_size, steps=args.steps, seed=args.seed, device=device, progress=not args.no_progress,
+        style_weight=args.style_weight, content_weight=args.content_weight, style_size=args.style_size,
+        settings=render_settings(args, device=device),
     )
     for path in result.save(out):
         print(path)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import time
 import warnings
@@ -226,18 +225,28 @@ def _batch(samples: Tensor, seed: int, step: int, size: int) -> Tensor:
     return samples[torch.randint(0, samples.shape[0], (min(size, samples.shape[0]),), generator=generator)]
 
 
+def _sample_directions(samples: Tensor, count: int, generator: torch.Generator) -> Tensor:
+    """``count`` unit directions of distinct random samples (repeated when there are fewer samples than that)."""
+    order = torch.randperm(samples.shape[0], generator=generator)
+    chosen = samples[order[torch.arange(count) % samples.shape[0]]]
+    return chosen / chosen.norm(dim=1, keepdim=True).clamp(min=1e-8)
+
+
 def _resample(model: nn.Module, optimizer: torch.optim.Optimizer, dead: Tensor, batch: Tensor) -> None:
-    """Move the ``dead`` features onto the batch's worst-reconstructed samples (and reset their Adam moments)."""
+    """Move the ``dead`` features onto samples of the batch drawn with probability proportional to their squared
+    reconstruction error (and reset their Adam moments)."""
     with torch.no_grad():
         _, _, rebuilt = model(batch)
         errors = (batch - rebuilt).square().sum(1)
-        chosen = batch[errors.topk(min(int(dead.sum()), batch.shape[0])).indices]
+        generator = torch.Generator().manual_seed(int(dead.sum()) * 7919 + batch.shape[0])
+        drawn = torch.multinomial(errors.clamp(min=1e-12), min(int(dead.sum()), batch.shape[0]), generator=generator)
+        chosen = batch[drawn]
         rows = dead.nonzero().flatten()[: chosen.shape[0]]
         directions = chosen / chosen.norm(dim=1, keepdim=True).clamp(min=1e-8)
         linear = model.encoder.final_block[0]
         weights = model.dictionary._weights
         alive = linear.weight[~dead].norm(dim=1).mean() if bool((~dead).any()) else torch.tensor(1.0)
-        for parameter, value in ((weights, directions), (linear.weight, directions * alive), (linear.bias, 0.0)):
+        for parameter, value in ((weights, directions), (linear.weight, 0.2 * alive * directions), (linear.bias, 0.0)):
             parameter[rows] = value
             state = optimizer.state.get(parameter, {})
             for moment in ("exp_avg", "exp_avg_sq"):
@@ -258,9 +267,7 @@ def _train_sae(
         learning_rate, sparsity, seed,
     ]).encode()).hexdigest()
     torch.manual_seed(seed)
-    pick = torch.randperm(samples.shape[0], generator=torch.Generator().manual_seed(seed))[:concepts]
-    init = samples[pick.repeat(math.ceil(concepts / max(1, pick.numel())))[:concepts]]
-    init = init / init.norm(dim=1, keepdim=True).clamp(min=1e-8)
+    init = _sample_directions(samples, concepts, torch.Generator().manual_seed(seed))
     with warnings.catch_warnings():  # overcomplete copies the initial dictionary with torch.tensor(tensor)
         warnings.simplefilter("ignore", UserWarning)
         model = _build(overcomplete, method, dim, concepts, top_k, batch_size, init)

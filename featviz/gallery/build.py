@@ -42,14 +42,17 @@ from featviz.gallery.pictures import write_unit_examples
 from featviz.gallery.site import write_site
 from featviz.gallery.words import WordsLike, write_search_table
 from featviz.device import resolve_device
-from featviz.hooks import IMAGE, ActivationCapture, bind_layers
+from featviz.hooks import IMAGE, ActivationCapture, bind_layers, survey_model
+from featviz.hooks.memory import check_render_memory
 from featviz.io import check_writable_dir, ensure_writable_dir, write_text
 from featviz.models import Model, load_model, weights_fingerprint
 from featviz.objectives import Objective
 from featviz.objectives.dictionary import Dictionary, load_dictionary
 from featviz.objectives.base import Constant
 from featviz.objectives.checks import read
-from featviz.renderer import Renderer, save_png
+from featviz.renderer import Renderer, RenderSettings, save_png
+from featviz.renderer.calls import old_call_forms
+from featviz.renderer.settings import settings_from
 
 CACHE_FOLDER = ".featviz-cache"
 DEFAULT_DIVERSITY_WEIGHT = 2.0
@@ -207,6 +210,18 @@ def _remove_stale_temporaries(site_dir: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+def _check_memory(model: Model, render_size: tuple[int, int], set_size: tuple[int, int], batch: int) -> None:
+    """FeatvizError naming ``size``, ``diversity_size`` or ``batch`` when a batch's renders cannot fit in memory:
+    the positive and negative images of ``batch`` units, then their diversity sets of 4."""
+    found = survey_model(model)
+    for name, side, images in (("size", render_size, 2 * batch), ("diversity_size", set_size, 4 * batch)):
+        check_render_memory(
+            found, device=model.device, image_size=side, images=images, views=1, channels=model.channels,
+            network_size=side if found.takes_other_sizes else tuple(model.input_size), network_dtype=model.dtype,
+            option=name,
+        )
+
+
 def _check_settings(site_dir: Path, settings: dict[str, Any]) -> None:
     """FeatvizError when a manifest in ``site_dir`` was made with other settings (a resume must not mix them)."""
     for path in [site_dir / MANIFEST_NAME, *shard_paths(site_dir)]:
@@ -269,6 +284,7 @@ class _Settings:
     example_size: int
     crop_size: int
     features: dict[str, Dictionary] = field(default_factory=dict)  # page name -> dictionary, for dictionary pages
+    options: dict[str, Any] = field(default_factory=dict)  # param, transforms and optimizer of every render
 
 
 def _unit_goal(layer: str, unit: int, features: dict[str, Dictionary]) -> Objective:
@@ -308,7 +324,7 @@ def _render_batch(
     count = len(units)
     seed = settings.seed + units[0]
     diversity_seed = settings.seed + DIVERSITY * units[0]
-    common = {"steps": settings.steps, "progress": False}
+    common = {**settings.options, "steps": settings.steps, "progress": False}
     goals = [_unit_goal(layer, unit, settings.features) for unit in units]
     source_layer = settings.features[layer].layer if layer in settings.features else layer
     positive = renderer.render(goals, seed=seed, size=settings.size, **common)
@@ -464,19 +480,15 @@ def _done_count(site_dir: Path, layer_units: dict[str, list[int]]) -> int:
     return sum(manifest.is_done(layer, unit) for layer, units in layer_units.items() for unit in units)
 
 
+@old_call_forms(["model", "layers", "units", "images", "steps", "size", "seed", "out", "batch", "device", "progress"])
 def build_gallery(
     model: Model | nn.Module | str,
     layers: str | Sequence[str] | None,
+    *,
     units: str | Sequence[int] | None = None,
     images: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
-    steps: int = 512,
-    size: int | None = None,
-    seed: int = 0,
     out: str | os.PathLike = "gallery",
     batch: int = 16,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-    *,
     weights: str | os.PathLike | None = None,
     diversity_weight: float = DEFAULT_DIVERSITY_WEIGHT,
     diversity_size: int | None = None,
@@ -491,12 +503,16 @@ def build_gallery(
     facet_strength: float = DEFAULT_FACET_STRENGTH,
     story: bool | str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     dictionary: Dictionary | str | os.PathLike | None = None,
+    settings: RenderSettings | None = None,
+    **render: Any,
 ) -> GallerySummary:
     """Render a Microscope-style gallery of ``units`` of each of ``layers`` into the static site ``out``.
 
-    Per unit: the positive and the negative visualization of its channel (``size`` pixels, default the
-    model's input size), a diversity set of 4 (``diversity_size`` pixels, default ``size``; the channel plus
-    ``diversity_weight`` x the unit's positive activation x the diversity among the 4), and, with
+    Every render uses ``settings`` (a `featviz.RenderSettings`: steps, size, seed, param, transforms,
+    optimizer, lr, precision, device, progress; default 512 steps at the model's input size; its fields may
+    also be given as keywords: ``steps=128, size=96``). Per unit: the positive and the negative visualization
+    of its channel (``size`` pixels), a diversity set of 4 (``diversity_size`` pixels, default ``size``; the
+    channel plus ``diversity_weight`` x the unit's positive activation x the diversity among the 4), and, with
     ``images`` (a folder, a list of files, or ``"shipped"`` for the photos inside scikit-image and
     scikit-learn), its ``examples`` top dataset images with the crop where it fires most and its activation
     histogram. ``units`` is None (every channel), a string like ``"0-63"`` or ``"0,5,9"``, or a list.
@@ -531,6 +547,11 @@ def build_gallery(
         ...               labels=True, out="gallery")  # doctest: +SKIP
     """
     started = time.perf_counter()
+    settings = settings_from(settings, RenderSettings(), render, owner="build_gallery")
+    steps, size, seed = settings.steps, settings.size, settings.seed
+    device, progress = settings.device, settings.progress
+    if not (settings.transforms is None or isinstance(settings.transforms, str)):
+        raise FeatvizError("a gallery's transforms must be a preset name such as 'standard' (its manifest records it)")
     features: dict[str, Dictionary] = {}
     if dictionary is not None:
         if not isinstance(dictionary, Dictionary):
@@ -538,9 +559,7 @@ def build_gallery(
         features[dictionary.name] = dictionary
     layer_names = (_layer_list(layers) if layers is not None and (layers or not features) else []) + list(features)
     requested = _unit_request(units)
-    steps = check_int(steps, "steps", 1)
     batch = check_int(batch, "batch", 1)
-    seed = check_int(seed, "seed", 0)
     examples = check_int(examples, "examples", 1)
     example_size = check_int(example_size, "example_size", 8)
     crop_size = check_int(crop_size, "crop_size", 8)
@@ -560,10 +579,11 @@ def build_gallery(
     processes = Processes(resolved_device)
     try:
         loaded = load_model(model, weights=weights, device=resolved_device)
-        renderer = Renderer(loaded)
+        renderer = Renderer(loaded, autocast=settings.autocast)
         model = renderer.model
         render_size = (size, size) if size is not None else tuple(model.input_size)
         set_size = (diversity_size, diversity_size) if diversity_size is not None else render_size
+        _check_memory(model, render_size, set_size, batch)
         channels = _layer_channels(model, layer_names, render_size, features)
         layer_units: dict[str, list[int]] = {}
         for layer in layer_names:
@@ -574,8 +594,10 @@ def build_gallery(
                     f"valid: 0-{channels[layer] - 1}"
                 )
             layer_units[layer] = wanted
-        settings = _Settings(
-            steps, render_size, set_size, seed, float(diversity_weight), examples, example_size, crop_size, features
+        options = settings.render_options()
+        plan_settings = _Settings(
+            steps, render_size, set_size, seed, float(diversity_weight), examples, example_size, crop_size, features,
+            {name: options[name] for name in ("param", "transforms", "optimizer")},
         )
         recorded = {
             "model": model.name, "weights": weights_fingerprint(model)[:16], "steps": steps,
@@ -583,6 +605,11 @@ def build_gallery(
             "diversity_weight": float(diversity_weight), "images": source[1] if source else None,
             "examples": examples if source else None,
         }
+        # recorded when not the defaults, so that galleries made before these options resume as they were
+        recorded.update({
+            name: getattr(settings, name) for name in ("param", "transforms", "optimizer", "lr", "precision")
+            if getattr(settings, name) != getattr(RenderSettings(), name)
+        })
         _check_settings(site_dir, recorded)
         extras = extras_from_options(
             loaded, words, labels, facets, facet_strength, story, source, image_source,
@@ -616,7 +643,8 @@ def build_gallery(
             for work in mine:
                 layer_stats = stats[work.layer] if stats else None
                 for record in _process_batch(
-                    renderer, loaded, work, settings, site_dir, layer_stats, manifest, extras, layer_data.get(work.layer)
+                    renderer, loaded, work, plan_settings, site_dir, layer_stats, manifest, extras,
+                    layer_data.get(work.layer),
                 ):
                     manifest.add(record)
                 manifest.info.update(info)

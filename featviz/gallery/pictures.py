@@ -16,6 +16,11 @@ from featviz.io import atomic_path
 
 
 def save_jpeg(image: Image.Image, path: Path) -> None:
+    """Write ``image`` (converted to RGB unless it is RGB or grey) to ``path`` as a JPEG of quality 90, atomically.
+
+    Example:
+        >>> save_jpeg(Image.new("RGB", (8, 8)), Path("site/images/x.jpg"))  # doctest: +SKIP
+    """
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
     with atomic_path(path) as temporary:
@@ -82,7 +87,13 @@ def write_unit_examples(
 
 
 def make_thumbnail(site_dir: Path, source: str, target: str, size: int) -> str | None:
-    """Make ``target`` a small copy of ``source`` unless it is already newer; None when the source is unreadable."""
+    """Make ``target`` (a path inside ``site_dir``) a copy of the picture ``source`` at most ``size`` pixels a
+    side, unless it is already newer; return ``target``, or None (with a warning) when the source is unreadable.
+
+    Example:
+        >>> make_thumbnail(Path("site"), "images/conv1/7/positive.png", "images/conv1/7/thumbnail.png", 64)  # doctest: +SKIP
+        'images/conv1/7/thumbnail.png'
+    """
     source_path, target_path = site_dir / source, site_dir / target
     try:
         if target_path.exists() and target_path.stat().st_mtime_ns >= source_path.stat().st_mtime_ns:

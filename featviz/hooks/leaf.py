@@ -17,6 +17,7 @@ class LeafOutput:
     ``tensor`` is the layer's output at its first call in the forward pass, detached and requiring grad; the
     network goes on with a copy, so that it may change its copy in place (``out += identity``) without touching the
     leaf. ``gradient(value)`` is ``d value / d tensor`` (None when ``value`` does not depend on the layer).
+    ``layer`` names the layer and ``need`` what the caller computes, in errors (see `leaf_output`).
 
     Example:
         >>> network = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))

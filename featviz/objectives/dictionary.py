@@ -302,7 +302,7 @@ def load_dictionary(
     settings = {key: saved[key] for key in ("encoder", "encoder_bias", "mean", "scale", "threshold", "top_k", "layer",
                                             "model_name", "fingerprint", "layout", "normalization", "method",
                                             "metrics") if key in saved}
-    dictionary = Dictionary(saved["decoder"], name=path.stem if path.stem != "dict" else None, **settings)
+    dictionary = Dictionary(saved["decoder"], name=path.stem, **settings)
     if model is not None or layer is not None:
         dictionary.check_model(model, layer)
     return dictionary

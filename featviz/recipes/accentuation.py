@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from featviz.errors import FeatvizError, check_int
+from featviz.errors import FeatvizError
 from featviz.hooks import IMAGE, ActivationCapture, RedirectedReLU, bind_layers, survey_model
 from featviz.models import Model
 from featviz.objectives import Objective
@@ -27,14 +27,18 @@ from featviz.objectives.binding import ObjectiveLike, bind_objective, parse_obje
 from featviz.objectives.checks import read
 from featviz.param import Fourier
 from featviz.dataset.photo import PhotoLike, load_photo, photo_size
-from featviz.recipes.inversion import OnImages, PhotoComparison, PhotoPair, TransformsLike
-from featviz.recipes._calls import old_call_forms
-from featviz.renderer import Renderer, RenderResult
+from featviz.recipes.inversion import OnImages, PhotoComparison, PhotoPair
+from featviz.renderer.calls import old_call_forms
+from featviz.renderer import Renderer, RenderResult, RenderSettings
+from featviz.renderer.settings import settings_from
 
 # the stride-8 output of EfficientNet-Lite, like the paper's mixed3a of InceptionV1 (also stride 8)
 DEFAULT_REGULARIZATION_LAYERS = {name: "blocks.2" for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")}
 # Faccent's views add Gaussian pixel noise of this deviation; the regularizer's starting gradient is measured with it
 BALANCE_NOISE = 0.02
+
+#: The render settings of `accentuate` unless others are given.
+ACCENTUATION_SETTINGS = RenderSettings(steps=128, transforms="standard")
 
 
 class _Distance(PhotoComparison):
@@ -102,14 +106,10 @@ def accentuate(
     *,
     regularization_layer: str | None = None,
     balance: float = 1.0,
-    size: int | Sequence[int] | None = None,
-    steps: int = 128,
-    transforms: TransformsLike = "standard",
     decay: float = 1.3,
-    seed: int = 0,
     importance: bool = True,
-    device: str | torch.device | None = None,
-    progress: bool = True,
+    settings: RenderSettings | None = None,
+    **render: Any,
 ) -> RenderResult:
     """Accentuate in a photo what ``objective`` responds to: the photo, changed just enough to raise the unit.
 
@@ -127,8 +127,10 @@ def accentuate(
     ``importance`` (default) the result carries MACO's importance map (``result.importance``, saved with
     ``result.save(path, importance=True)``): where in the photo the optimization changed what the unit sees.
     ``seed`` seeds the parameterization, the random transforms (objective ``i``'s use ``seed + i``) and the
-    balance's pixel noise;
-    ``device`` defaults to the model's; ``progress`` shows a progress bar.
+    balance's pixel noise. ``size``, ``steps``, ``transforms``, ``seed``, ``optimizer``, ``lr``, ``precision``,
+    ``device`` and ``progress`` come from ``settings`` (a `featviz.RenderSettings`; default
+    ``ACCENTUATION_SETTINGS``: 128 steps, "standard"; each field may also be given as a keyword); its ``param``
+    must be None or "fft", the Fourier image started from the photo.
 
     Example:
         >>> from skimage import data
@@ -137,14 +139,18 @@ def accentuate(
         >>> result.images.shape, result.importance.shape     # a 451 x 300 photo keeps its aspect
         (torch.Size([1, 3, 32, 48]), torch.Size([1, 32, 48]))
     """
-    steps = check_int(steps, "steps", 1)
-    seed = check_int(seed, "seed", 0)
+    settings = settings_from(settings, ACCENTUATION_SETTINGS, render, owner="accentuate")
+    seed, size = settings.seed, settings.size
+    if settings.param not in (None, "fft", "fourier"):
+        raise FeatvizError(
+            f"accentuate optimizes a Fourier image started from the photo; param must be None or 'fft', not {settings.param!r}"
+        )
     if isinstance(balance, bool) or not isinstance(balance, (int, float)) or not math.isfinite(balance) or balance < 0:
         raise FeatvizError(f"balance must be a finite number >= 0 (0: no regularization), not {balance!r}")
     if not isinstance(importance, bool):
         raise FeatvizError(f"importance must be True or False, not {importance!r}")
     goals = parse_objectives(objective)
-    renderer = Renderer(model, device=device)
+    renderer = Renderer(model, **settings.renderer_options())
     prepared = renderer.model
     layer = regularization_layer if regularization_layer is not None else \
         DEFAULT_REGULARIZATION_LAYERS.get(prepared.name, IMAGE)
@@ -153,12 +159,14 @@ def accentuate(
     photo = load_photo(image, photo_size(prepared, size), prepared.channels)
     picture = Fourier(tuple(photo.shape[-2:]), batch=len(goals), channels=prepared.channels, decay=decay, seed=seed,
                       init_image=photo, device=renderer.device)
+    transforms = "standard" if settings.transforms is None else settings.transforms
     pair = PhotoPair(renderer, photo, transforms=transforms, seeds=[seed + index for index in range(len(goals))])
     target = OnImages(stack(goals) if len(goals) > 1 else goals[0], pair)
     goal = target
     if balance > 0:
         goal = target - _Distance(layer, balance * _balance_weights(prepared, goals, photo, layer, seed), pair)
-    return pair.render(goal, picture, steps=steps, progress=progress, importance=importance)
+    return pair.render(goal, picture, steps=settings.steps, progress=settings.progress, importance=importance,
+                       optimizer=settings.optimizer_factory())
 
 
 __all__ = ["accentuate"]

@@ -39,7 +39,7 @@ from featviz.recipes.blocks_figure import (
     save_picture,
 )
 from featviz.recipes.factors import NEGATIVES, fit_nmf, nmf_features
-from featviz.recipes._calls import old_call_forms
+from featviz.renderer.calls import old_call_forms
 from featviz.renderer import Renderer, RenderResult, RenderSettings
 from featviz.renderer.settings import settings_from
 from featviz.renderer.image import save_png, to_pil

@@ -32,7 +32,7 @@ from featviz.errors import FeatvizError, check_int
 from featviz.hooks import bind_layers
 from featviz.models import Model, load_model
 from featviz.recipes.atlas.sampling import ActivationSample, ImagesLike, sample_activations
-from featviz.recipes._calls import old_call_forms
+from featviz.renderer.calls import old_call_forms
 from featviz.renderer import Renderer, RenderResult, RenderSettings
 from featviz.renderer.settings import settings_from
 

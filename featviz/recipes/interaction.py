@@ -19,7 +19,7 @@ from featviz.objectives.shorthand import objective as parse_objective
 from featviz.objectives.shorthand import parse
 from featviz.param.arguments import check_size
 from featviz.param.shared import DEFAULT_FACTORS, Shared
-from featviz.recipes._calls import old_call_forms
+from featviz.renderer.calls import old_call_forms
 from featviz.renderer import Renderer, RenderResult, RenderSettings
 from featviz.renderer.settings import settings_from
 

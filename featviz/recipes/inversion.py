@@ -10,7 +10,7 @@ views here are shared by the other photo recipes (style transfer, accentuation).
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,13 +19,14 @@ from torch import Tensor, nn
 from featviz import param as param_module
 from featviz import transforms as transforms_module
 from featviz.dataset.photo import PhotoLike, load_photo, photo_size
-from featviz.errors import FeatvizError, check_int
+from featviz.errors import FeatvizError
 from featviz.hooks import IMAGE, ActivationCapture, bind_layers, survey_model
 from featviz.models import Model
 from featviz.objectives import Objective
 from featviz.objectives.checks import read
-from featviz.recipes._calls import old_call_forms
-from featviz.renderer import Renderer, RenderResult
+from featviz.renderer.calls import old_call_forms
+from featviz.renderer import Renderer, RenderResult, RenderSettings
+from featviz.renderer.settings import settings_from
 from featviz.transforms import Compose, RandomSource
 
 TransformsLike = str | Compose | Callable | Sequence[Callable] | None
@@ -33,6 +34,8 @@ TransformsLike = str | Compose | Callable | Sequence[Callable] | None
 MODES = ("caricature", "inversion")
 _EPSILON = 1e-8
 _COSINE_FLOOR = 0.1
+#: The render settings of `caricature` unless others are given.
+CARICATURE_SETTINGS = RenderSettings(steps=512, param="fft", transforms="standard")
 
 
 class PhotoPair:
@@ -220,13 +223,8 @@ def caricature(
     *,
     cossim_pow: float = 1.0,
     mode: str = "caricature",
-    size: int | Sequence[int] | None = None,
-    steps: int = 512,
-    param: str = "fft",
-    transforms: TransformsLike = "standard",
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    progress: bool = True,
+    settings: RenderSettings | None = None,
+    **render: Any,
 ) -> RenderResult:
     """Render what ``layer`` sees in a photo: reproduced (``mode="inversion"``) or exaggerated (``"caricature"``).
 
@@ -240,7 +238,9 @@ def caricature(
     (lucid's dot times cosine power: 0 pushes the photo's pattern as far as it goes, larger values keep the
     image closer to the photo's own pattern); inversion maximizes ``-|a - p|^2 / |p|^2`` (``cossim_pow`` unused).
     Returns a `RenderResult` whose ``history`` is that score per step (1 for caricature and 0 for inversion mean
-    the photo's activations exactly). ``device`` defaults to the model's; ``progress`` shows a progress bar.
+    the photo's activations exactly). ``size``, ``steps``, ``param``, ``transforms``, ``seed``, ``optimizer``,
+    ``lr``, ``precision``, ``device`` and ``progress`` come from ``settings`` (a `featviz.RenderSettings`;
+    default ``CARICATURE_SETTINGS``: 512 steps, "fft", "standard"; each field may also be given as a keyword).
 
     Example:
         >>> from skimage import data
@@ -256,15 +256,17 @@ def caricature(
     layers = [layer] if isinstance(layer, str) else list(layer)
     if not layers or not all(isinstance(name, str) and name for name in layers):
         raise FeatvizError(f"layer must be a layer name or a list of layer names, not {layer!r}")
-    steps = check_int(steps, "steps", 1)
-    seed = check_int(seed, "seed", 0)
-    renderer = Renderer(model, device=device)
-    photo = load_photo(image, photo_size(renderer.model, size), renderer.model.channels)
-    picture = param_module.create(param, tuple(photo.shape[-2:]), batch=len(layers), channels=renderer.model.channels,
-                                  seed=seed, device=renderer.device)
+    settings = settings_from(settings, CARICATURE_SETTINGS, render, owner="caricature")
+    seed = settings.seed
+    renderer = Renderer(model, **settings.renderer_options())
+    photo = load_photo(image, photo_size(renderer.model, settings.size), renderer.model.channels)
+    picture = param_module.create(settings.param or "fft", tuple(photo.shape[-2:]), batch=len(layers),
+                                  channels=renderer.model.channels, seed=seed, device=renderer.device)
+    transforms = "standard" if settings.transforms is None else settings.transforms
     pair = PhotoPair(renderer, photo, transforms=transforms, seeds=[seed + index for index in range(len(layers))])
     goal = _Caricature(layers, mode, float(cossim_pow), pair)
-    return pair.render(goal, picture, steps=steps, progress=progress)
+    return pair.render(goal, picture, steps=settings.steps, progress=settings.progress,
+                       optimizer=settings.optimizer_factory())
 
 
 __all__ = ["caricature"]

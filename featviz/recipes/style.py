@@ -9,26 +9,29 @@ in the Fourier, colour-decorrelated parameterization (``param="fft"``, the defau
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from featviz import param as param_module
-from featviz.errors import FeatvizError, check_int
+from featviz.errors import FeatvizError
 from featviz.hooks import ActivationCapture, bind_layers, survey_model
 from featviz.models import Model, load_model
 from featviz.objectives.checks import read
 from featviz.dataset.photo import PhotoLike, load_photo, photo_size
-from featviz.recipes.inversion import PhotoComparison, PhotoPair, TransformsLike
-from featviz.recipes._calls import old_call_forms
-from featviz.renderer import Renderer, RenderResult
+from featviz.recipes.inversion import PhotoComparison, PhotoPair
+from featviz.renderer.calls import old_call_forms
+from featviz.renderer import Renderer, RenderResult, RenderSettings
+from featviz.renderer.settings import settings_from
 
 # EfficientNet-Lite's block outputs at strides 2, 4, 8 and 16 carry the style (from colours and strokes to small
 # motifs); the content is the stride-16 output of the last block there, where shapes are kept but not textures.
 EFFICIENTNET_LITE_LAYERS = {"style": ("blocks.0", "blocks.1", "blocks.2", "blocks.3"), "content": "blocks.4"}
 DEFAULT_LAYERS = {name: EFFICIENTNET_LITE_LAYERS for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")}
 _EPSILON = 1e-12
+#: The render settings of `style_transfer` unless others are given.
+STYLE_SETTINGS = RenderSettings(steps=512, param="fft", transforms="none")
 
 
 class TransferLosses(NamedTuple):
@@ -118,14 +121,9 @@ def style_transfer(
     content_layer: str | None = None,
     style_weight: float = 1.0,
     content_weight: float = 1.0,
-    param: str = "fft",
-    size: int | Sequence[int] | None = None,
     style_size: int | Sequence[int] | None = None,
-    steps: int = 512,
-    transforms: TransformsLike = "none",
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    progress: bool = True,
+    settings: RenderSettings | None = None,
+    **render: Any,
 ) -> RenderResult:
     """Paint the ``content`` photo in the style of the ``style`` image, optimizing in a decorrelated space.
 
@@ -139,7 +137,9 @@ def style_transfer(
     ``blocks.0`` to ``blocks.3`` and the content layer ``blocks.4``; other models need both given. ``param`` is
     "fft" (default, Distill's decorrelated Fourier space) or "pixel" (the baseline it improves on), or any other
     kind. ``transforms`` default to "none" (the content photo's activations are then computed once); random ones
-    are applied to the content photo alike. ``device`` defaults to the model's; ``progress`` shows a progress bar.
+    are applied to the content photo alike. These and ``size``, ``steps``, ``seed``, ``optimizer``, ``lr``,
+    ``precision``, ``device`` and ``progress`` come from ``settings`` (a `featviz.RenderSettings`; default
+    ``STYLE_SETTINGS``: 512 steps, "fft", transforms "none"; each field may also be given as a keyword).
 
     Example:
         >>> from skimage import data
@@ -148,22 +148,23 @@ def style_transfer(
         >>> result.images.shape                       # a 451 x 300 photo keeps its aspect
         torch.Size([1, 3, 32, 48])
     """
-    steps = check_int(steps, "steps", 1)
-    seed = check_int(seed, "seed", 0)
+    settings = settings_from(settings, STYLE_SETTINGS, render, owner="style_transfer")
+    seed, size = settings.seed, settings.size
     style_weight = _check_weight(style_weight, "style_weight")
     content_weight = _check_weight(content_weight, "content_weight")
-    renderer = Renderer(model, device=device)
+    renderer = Renderer(model, **settings.renderer_options())
     prepared = renderer.model
     styles, content_name = _layers(prepared, style_layers, content_layer)
     photo = load_photo(content, photo_size(prepared, size), prepared.channels)
     side = min(photo.shape[-2:]) if style_size is None else style_size
     painting = load_photo(style, side, prepared.channels)
     grams = {name: gram_matrix(value) for name, value in _activations(prepared, painting, styles).items()}
-    picture = param_module.create(param, tuple(photo.shape[-2:]), channels=prepared.channels, seed=seed,
-                                  device=renderer.device)
-    pair = PhotoPair(renderer, photo, transforms=transforms, seeds=[seed])
+    picture = param_module.create(settings.param or "fft", tuple(photo.shape[-2:]), channels=prepared.channels,
+                                  seed=seed, device=renderer.device)
+    pair = PhotoPair(renderer, photo, transforms="none" if settings.transforms is None else settings.transforms, seeds=[seed])
     goal = _StyleTransfer(grams, content_name, style_weight, content_weight, pair)
-    return pair.render(goal, picture, steps=steps, progress=progress)
+    return pair.render(goal, picture, steps=settings.steps, progress=settings.progress,
+                       optimizer=settings.optimizer_factory())
 
 
 def transfer_losses(

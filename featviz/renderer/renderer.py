@@ -10,6 +10,7 @@ import contextlib
 import copy
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
@@ -34,6 +35,30 @@ AUTOCAST_DTYPES = (torch.bfloat16, torch.float16)
 
 class NonFiniteObjectiveError(FeatvizError):
     """The objective became NaN or infinite during a render; nothing was saved."""
+
+
+@dataclass
+class _Run:
+    """One render as `Renderer.render` prepared it for the optimization loop: the network and the bound
+    objectives, the image, the transforms with their random source, the optimizer, the steps (and those
+    whose images are kept, ``wanted``), the images' count and views, and the loop's switches."""
+
+    network: Model
+    bound: Any
+    image_param: nn.Module
+    augment: Callable
+    source: Any
+    optim: torch.optim.Optimizer
+    steps: int
+    wanted: list[int]
+    seed: int
+    count: int
+    views: int
+    has_alpha: bool
+    redirect_relu_steps: int
+    progress: bool
+    goals: list[Objective]
+    importance: bool
 
 
 class Renderer:
@@ -187,16 +212,17 @@ class Renderer:
             except (ValueError, TypeError) as error:  # torch.optim rejects a bad learning rate with ValueError
                 raise FeatvizError(f"the optimizer could not be created: {error}") from None
         wanted = sorted({int(t) for t in (thresholds or ()) if 1 <= int(t) <= steps})
-        return self._loop(
-            network, bound, image_param, augment, source, optim, steps, wanted, seed, count, views, has_alpha,
-            redirect_relu_steps, progress, goals, importance,
-        )
+        return self._loop(_Run(
+            network=network, bound=bound, image_param=image_param, augment=augment, source=source, optim=optim,
+            steps=steps, wanted=wanted, seed=seed, count=count, views=views, has_alpha=has_alpha,
+            redirect_relu_steps=redirect_relu_steps, progress=progress, goals=goals, importance=importance,
+        ))
 
-    def _loop(
-        self, network: Model, bound: Any, image_param: nn.Module, augment: Callable, source: Any,
-        optim: torch.optim.Optimizer, steps: int, wanted: list[int], seed: int, count: int, views: int,
-        has_alpha: bool, redirect_relu_steps: int, progress: bool, goals: list[Objective], importance: bool = False,
-    ) -> RenderResult:
+    def _loop(self, run: _Run) -> RenderResult:
+        network, bound, image_param, augment, source = run.network, run.bound, run.image_param, run.augment, run.source
+        optim, steps, wanted, seed, count, views = run.optim, run.steps, run.wanted, run.seed, run.count, run.views
+        has_alpha, goals, importance = run.has_alpha, run.goals, run.importance
+        redirect_relu_steps, progress = run.redirect_relu_steps, run.progress
         device, channels = self.device, self.model.channels
         target = bound.target
         snapshots: dict[int, torch.Tensor] = {}

@@ -84,6 +84,8 @@ def exact_layers(model: Any) -> set[str]:
     tower = text_tower(model)
     network = model.network
     found = {tower.image_layer}
+    if callable(getattr(tower, "exact_layers", None)):  # a tower that knows more (a classifier's: its pooled layer)
+        found |= set(tower.exact_layers())
     if tower.image_layer == OUTPUT:
         if hasattr(network, "attnpool"):
             found |= {"attnpool", "layer4"}

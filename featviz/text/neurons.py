@@ -9,6 +9,7 @@ from typing import Any, Sequence
 from featviz.errors import FeatvizError, check_int
 from featviz.hooks import OUTPUT
 from featviz.text.directions import find_text_direction, fit_linear_map, reference_images
+from featviz.text.sentence import ClassTextTower
 
 CLASSES_SHOWN = 3
 
@@ -29,8 +30,10 @@ def rank_neurons(
     """The ``top`` units of ``layer`` with the largest weight along the text direction of ``prompts`` (with
     ``templates``; see `featviz.text.find_text_direction`) in ``model``, best first.
 
-    For a model with class names, each unit also lists the classes it drives most: the largest weights of a
-    ridge map from the layer's pooled activations to the logits, fitted on the shipped photos and crops.
+    For a model with class names, each unit also lists the classes it drives most: its largest class weights
+    where the layer is pooled straight into the classifier (``bn2``, ``global_pool`` on EfficientNet-Lite), else
+    the largest weights of a ridge map from the layer's pooled activations to the logits, fitted on the shipped
+    photos and crops.
 
     Example:
         >>> clip = featviz.load_model("open_clip:featviz-tiny-RN", weights="random")   # a tiny random CLIP
@@ -44,7 +47,12 @@ def rank_neurons(
     count = min(top, scores.numel())
     values, units = scores.topk(count)
     drives = None
-    if model.labels is not None:
+    tower = getattr(model, "text", None)
+    if isinstance(tower, ClassTextTower) and layer in tower.exact_layers():
+        # Pooled straight into the classifier: what a unit drives is its column of the class weights, exactly.
+        weights = model.get_layer(tower.classifier).weight.detach().t().float().cpu()
+        drives = weights[units].topk(min(CLASSES_SHOWN, weights.shape[1]), dim=1).indices
+    elif model.labels is not None:
         weights, _ = fit_linear_map(model, layer, OUTPUT, reference_images(model))
         if weights.shape[1] != len(model.labels):
             raise FeatvizError(

@@ -451,6 +451,7 @@ class ClassTextTower(TextTower):
         # submodule of the tower nor counted twice in the Model's state dict.
         object.__setattr__(self, "_network", model.network)
         self._image_layer: str | None = None
+        self._exact_layers: frozenset[str] | None = None
         self._keys: tuple[Tensor, Tensor] | None = None
         self._exact: dict[str, list[int]] = {}
         names, _ = class_vocabulary(self.labels)
@@ -482,6 +483,8 @@ class ClassTextTower(TextTower):
             >>> sorted(model.text.exact_layers())
             ['bn2', 'global_pool']
         """
+        if self._exact_layers is not None:
+            return set(self._exact_layers)
         found = {self.image_layer}
         pool = self._network.get_submodule(self.image_layer)
         kind = getattr(pool, "pool_type", "avg" if isinstance(pool, nn.AdaptiveAvgPool2d) else None)
@@ -492,6 +495,7 @@ class ClassTextTower(TextTower):
             calls = feeding_layers(self._network, sample, [self.image_layer])
             if calls and calls[0][0] is not None:
                 found.add(calls[0][0])
+        self._exact_layers = frozenset(found)
         return found
 
     def keys(self) -> tuple[Tensor, Tensor]:

@@ -16,6 +16,13 @@ from featviz.renderer import Renderer, RenderSettings
 
 
 def grids(grid: int | Sequence[int], levels: int) -> list[int]:
+    """The grid sizes of an atlas, coarsest first: ``grid`` (the finest, cells a side) and ``levels - 1`` halvings
+    below it (never under 2), or ``grid`` itself when it is a list of sizes.
+
+    Example:
+        >>> grids(20, 3), grids([16, 8, 16], 1)
+        ([5, 10, 20], [8, 16])
+    """
     if isinstance(grid, (int, np.integer)) and not isinstance(grid, bool):
         finest = check_int(grid, "grid", 2)
         levels = check_int(levels, "levels", 1)
@@ -30,7 +37,14 @@ def grids(grid: int | Sequence[int], levels: int) -> list[int]:
 
 
 def cells(coordinates: Tensor, vectors: Tensor, grid: int, min_count: int) -> AtlasLevel:
-    """The cells of a ``grid x grid`` cut of the unit square holding at least ``min_count`` points each."""
+    """The level of a ``grid x grid`` cut of the unit square: the cells holding at least ``min_count`` of the
+    points ``coordinates`` ``(N, 2)`` (x, y in ``[0, 1]``), with the mean of their ``vectors`` ``(N, C)``.
+
+    Example:
+        >>> level = cells(torch.tensor([[0.1, 0.1], [0.2, 0.2], [0.9, 0.1]]), torch.eye(3), 2, 1)
+        >>> level.cells.tolist(), level.counts.tolist()
+        ([[0, 0], [0, 1]], [2, 1])
+    """
     column = (coordinates[:, 0] * grid).floor().clamp(0, grid - 1).long()
     row = (coordinates[:, 1] * grid).floor().clamp(0, grid - 1).long()
     flat = row * grid + column
@@ -46,8 +60,14 @@ def render_cells(
     renderer: Renderer, layer: str, vectors: Tensor, *, settings: RenderSettings, batch: int, cossim_pow: float,
     processes: Processes,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Render each row of ``vectors`` as a direction at the layer's centre with ``settings``; cell ``i`` uses seed
-    ``settings.seed + i`` (fixed batches of ``batch``, shared among processes)."""
+    """Render each row of ``vectors`` as a direction of ``layer`` at its centre (``direction_neuron`` with
+    ``cossim_pow``) with ``renderer`` and ``settings``; cell ``i`` uses seed ``settings.seed + i`` (fixed batches
+    of ``batch``, shared among ``processes``). Returns the images, each render's final value and its seed.
+
+    Example:
+        >>> render_cells(Renderer(model), "blocks.4", torch.rand(3, 112), settings=RenderSettings(steps=64),
+        ...              batch=32, cossim_pow=1.0, processes=Processes("cpu"))  # doctest: +SKIP
+    """
     from tqdm.auto import tqdm
 
     starts = list(range(0, len(vectors), batch))
@@ -70,3 +90,6 @@ def render_cells(
     values = torch.cat([piece[2] for piece in pieces])
     seeds = torch.arange(len(vectors), dtype=torch.int64) + seed
     return images, values, seeds
+
+
+__all__ = ["cells", "grids", "render_cells"]

@@ -12,7 +12,7 @@ from featviz.dataset.processes import Processes
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError, check_int
 from featviz.models import Model, load_model
-from featviz.recipes._calls import old_call_forms
+from featviz.renderer.calls import old_call_forms
 from featviz.recipes.atlas.cells import grids as atlas_grids
 from featviz.recipes.atlas.cells import cells as atlas_cells
 from featviz.recipes.atlas.cells import render_cells
@@ -74,7 +74,7 @@ def activation_atlas(
         ([2, 4], torch.Size([3, 32, 32]))
     """
     settings = settings_from(settings, DEFAULT_SETTINGS, render_settings, owner="activation_atlas")
-    steps, size, seed, device, progress = settings.steps, settings.size, settings.seed, settings.device, settings.progress
+    size, seed, device, progress = settings.size, settings.seed, settings.device, settings.progress
     grids = atlas_grids(grid, levels)
     if layout not in LAYOUTS:
         raise FeatvizError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
@@ -121,8 +121,8 @@ def activation_atlas(
                 renderer = Renderer(loaded, autocast=settings.autocast)
             vectors = torch.cat([level.vectors for level in atlas_levels])
             rendered, values, seeds = render_cells(
-                renderer, layer, vectors, settings=settings.replace(size=size), batch=batch, cossim_pow=float(cossim_pow),
-                processes=processes,
+                renderer, layer, vectors, settings=settings.replace(size=size), batch=batch,
+                cossim_pow=float(cossim_pow), processes=processes,
             )
             start = 0
             for level in atlas_levels:
@@ -132,7 +132,7 @@ def activation_atlas(
             seconds["render"] = time.perf_counter() - started
         record = {
             "samples": samples, "positions": positions, "layout": layout, "grids": grids, "min_count": min_count,
-            "label": sample.label, "top": top if label is not None else None, "steps": steps if render else None,
+            "label": sample.label, "top": top if label is not None else None, "steps": settings.steps if render else None,
             "size": size if render else None, "seed": seed, "cossim_pow": float(cossim_pow),
             "image_size": folder.size,
         }

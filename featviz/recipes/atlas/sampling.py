@@ -19,7 +19,7 @@ from featviz.device import resolve_device
 from featviz.errors import FeatvizError, check_int
 from featviz.hooks import IMAGE, OUTPUT, ActivationCapture, bind_layers, channels_first, leaf_output
 from featviz.models import Model, load_model
-from featviz.recipes._calls import old_call_forms
+from featviz.renderer.calls import old_call_forms
 
 ModelLike = Model | nn.Module | str
 ImagesLike = ImageFolder | str | os.PathLike | Sequence[str | os.PathLike]

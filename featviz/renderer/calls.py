@@ -1,5 +1,5 @@
-"""The shape every recipe shares, ``recipe(model, target, inputs, *, options)``, and the old call forms it still
-accepts for one release (with a DeprecationWarning)."""
+"""The shape every recipe and the gallery share, ``recipe(model, target, inputs, *, options)`` (render options in
+one `RenderSettings`), and the old call forms they still accept for one release, with a DeprecationWarning."""
 from __future__ import annotations
 
 import functools
@@ -12,7 +12,7 @@ from torch import nn
 
 from featviz.models import Model, list_models
 from featviz.models.registry import list_sources
-from featviz.renderer import Renderer
+from featviz.renderer.renderer import Renderer
 
 Function = TypeVar("Function", bound=Callable[..., Any])
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
@@ -68,7 +68,9 @@ def old_call_forms(old: Sequence[str], defaults: Mapping[str, Any] | None = None
             if not old_order and len(args) <= len(positional):
                 return function(*args, **kwargs)
             if len(args) > len(old):
-                raise TypeError(f"{function.__name__}() takes {len(positional)} positional arguments but {len(args)} were given")
+                raise TypeError(
+                    f"{function.__name__}() takes {len(positional)} positional arguments but {len(args)} were given"
+                )
             given = dict(zip(old, args))
             twice = sorted(set(given) & set(kwargs))
             if twice:
@@ -78,7 +80,7 @@ def old_call_forms(old: Sequence[str], defaults: Mapping[str, Any] | None = None
                 f"release; call {function.__name__}({', '.join(positional)}, *, options)",
                 DeprecationWarning, stacklevel=2,
             )
-            filled = {name: value for name, value in (defaults or {}).items() if name not in given and name not in kwargs}
+            filled = {name: value for name, value in (defaults or {}).items() if name not in {*given, *kwargs}}
             return function(**given, **filled, **kwargs)
 
         return call  # type: ignore[return-value]
@@ -86,4 +88,4 @@ def old_call_forms(old: Sequence[str], defaults: Mapping[str, Any] | None = None
     return decorate
 
 
-__all__: list[str] = []
+__all__ = ["names_a_model", "old_call_forms"]
