@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import warnings
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from featviz.errors import FeatvizError
 PLAIN_MODES = ("L", "LA", "RGB", "RGBA")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
 _WIDE_INTEGER_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_OPENING = threading.Lock()
 
 
 def open_image(path: str | os.PathLike, mode: str | None = None, *, draft_size: int | None = None) -> Image.Image:
@@ -33,10 +35,10 @@ def open_image(path: str | os.PathLike, mode: str | None = None, *, draft_size: 
 
     Example:
         >>> import numpy as np
-        >>> Image.fromarray(np.full((4, 6), 65535, np.uint16)).save("grey16.png")
+        >>> Image.fromarray(np.full((4, 6), 32768, np.uint16)).save("grey16.png")   # 16-bit mid grey
         >>> picture = open_image("grey16.png", "RGB")
         >>> picture.size, picture.getpixel((0, 0))
-        ((6, 4), (255, 255, 255))
+        ((6, 4), (128, 128, 128))
     """
     path = Path(path)
     try:
@@ -46,14 +48,16 @@ def open_image(path: str | os.PathLike, mode: str | None = None, *, draft_size: 
     if not stat.S_ISREG(status.st_mode):
         raise FeatvizError(f"image '{path}' is not a regular file; give an image file (PNG, JPEG, ...)")
     try:
-        with warnings.catch_warnings():
+        # Opening reads the header only; the filters are process-wide, so threads that decode take turns here.
+        with _OPENING, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                if draft_size is not None and mode in ("RGB", "L") and image.format == "JPEG":
-                    image.draft(mode, (draft_size, draft_size))
-                image.load()
-                text = dict(getattr(image, "text", None) or {})
-                upright = ImageOps.exif_transpose(image)
+            opened = Image.open(path)
+        with opened as image:
+            if draft_size is not None and mode in ("RGB", "L") and image.format == "JPEG":
+                image.draft(mode, (draft_size, draft_size))
+            image.load()
+            text = dict(getattr(image, "text", None) or {})
+            upright = ImageOps.exif_transpose(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise FeatvizError(
             f"image '{path}' declares more than {Image.MAX_IMAGE_PIXELS} pixels (a decompression bomb?); give a "

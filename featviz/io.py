@@ -92,10 +92,14 @@ def check_writable_dir(folder: str | os.PathLike, option: str = "--out") -> Path
     existing = folder.absolute()
     while not existing.exists() and existing != existing.parent:
         if existing.is_symlink():  # a dangling link: mkdir would fail on it
-            raise FeatvizError(f"cannot create output folder '{folder}': '{existing}' is a broken link; choose another {option} path")
+            raise FeatvizError(
+                f"cannot create output folder '{folder}': '{existing}' is a broken link; choose a writable {option} path"
+            )
         existing = existing.parent
     if not existing.is_dir():
-        raise FeatvizError(f"cannot create output folder '{folder}': '{existing}' is not a folder; choose another {option} path")
+        raise FeatvizError(
+            f"cannot create output folder '{folder}': '{existing}' is not a folder; choose a writable {option} path"
+        )
     if not os.access(existing, os.W_OK | os.X_OK):
         what = "is not writable" if existing == folder.absolute() else f"cannot be created in '{existing}'"
         raise FeatvizError(f"output folder '{folder}' {what}; choose a writable {option} path")

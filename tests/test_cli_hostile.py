@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import featviz.cli.label
 import featviz.cli.story
 import featviz.hooks.memory
 from featviz.cli import build_parser, main
+from featviz.concepts.dissect import UnitLabel
 from featviz.dataset.folder import ImageFolder, load_image
 from featviz.dataset.photo import load_photo
 from featviz.errors import FeatvizError
@@ -413,15 +415,19 @@ def test_a_refused_pickle_prints_no_warning(capsys, tmp_path, inputs):
     assert not [warning for warning in caught if "pickle" in str(warning.message)]
 
 
-def test_label_csv_neutralizes_formulas(capsys, tmp_path, inputs):
-    """Defect 13: a concept that a spreadsheet would run as a formula is written as text."""
-    concepts = tmp_path / "concepts.txt"
-    concepts.write_text('=HYPERLINK("http://example.com","x")\n+cmd\n@SUM(A1)\n-2+3\n')
+def test_label_csv_neutralizes_formulas(capsys, tmp_path, inputs, monkeypatch):
+    """Defect 13: a concept that a spreadsheet would run as a formula is written as text. The labels are given
+    (label_units is replaced), so the test reads exactly what the command writes for them."""
+    labels = [
+        UnitLabel(0, '=HYPERLINK("http://example.com","x")', 2.5, [("+cmd", 2.1), ("dog", 1.0)]),
+        UnitLabel(1, "@SUM(A1)", -0.5, [("-2+3", -0.7)]),
+        UnitLabel(2, "tabby cat", 1.5, []),
+    ]
+    monkeypatch.setattr(featviz.cli.label, "label_units", lambda *args, **kwargs: labels)
     out = tmp_path / "labels.csv"
-    code, _, err = run_cli(capsys, ["label", "efficientnet_lite0", "--layer", "blocks.6", "--images", inputs / "images",
-                                    "--concepts", concepts, "--no-cache", "--no-progress", "--out", out])
+    code, _, err = run_cli(capsys, [*base_commands(inputs, tmp_path)["label"], "--out", out])
     assert code == 0, err
     rows = list(csv.DictReader(out.open(newline="")))
-    assert rows and all(row["concept"].startswith("'") for row in rows)
-    assert {row["concept"][1:] for row in rows} <= set(concepts.read_text().split("\n"))
-    assert all(not row["runners_up"] or row["runners_up"].startswith("'") for row in rows)
+    assert [row["concept"] for row in rows] == ['\'=HYPERLINK("http://example.com","x")', "'@SUM(A1)", "tabby cat"]
+    assert [row["runners_up"] for row in rows] == ["'+cmd 2.1; dog 1", "'-2+3 -0.7", ""]
+    assert [row["score"] for row in rows] == ["2.5", "-0.5", "1.5"]  # numbers stay numbers

@@ -79,6 +79,11 @@ def test_old_call_forms_warn_and_give_what_the_new_ones_give():
         old_renders = render_groups(groups, model, steps=2, size=16, progress=False)
     assert torch.equal(old_renders.images, render_groups(model, groups, steps=2, size=16, progress=False).images)
 
+    with pytest.warns(DeprecationWarning, match=r"spatial_activation_grid\(image, model, layer\)"):
+        old_grid = spatial_activation_grid(image, model, "4", pool=8, image_size=32, steps=1, size=16, progress=False)
+    new_grid = spatial_activation_grid(model, "4", image, pool=8, image_size=32, steps=1, size=16, progress=False)
+    assert torch.equal(old_grid.result.images, new_grid.result.images)
+
     with pytest.warns(DeprecationWarning, match=r"caricature\(image, model, layer\)"):
         old_caricature = caricature(image, model, "2", size=16, steps=2, progress=False)
     assert torch.equal(old_caricature.images, caricature(model, "2", image, size=16, steps=2, progress=False).images)
@@ -150,3 +155,25 @@ def test_the_cli_builds_its_settings_from_the_common_options():
     args = parser.parse_args(["tiny", "--steps", "7", "--seed", "3", "--no-progress"])
     assert render_settings(args) == RenderSettings(steps=7, size=80, seed=3, device="cpu", progress=False)
     assert render_settings(args, device="cuda").device == "cuda"
+
+
+def test_build_gallery_takes_settings_and_warns_on_its_old_positional_form(tmp_path):
+    from PIL import Image
+
+    from featviz.gallery import build_gallery, unit_paths
+
+    model = tiny_model(size=32)
+    with pytest.warns(DeprecationWarning, match=r"build_gallery\(model, layers, units\) is deprecated"):
+        old = build_gallery(model, "2", "0-1", out=tmp_path / "old", steps=2, size=16, progress=False)
+    new = build_gallery(model, "2", units="0-1", out=tmp_path / "new",
+                        settings=RenderSettings(steps=2, size=16, progress=False))
+    assert old.rendered == new.rendered == 2
+    for site in ("old", "new"):
+        with Image.open(tmp_path / site / unit_paths("2", 1).positive) as image:
+            assert image.size == (16, 16)
+    with Image.open(tmp_path / "old" / unit_paths("2", 1).positive) as a, \
+            Image.open(tmp_path / "new" / unit_paths("2", 1).positive) as b:
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(FeatvizError, match=r"build_gallery\(\) got an unexpected keyword 'step'"):
+        build_gallery(model, "2", step=1, out=tmp_path / "none")
+    assert not (tmp_path / "none").exists()

@@ -172,7 +172,7 @@ def test_timm_and_torchvision_imagenet_models_get_the_tower(monkeypatch):
 
 def test_descriptions_resolve_to_the_classes_they_describe_and_flat_prompts_warn(lite0_subset):
     tower = lite0_subset.text
-    assert tower.resolve("a small orange pet swimming in a round glass bowl").classes[0][0] == "goldfish"
+    assert tower.resolve("a small orange fish kept in a glass bowl").classes[0][0] == "goldfish"
     assert tower.resolve("a red truck with ladders and hoses that fights blazes").classes[0][0] == "fire engine"
     citrus = tower.resolve("a sour yellow citrus fruit")
     assert citrus.classes[0][0] == "lemon" and abs(sum(weight for _, weight in citrus.classes) - 1) < 1e-5
@@ -180,8 +180,9 @@ def test_descriptions_resolve_to_the_classes_they_describe_and_flat_prompts_warn
     assert flat.flat and "names no class of efficientnet_lite0" in flat.warning("efficientnet_lite0")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        tower.encode(["democracy", "goldfish"])
-        tower.encode(["democracy"])
+        tower.encode(["democracy", "goldfish"])  # a bulk encode stays quiet
+        featviz.render(lite0_subset, ["text:democracy", "text:goldfish"], steps=1, size=32, progress=False)
+        featviz.render(lite0_subset, "text:democracy", steps=1, size=32, progress=False)
     assert [str(item.message).split(" names")[0] for item in caught if item.category is FlatPromptWarning] == [
         "text:democracy"]
     lines = prompt_report(lite0_subset, objectives.parse("text:love|a photo of a goldfish:0.5"))

@@ -22,7 +22,8 @@ from featviz.models.registry import sources_syntax
 from featviz.renderer.settings import RenderSettings
 
 __all__ = [
-    "MAXIMUMS", "MAX_LR", "add_model_arguments", "add_pass_arguments", "add_render_arguments", "check_lr", "check_minimums",
+    "MAXIMUMS", "MAX_LR", "add_model_arguments", "add_pass_arguments", "add_render_arguments", "check_lr",
+    "check_minimums",
     "check_photo_fits", "check_render_fits", "check_sizes_fit", "pass_cache", "resolve_device",
 ]
 

