@@ -3,7 +3,8 @@
 A page is one test: its blocks run in order in one namespace, as a reader pastes them one after another into
 one session (a block may use what an earlier block of its page defined), in a fresh temporary folder. Quick
 mode: every render (`Renderer.render`, which `featviz.render`, `dream` and `build_gallery` go through) runs at
-most 2 steps, whatever the block asks; everything else runs as written.
+most 2 steps, whatever the block asks, and `build_gallery` renders units 0-1 of each layer; everything else
+runs as written.
 
 Weights that no test can have (pretrained downloads fail without a network) are replaced in the open, never
 skipped silently: a model name with a pretrained default or tag (``open_clip:RN50``, ``open_clip:ViT-B-32/openai``,
@@ -22,6 +23,7 @@ import pytest
 from pytest_examples import CodeExample, find_examples
 
 import featviz
+import featviz.gallery
 from featviz.models import registry
 from featviz.renderer.renderer import Renderer
 
@@ -73,7 +75,13 @@ def quick_and_offline(monkeypatch, tmp_path):
     def build(name, weights):
         return from_name(name, "random" if weights is None and name.startswith(DOWNLOADED) else weights)
 
+    build_gallery = featviz.gallery.build_gallery
+
+    def quick_gallery(*args, **options):
+        return build_gallery(*args, **{**options, "units": "0-1", "progress": False})
+
     monkeypatch.setattr(Renderer, "render", quick_render)
+    monkeypatch.setattr(featviz.gallery, "build_gallery", quick_gallery)
     monkeypatch.setattr(registry, "resolve_weights_argument", resolve_weights)
     monkeypatch.setattr(registry, "_from_name", build)
     monkeypatch.chdir(tmp_path)

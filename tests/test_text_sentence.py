@@ -87,7 +87,7 @@ def test_lite0_tower_is_attached_on_first_read_and_loads_nothing_until_a_prompt_
     model = featviz.load_model("efficientnet_lite0", weights="random")
     assert model.given_text is None and isinstance(model.text, ClassTextTower)
     assert (lite0.text.classifier, lite0.text.image_layer) == ("classifier", "global_pool")
-    assert sorted(lite0.text.exact_layers()) == ["bn2", "global_pool"]
+    assert sorted(lite0.text.exact_layers()) == ["bn2", "classifier", "global_pool"]
     assert not any(key.startswith("text.") for key in lite0.state_dict()), "the tower adds nothing to the state dict"
     unlabeled = featviz.Model(nn.Sequential(nn.Conv2d(3, 4, 3)), name="plain", input_size=(8, 8), channels=3,
                               mean=[0.0], std=[1.0])
@@ -129,6 +129,18 @@ def test_neuron_search_at_the_pooled_layers_finds_the_units_of_the_class_weights
     assert {item.unit for item in ranked} == set(weights[GOLDFISH].topk(10).indices.tolist())
     strongest = int(weights[:, ranked[0].unit].argmax())
     assert ranked[0].classes[0] == lite0.labels[strongest]  # what a unit drives: its column of the class weights
+
+
+def test_a_gallery_of_the_classifier_units_finds_goldfish_by_typing_goldfish(lite0, monkeypatch):
+    from featviz.gallery.words import word_scores
+
+    refuse_encoder(monkeypatch)  # class names: no sentence embedding needed
+    words = ["goldfish", "volcano", "lemon", "great white shark"]
+    scores = word_scores(lite0, "classifier", words)
+    assert scores.method == "exact" and scores.scores.argmax(1).tolist() == [1, 980, 951, 2]
+    pooled = word_scores(lite0, "bn2", words).scores[0]
+    assert set(pooled.topk(10).indices.tolist()) == set(lite0.get_layer("classifier").weight[1].topk(10).indices.tolist())
+    assert [item.classes for item in rank_neurons(lite0, "classifier", "goldfish", top=1)] == [["goldfish"]]
 
 
 def test_a_planted_classifier_with_its_own_labels(monkeypatch):

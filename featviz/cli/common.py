@@ -209,10 +209,13 @@ def check_render_fits(
     )
 
 
-def check_sizes_fit(model: Model, args: argparse.Namespace, *, images: int = 1, count_option: str = "--batch") -> None:
+def check_sizes_fit(
+    model: Model, args: argparse.Namespace, *, images: int = 1, count_option: str = "--batch",
+    photo: torch.Tensor | None = None,
+) -> None:
     """`check_render_fits` for the options of ``args`` that a command has: the photos read at --image-size (a
-    forward and backward pass), ``images`` renders at --size (default: the model's input size), and the grid
-    cells at --grid-size.
+    forward and backward pass; ``photo``, read at its own size, gives their aspect ratio, else they are square),
+    ``images`` renders at --size (default: the model's input size), and the grid cells at --grid-size.
 
     Example:
         >>> check_sizes_fit(model, argparse.Namespace(image_size=99999, size=None))
@@ -221,7 +224,9 @@ def check_sizes_fit(model: Model, args: argparse.Namespace, *, images: int = 1, 
         use --image-size ... or less
     """
     image_size = getattr(args, "image_size", None)
-    if image_size is not None:
+    if photo is not None:
+        check_photo_fits(model, photo, image_size, option="--image-size", parameterized=False, views=1)
+    elif image_size is not None:
         check_render_fits(model, (image_size, image_size), views=1, parameterized=False, option="--image-size")
     size = getattr(args, "size", None)
     check_render_fits(model, (size, size) if size else model.input_size, images=images, count_option=count_option,

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from featviz.cli.common import (
-    add_model_arguments, add_render_arguments, check_minimums, check_photo_fits, check_sizes_fit, render_settings,
+    add_model_arguments, add_render_arguments, check_minimums, check_sizes_fit, render_settings,
 )
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
@@ -60,9 +60,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable_dir(out)
     device = resolve_device(args.device)
     model = load_model(args.model, weights=args.weights, device=device)
-    check_photo_fits(model, photo, args.image_size, option="--image-size", parameterized=False, views=1)
-    check_sizes_fit(model, argparse.Namespace(**{**vars(args), "image_size": None}), images=args.groups,
-                    count_option="--groups")
+    check_sizes_fit(model, args, images=args.groups, count_option="--groups", photo=photo)
     found = explain(
         model, args.layer, args.image, groups=args.groups, target=args.target, negatives=args.negatives,
         grid_pool=args.grid_pool, grid_size=args.grid_size, image_size=args.image_size,

@@ -195,9 +195,9 @@ def _normalization(samples: Tensor, center: bool) -> tuple[Tensor, Tensor]:
 
 
 def _build(overcomplete: Any, method: str, dim: int, concepts: int, top_k: int, batch_size: int,
-           init: Tensor) -> nn.Module:
+           init: Tensor, device: torch.device | str) -> nn.Module:
     sae = overcomplete.sae
-    parameters = {"dictionary_params": {"initializer": init.clone()}}
+    parameters = {"dictionary_params": {"initializer": init.clone()}, "device": device}
     if method == "topk":
         model = sae.TopKSAE(dim, concepts, top_k=top_k, **parameters)
     elif method == "batchtopk":
@@ -254,6 +254,7 @@ def _resample(model: nn.Module, optimizer: torch.optim.Optimizer, dead: Tensor, 
 def _train_sae(
     samples: Tensor, concepts: int, method: str, top_k: int, steps: int, batch_size: int, learning_rate: float,
     sparsity: float, seed: int, checkpoint: Path | None, progress: bool, description: str,
+    device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
@@ -267,10 +268,10 @@ def _train_sae(
     init = _sample_directions(samples, concepts, torch.Generator().manual_seed(seed))
     with warnings.catch_warnings():  # overcomplete copies the initial dictionary with torch.tensor(tensor)
         warnings.simplefilter("ignore", UserWarning)
-        model = _build(overcomplete, method, dim, concepts, top_k, batch_size, init)
+        model = _build(overcomplete, method, dim, concepts, top_k, batch_size, init, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     loss_of = _loss(overcomplete, method, sparsity)
-    fired = torch.zeros(concepts, dtype=torch.int64)  # how often each feature fired since the last resampling
+    fired = torch.zeros(concepts, dtype=torch.int64, device=device)  # firings since the last resampling
     start = 0
     if checkpoint is not None and checkpoint.exists():
         try:
@@ -280,9 +281,9 @@ def _train_sae(
         if saved.get("format") == CHECKPOINT_FORMAT and saved.get("key") == key:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
-            fired = saved["fired"]
+            fired = saved["fired"].to(device)
             if saved.get("running_threshold") is not None:
-                model.running_threshold = saved["running_threshold"]
+                model.running_threshold = saved["running_threshold"].to(device)
             start = int(saved["step"])
 
     def save(step: int) -> None:
@@ -300,7 +301,7 @@ def _train_sae(
     model.train()
     try:
         for step in range(start, steps):
-            batch = _batch(samples, seed, step, batch_size)
+            batch = _batch(samples, seed, step, batch_size).to(device, non_blocking=True)
             for group in optimizer.param_groups:  # constant, then linear decay over the last fifth
                 group["lr"] = learning_rate * min(1.0, (steps - step) / max(1.0, 0.2 * steps))
             optimizer.zero_grad()
@@ -314,8 +315,8 @@ def _train_sae(
             if done % RESAMPLE_EVERY == 0 and done <= 0.75 * steps:
                 rare = fired.double() < RARE * fired.double().mean()
                 if bool(rare.any()):
-                    _resample(model, optimizer, rare, _batch(samples, seed + 7, step, 4 * batch_size))
-                fired = torch.zeros(concepts, dtype=torch.int64)
+                    _resample(model, optimizer, rare, _batch(samples, seed + 7, step, 4 * batch_size).to(device))
+                fired = torch.zeros(concepts, dtype=torch.int64, device=device)
             bar.update(1)
             if progress:
                 bar.set_postfix(loss=f"{loss.item():.4g}", refresh=False)
@@ -429,6 +430,7 @@ def fit_dictionary(
     seed: int = 0,
     checkpoint: str | os.PathLike | None = None,
     progress: bool = False,
+    device: torch.device | str = "cpu",
     **fitted: Any,
 ) -> Dictionary:
     """A dictionary of ``concepts`` features of activation vectors ``samples`` ``(N, dim)``, learned by ``method``
@@ -436,7 +438,8 @@ def fit_dictionary(
     ``top_k * batch_size`` largest; ``jumprelu`` and ``relu`` penalize the codes' L1 norm by ``sparsity``;
     ``nmf`` runs ``steps`` HALS iterations) in ``steps`` Adam steps of ``batch_size`` vectors. With
     ``checkpoint``, progress is saved there every few seconds and a new call with the same arguments resumes from
-    it (delete it when done). ``fitted`` (``model_name``, ``fingerprint``, ``layout``) is recorded in the result.
+    it (delete it when done). Training runs on ``device`` (the vectors stay on the CPU; each batch is moved).
+    ``fitted`` (``model_name``, ``fingerprint``, ``layout``) is recorded in the result.
 
     Example:
         >>> rows = torch.nn.functional.normalize(torch.randn(8, 6), dim=1)
@@ -462,6 +465,7 @@ def fit_dictionary(
         found = _train_sae(
             normalized, concepts, method, top_k, steps, batch_size, learning_rate, sparsity, seed,
             Path(checkpoint) if checkpoint is not None else None, progress, f"{method} dictionary (seed {seed})",
+            torch.device(device),
         )
     return Dictionary(
         found["decoder"], layer=layer, encoder=found["encoder"], encoder_bias=found["encoder_bias"], mean=mean,
@@ -519,7 +523,7 @@ def learn_dictionary(
         return _wait_for_rank_zero(model, out_path)
     fitted = {"layer": layer, "model_name": model.name, "fingerprint": weights_fingerprint(model), "layout": layout}
     settings = {"top_k": top_k, "steps": steps, "batch_size": batch_size, "learning_rate": learning_rate,
-                "sparsity": sparsity, "progress": progress}
+                "sparsity": sparsity, "progress": progress, "device": model.device}
 
     def checkpoint(run_seed: int) -> Path | None:
         return None if out_path is None else out_path.with_name(f"{out_path.name}.seed{run_seed}.checkpoint")

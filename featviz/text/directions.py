@@ -317,6 +317,11 @@ def text_directions(
     r2 = None
     if chosen == "exact" and layer == text_tower(model).image_layer:
         vectors = embeddings.clone()
+    elif chosen == "exact" and layer == getattr(text_tower(model), "classifier", None):
+        # A classifier's logits are linear in the image embedding: a prompt's direction over the classes is what
+        # its embedding scores on each (an exact class name's largest is its own class).
+        weight = model.get_layer(layer).weight.detach().cpu().float()
+        vectors = embeddings @ weight.t()
     elif chosen == "exact":
         layout = bind_layers(model, [layer], tuple(model.input_size)).layouts[layer]
         photos = reference_images(model, crops_per_photo=0)

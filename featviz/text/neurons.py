@@ -48,7 +48,9 @@ def rank_neurons(
     values, units = scores.topk(count)
     drives = None
     tower = getattr(model, "text", None)
-    if isinstance(tower, ClassTextTower) and layer in tower.exact_layers():
+    if isinstance(tower, ClassTextTower) and layer == tower.classifier:
+        drives = units[:, None]  # the classifier's unit k is class k's logit
+    elif isinstance(tower, ClassTextTower) and layer in tower.exact_layers():
         # Pooled straight into the classifier: what a unit drives is its column of the class weights, exactly.
         weights = model.get_layer(tower.classifier).weight.detach().t().float().cpu()
         drives = weights[units].topk(min(CLASSES_SHOWN, weights.shape[1]), dim=1).indices

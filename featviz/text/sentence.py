@@ -476,16 +476,17 @@ class ClassTextTower(TextTower):
         return self._image_layer
 
     def exact_layers(self) -> set[str]:
-        """Layers from which the image embedding is linear: the image layer, and the layer a global average pool
-        as image layer reads (``bn2`` on EfficientNet-Lite), since averaging over positions is linear.
+        """Layers where a text direction is exact: the image layer; the layer a global average pool as image layer
+        reads (``bn2`` on EfficientNet-Lite), since averaging over positions is linear; and the classifier, whose
+        logits are linear in the image embedding.
 
         Example:
             >>> sorted(model.text.exact_layers())
-            ['bn2', 'global_pool']
+            ['bn2', 'classifier', 'global_pool']
         """
         if self._exact_layers is not None:
             return set(self._exact_layers)
-        found = {self.image_layer}
+        found = {self.image_layer, self.classifier}
         pool = self._network.get_submodule(self.image_layer)
         kind = getattr(pool, "pool_type", "avg" if isinstance(pool, nn.AdaptiveAvgPool2d) else None)
         if kind == "avg":
