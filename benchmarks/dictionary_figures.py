@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw
 import featviz
 from featviz.concepts.dictionary import learn_dictionary
 from featviz.dataset import ImageFolder, collect_activations, shipped_photos
-from featviz.objectives import dictionary_feature
+from featviz.objectives import dictionary_feature, load_dictionary
 from featviz.renderer import save_png
 from featviz.transforms import Compose, RandomSource, random_crops
 
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--render-steps", type=int, default=256)
     parser.add_argument("--no-labels", action="store_true")
+    parser.add_argument("--dictionary", default=None, help="use this dictionary file instead of learning one")
     parser.add_argument("--work", default=None, help="folder for the images and the pass cache (default: temporary)")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -137,10 +138,13 @@ def main() -> None:
         sources = make_images(model, folder_path)
         folder = ImageFolder(folder_path, 224)
         channels = featviz.hooks.bind_layers(model, [args.layer]).shapes[args.layer][1]
-        dictionary = learn_dictionary(
-            model, args.layer, folder, 2 * channels, "topk", top_k=8, steps=args.steps, batch_size=512,
-            out=work / "lite0-dictionary.pt", cache_dir=work / "cache", progress=True,
-        )
+        if args.dictionary:
+            dictionary = load_dictionary(args.dictionary, model, args.layer)
+        else:
+            dictionary = learn_dictionary(
+                model, args.layer, folder, 2 * channels, "topk", top_k=8, steps=args.steps, batch_size=512,
+                out=work / "lite0-dictionary.pt", cache_dir=work / "cache", progress=True,
+            )
         print("dictionary:", dictionary, dictionary.metrics, flush=True)
         stats = collect_activations(model, folder, [dictionary, args.layer], k=TOP)
         alive = [unit for unit in range(dictionary.concepts) if float(stats[dictionary].top_values[unit, 0]) > 0]

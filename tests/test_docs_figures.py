@@ -61,12 +61,16 @@ def stored_objective(path: Path) -> str | None:
         return getattr(image, "text", {}).get("featviz:objective")
 
 
-RENDERS = sorted(path for path in IMAGES.rglob("*.png") if path.parent.name not in COMPOSITES)
+def folder_of(path: Path) -> str:
+    return path.relative_to(IMAGES).parts[0]
+
+
+RENDERS = sorted(path for path in IMAGES.rglob("*.png") if folder_of(path) not in COMPOSITES)
 SCORED = [path for path in RENDERS if str(path.relative_to(IMAGES)) not in NOT_SCORABLE]
 
 
 def test_every_folder_of_figures_is_scored_or_listed():
-    folders = {path.parent.name for path in IMAGES.rglob("*.png")}
+    folders = {folder_of(path) for path in IMAGES.rglob("*.png")}
     assert folders - COMPOSITES, "no folder of renders found"
     assert COMPOSITES <= folders, f"listed but gone: {sorted(COMPOSITES - folders)}"
     missing = [str(path.relative_to(IMAGES)) for path in RENDERS if stored_objective(path) is None]

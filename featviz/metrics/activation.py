@@ -188,7 +188,7 @@ def activation_reached(
         raise FeatvizError(
             f"{len(bound.goals)} objectives for {count} images; give one objective for all, or one per image"
         )
-    as_is = transforms_module.none(bound.size)
+    as_is = transforms_module.create("none", bound.size)
     augment = transforms_module.resolve(transforms, bound.size)
     views = int(getattr(augment, "views", 1))
     reference = natural_images(natural, image_size, model.channels).to(device=model.device, dtype=model.dtype)

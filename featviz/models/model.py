@@ -136,6 +136,9 @@ class Model(nn.Module):
             tower = factory(self)
             if tower is not None:
                 break
+        if tower is not None:
+            tower.eval()  # frozen like the rest of the model (load_model returns a frozen model as is)
+            tower.requires_grad_(False)
         modules["text"] = tower
         return tower
 

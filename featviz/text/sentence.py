@@ -461,6 +461,7 @@ class ClassTextTower(TextTower):
                 if position not in found:
                     found.append(position)
         self._warned: set[str] = set()
+        self.eval()
 
     @property
     def image_layer(self) -> str:  # type: ignore[override]
@@ -504,9 +505,9 @@ class ClassTextTower(TextTower):
         its name key), embedded on first use and cached.
 
         Example:
-            >>> names, definitions = model.text.keys()
+            >>> names, definitions = attach_text_tower(model, classes=range(3)).text.keys()   # tench..great white shark
             >>> names.shape, definitions.shape
-            (torch.Size([1000, 384]), torch.Size([1000, 384]))
+            (torch.Size([3, 384]), torch.Size([3, 384]))
         """
         if self._keys is None:
             names, definitions = class_vocabulary(self.labels)
@@ -529,9 +530,9 @@ class ClassTextTower(TextTower):
         of their scores at ``temperature``, kept to the `KEPT_CLASSES` largest and renormalized.
 
         Example:
-            >>> weights = model.text.distribution(["goldfish", "a sour yellow citrus fruit"])
-            >>> weights[0, 1].item(), model.labels[int(weights[1].argmax())]
-            (1.0, 'lemon')
+            >>> weights = model.text.distribution(["goldfish", "crane"])     # exact names: no sentence embedding
+            >>> weights[0, 1].item(), weights[1, [134, 517]].tolist()        # "crane" names two classes
+            (1.0, [0.5, 0.5])
         """
         return self._distribution(check_prompts(prompts))[0]
 
@@ -561,8 +562,8 @@ class ClassTextTower(TextTower):
         """What ``prompts`` became: a `Resolution` for one prompt, a list for a list.
 
         Example:
-            >>> print(model.text.resolve("a sour yellow citrus fruit"))
-            text:a sour yellow citrus fruit → lemon 0.6..., …
+            >>> print(model.text.resolve("crane"))       # a description: "a sour yellow citrus fruit" → lemon 0.50, ...
+            text:crane → crane bird 0.50, crane 0.50
         """
         single = isinstance(prompts, str)
         found = check_prompts(prompts)
@@ -570,10 +571,8 @@ class ClassTextTower(TextTower):
         resolutions = []
         for prompt, row, near in zip(found, weights, nearness.tolist()):
             values, positions = row.topk(min(KEPT_CLASSES, row.numel()))
-            classes = [
-                (self.labels[self.classes[int(position)]], float(value))
-                for value, position in zip(values, positions) if value > 0
-            ]
+            kept = sorted((-float(value), int(position)) for value, position in zip(values, positions) if value > 0)
+            classes = [(self.labels[self.classes[position]], -value) for value, position in kept]  # ties: class order
             exact = bool(self._exact.get(normalize_label(strip_prompt(prompt))))
             flat = not exact and (classes[0][1] < FLAT or (near < NEAR and classes[0][1] < 2 * FLAT))
             resolutions.append(Resolution(prompt, classes, exact, flat, near))
@@ -594,7 +593,7 @@ class ClassTextTower(TextTower):
         model that holds the tower.
 
         Example:
-            >>> model.text.encode(["a photo of a lemon", "a yellow citrus fruit"]).shape
+            >>> model.text.encode(["a photo of a lemon", "goldfish"]).shape
             torch.Size([2, 1280])
         """
         prompts = check_prompts(prompts)
@@ -654,9 +653,10 @@ def prompt_report(model: Any, goals: Any) -> list[str]:
     for a model whose text tower is not a `ClassTextTower` (CLIP keeps its own text).
 
     Example:
-        >>> for line in prompt_report(model, featviz.objectives.parse("text:a sour yellow citrus fruit")):
+        >>> for line in prompt_report(model, featviz.objectives.parse("text:a photo of a lemon|crane:0.5")):
         ...     print(line)
-        text:a sour yellow citrus fruit → lemon 0.5..., orange 0.4..., banana 0.01, …
+        text:a photo of a lemon → lemon 1.00
+        text:crane → crane bird 0.50, crane 0.50
     """
     tower = getattr(model, "text", None)
     prompts = text_prompts(goals)

@@ -3,8 +3,8 @@
 A `Model` may carry a text tower as ``model.text``. Its ``image_layer`` names the layer of the image network
 whose output is the image embedding (``"@output"`` for a CLIP image tower, the input of the classifier for an
 ImageNet model), and ``encode(prompts)`` returns one unit-norm vector per prompt in that space. CLIP's tower is
-its own text transformer (`featviz.text.clip`); a classifier's is a sentence encoder with a linear map fitted
-onto its class weights (`featviz.text.sentence`).
+its own text transformer (`featviz.text.clip`); a classifier's turns a prompt into a distribution over its classes
+and embeds it as the mixture of their class weight vectors (`featviz.text.sentence`).
 """
 from __future__ import annotations
 
@@ -38,17 +38,17 @@ def text_tower(model: Any) -> TextTower:
     """``model.text``, or a FeatvizError saying which models have a text tower.
 
     Example:
-        >>> text_tower(model).image_layer          # EfficientNet-Lite0's sentence-encoder tower
+        >>> text_tower(model).image_layer          # EfficientNet-Lite0's classifier tower
         'global_pool'
-        >>> text_tower(featviz.load_model("timm:resnet18", weights="random"))   # see attach_text_tower
+        >>> text_tower(featviz.load_model(nn.Sequential(nn.Conv2d(3, 8, 3))))   # no class names, no CLIP
         Traceback (most recent call last):
-        featviz.errors.FeatvizError: timm:resnet18 has no text tower; text needs a CLIP model ...
+        featviz.errors.FeatvizError: Sequential has no text tower; text needs a CLIP model ...
     """
     tower = getattr(model, "text", None)
     if not isinstance(tower, TextTower):
         raise FeatvizError(
             f"{getattr(model, 'name', 'this model')} has no text tower; text needs a CLIP model "
-            "(open_clip:ARCH with weights) or a classifier with class names (e.g. efficientnet_lite0, with "
-            "pip install 'featviz[text]')"
+            "(open_clip:ARCH with weights) or a classifier with class names (e.g. efficientnet_lite0, or "
+            "load_model(network, labels=[...]); with pip install 'featviz[text]')"
         )
     return tower
