@@ -3,8 +3,8 @@
 A page is one test: its blocks run in order in one namespace, as a reader pastes them one after another into
 one session (a block may use what an earlier block of its page defined), in a fresh temporary folder. Quick
 mode: every render (`Renderer.render`, which `featviz.render`, `dream` and `build_gallery` go through) runs at
-most 2 steps, whatever the block asks, and `build_gallery` renders units 0-1 of each layer; everything else
-runs as written.
+most 2 steps, whatever the block asks, `dream` shows the model 2 views a step, and `build_gallery` renders
+units 0-1 of each layer; everything else runs as written.
 
 Weights that no test can have (pretrained downloads fail without a network) are replaced in the open, never
 skipped silently: a model name with a pretrained default or tag (``open_clip:RN50``, ``open_clip:ViT-B-32/openai``,
@@ -24,6 +24,7 @@ from pytest_examples import CodeExample, find_examples
 
 import featviz
 import featviz.gallery
+import featviz.recipes
 from featviz.models import registry
 from featviz.renderer.renderer import Renderer
 
@@ -80,7 +81,13 @@ def quick_and_offline(monkeypatch, tmp_path):
     def quick_gallery(*args, **options):
         return build_gallery(*args, **{**options, "units": "0-1", "progress": False})
 
+    dream = featviz.recipes.dream
+
+    def quick_dream(*args, **options):
+        return dream(*args, **{**options, "views": 2, "progress": False})
+
     monkeypatch.setattr(Renderer, "render", quick_render)
+    monkeypatch.setattr(featviz.recipes, "dream", quick_dream)
     monkeypatch.setattr(featviz.gallery, "build_gallery", quick_gallery)
     monkeypatch.setattr(registry, "resolve_weights_argument", resolve_weights)
     monkeypatch.setattr(registry, "_from_name", build)
@@ -94,7 +101,7 @@ def test_the_pages_have_python_blocks():
 
 
 @pytest.mark.parametrize("page", RUNNABLE, ids=_name)
-def test_python_blocks_of_the_page_run(page, quick_and_offline, eval_example, monkeypatch):
+def test_python_blocks_of_the_page_run(page, quick_and_offline, eval_example, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])  # pytest-examples runs blocks as __main__
     namespace: dict = {}
     for example, reason in BLOCKS[page]:
@@ -103,19 +110,19 @@ def test_python_blocks_of_the_page_run(page, quick_and_offline, eval_example, mo
             try:
                 defined = eval_example.run(example, module_globals=namespace, rewrite_assertions=False)
             except Exception as error:  # reported by hand: pytest's traceback of the block's file breaks on 3.11
-                failure = (f"{_name(page)}, block at line {example.start_line}, line {_failing_line(error)}: "
+                failure = (f"{_name(page)}, block at line {example.start_line}, line {_failing_line(error, tmp_path)}: "
                            f"{type(error).__name__}: {error}")
             if failure is not None:
                 pytest.fail(failure, pytrace=False)
             namespace = {key: value for key, value in defined.items() if not key.startswith("__")}
 
 
-def _failing_line(error: BaseException) -> int | str:
-    """The line of the page where ``error`` was raised (pytest-examples runs a block as a file whose line
-    numbers are the page's)."""
+def _failing_line(error: BaseException, folder: Path) -> int | str:
+    """The line of the page where ``error`` was raised (pytest-examples runs a block as a file in ``folder``
+    whose line numbers are the page's)."""
     trace, line = error.__traceback__, "?"
     while trace is not None:
-        if trace.tb_frame.f_code.co_filename.endswith(".py") and trace.tb_frame.f_globals.get("__name__") == "__main__":
+        if trace.tb_frame.f_code.co_filename.startswith(str(folder)):
             line = trace.tb_lineno
         trace = trace.tb_next
     return line

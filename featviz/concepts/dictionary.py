@@ -139,7 +139,8 @@ def collect_samples(
     ``images`` (a folder, a list of files, ``"shipped"`` or an `ImageFolder`), as a ``(vectors, channels)`` float32
     tensor, and the layer's layout. ``positions`` keeps that many random positions per image (seeded by
     ``seed``); ``cache_dir`` keeps the result under a hash of the model, its weights, the layer, the files and
-    these settings. Under torchrun each process reads images ``rank, rank + world, ...`` and all get every vector.
+    these settings. Images go through the model ``batch_size`` at a time; ``progress`` shows a progress bar. Under
+    torchrun each process reads images ``rank, rank + world, ...`` and all get every vector.
 
     Example:
         >>> vectors, layout = collect_samples(model, "blocks.4.0.conv_pwl", "shipped", size=64)
@@ -387,7 +388,8 @@ def dictionary_metrics(dictionary: Dictionary, samples: Tensor, limit: int = MET
 
 
 def stability(first: Dictionary | Tensor, second: Dictionary | Tensor) -> float:
-    """The mean cosine between the rows of two decoders, matched one to one by the Hungarian algorithm
+    """The mean cosine between the rows of two decoders ``first`` and ``second`` (dictionaries or ``(concepts,
+    dim)`` tensors), matched one to one by the Hungarian algorithm
     (`overcomplete.metrics.cosine_hungarian_loss`): 1 when they hold the same features in any order.
 
     Example:
@@ -438,8 +440,10 @@ def fit_dictionary(
     ``top_k * batch_size`` largest; ``jumprelu`` and ``relu`` penalize the codes' L1 norm by ``sparsity``;
     ``nmf`` runs ``steps`` HALS iterations) in ``steps`` Adam steps of ``batch_size`` vectors. With
     ``checkpoint``, progress is saved there every few seconds and a new call with the same arguments resumes from
-    it (delete it when done). Training runs on ``device`` (the vectors stay on the CPU; each batch is moved).
-    ``fitted`` (``model_name``, ``fingerprint``, ``layout``) is recorded in the result.
+    it (delete it when done). Adam's ``learning_rate`` decays linearly over the last fifth of the steps; ``seed``
+    draws the initial features and every batch. Training runs on ``device`` (the vectors stay on the CPU; each
+    batch is moved). ``layer`` and ``fitted`` (``model_name``, ``fingerprint``, ``layout``) are recorded in the
+    result.
 
     Example:
         >>> rows = torch.nn.functional.normalize(torch.randn(8, 6), dim=1)
@@ -495,8 +499,9 @@ def learn_dictionary(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> Dictionary:
-    """Learn a dictionary of ``concepts`` features of ``model``'s ``layer`` from ``images`` (`collect_samples`,
-    then `fit_dictionary`), measure it (`dictionary_metrics`, plus `stability` against the same training with
+    """Learn a dictionary of ``concepts`` features of ``model``'s ``layer`` from ``images`` (`collect_samples` with
+    ``size``, ``positions``, ``image_batch`` images per forward pass and ``cache_dir``; then `fit_dictionary` with
+    ``method``, ``top_k``, ``steps``, ``batch_size``, ``learning_rate``, ``sparsity`` and ``seed``), measure it (`dictionary_metrics`, plus `stability` against the same training with
     ``stability_seed``; None skips it) and, with ``out``, save it there. Checkpoints are written beside ``out``
     (``OUT.seed0.checkpoint``) so that a killed run resumes where it stopped; they are deleted once it is saved.
     Under torchrun the images are shared among the processes and rank 0 trains (the others return its result).

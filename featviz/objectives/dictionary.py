@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from featviz.errors import FeatvizError, check_int
 from featviz.io import atomic_path
+from featviz.models import load_model
 from featviz.models.weights import weights_fingerprint
 from featviz.objectives.base import Objective
 from featviz.objectives.checks import Activations, Shapes, check_position, layer_shape, read
@@ -61,7 +62,8 @@ class Dictionary(nn.Module):
     ``mean`` and ``scale`` normalize the layer's activations first (``normalization`` names how they were
     chosen). Codes are ``relu(pre-activation)``, zeroed below ``threshold`` (per feature) and, with ``top_k``,
     outside each position's k largest. ``model_name``, ``fingerprint``, ``layer`` and ``layout`` say what it was
-    fitted on; ``method`` how, and ``metrics`` how well (R², mean L0, dead fraction, stability).
+    fitted on; ``method`` how, and ``metrics`` how well (R², mean L0, dead fraction, stability). ``name`` (default:
+    the layer, the feature count and a digest) names its gallery page and its objectives.
 
     Example:
         >>> dictionary = Dictionary(torch.eye(4)[:3], layer="conv", model_name="toy")
@@ -152,7 +154,7 @@ class Dictionary(nn.Module):
 
         Example:
             >>> Dictionary(torch.eye(4), layer="conv").digest()[:12]
-            '3ea7d15a4a8e'
+            'd16ef06fb0b3'
         """
         digest = hashlib.sha256(f"{self.layer}|{self.top_k}|{self.fingerprint}".encode())
         for tensor in (self.decoder, self.encoder, self.encoder_bias, self.mean, self.scale, self.threshold):
@@ -271,11 +273,11 @@ class Dictionary(nn.Module):
 def load_dictionary(
     path: str | os.PathLike, model: Any = None, layer: str | None = None, *, encoder: Any = None,
 ) -> Dictionary:
-    """Read a dictionary: a file written by `Dictionary.save` (``featviz dictionary``), or a plain ``(concepts, dim)``
-    tensor saved with ``torch.save`` (then ``layer`` is required, and ``encoder`` may give its encoder rows; with
-    ``model`` it is recorded as fitted on that model). With ``model`` / ``layer``, a dictionary fitted on
-    another model or layer is refused in one line. For an `overcomplete` SAE module, use
-    `featviz.concepts.dictionary.from_overcomplete`.
+    """Read a dictionary from ``path``: a file written by `Dictionary.save` (``featviz dictionary``), or a plain
+    ``(concepts, dim)`` tensor saved with ``torch.save`` (then ``layer`` is required, and ``encoder`` may give its
+    encoder rows; with ``model``, a model or its name, it is recorded as fitted on it). With ``model`` /
+    ``layer``, a dictionary fitted on another model or layer is refused in one line. For an `overcomplete` SAE
+    module, use `featviz.concepts.dictionary.from_overcomplete`.
 
     Example:
         >>> torch.save(torch.randn(16, 112), "rows.pt")
@@ -286,6 +288,8 @@ def load_dictionary(
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
         raise FeatvizError(f"dictionary file '{path}' {what}; learn one with `featviz dictionary MODEL --layer L ...`")
+    if model is not None and not isinstance(model, nn.Module):
+        model = load_model(model)  # a name
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file is one user-facing line
@@ -309,8 +313,8 @@ def load_dictionary(
 
 
 class DictionaryFeature(Objective):
-    """One dictionary feature's pre-activation in its layer, averaged over positions or at one position (``x``
-    column, ``y`` row; None = the centre); built by `dictionary_feature`.
+    """Feature ``index`` of ``dictionary``: its pre-activation in the layer, averaged over positions or, with
+    ``point``, at one position (``x`` column, ``y`` row; None = the centre); built by `dictionary_feature`.
 
     Example:
         >>> DictionaryFeature(Dictionary(torch.eye(4), layer="conv", name="eye"), 2).name

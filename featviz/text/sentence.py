@@ -199,6 +199,7 @@ def _store_path() -> Path:
 
 
 _MEMORY: dict[str, Tensor] = {}
+_WARNED: set[tuple[str, int, str]] = set()
 
 
 def embed_sentences(sentences: Sequence[str], progress: bool = False) -> Tensor:
@@ -460,7 +461,6 @@ class ClassTextTower(TextTower):
                 found = self._exact.setdefault(normalize_label(name), [])
                 if position not in found:
                     found.append(position)
-        self._warned: set[str] = set()
         self.eval()
 
     @property
@@ -601,16 +601,21 @@ class ClassTextTower(TextTower):
         return F.normalize(self.distribution(prompts).to(vectors) @ vectors, dim=-1)
 
     def warn_flat(self, prompts: Sequence[str]) -> None:
-        """Warn (`FlatPromptWarning`, one line) about each prompt of ``prompts`` that names no class, once per prompt;
+        """Warn (`FlatPromptWarning`, one line) about each prompt of ``prompts`` that names no class, once per prompt
+        and process;
         text objectives call this when they are bound, bulk encodes (concept lists, word lists) do not.
 
         Example:
             >>> model.text.warn_flat(["a photo of a goldfish"])          # an exact class name: nothing to say
         """
         for resolution in self.resolve(check_prompts(prompts)):
-            if resolution.flat and resolution.prompt not in self._warned:
-                self._warned.add(resolution.prompt)
+            if resolution.flat and self._warning_key(resolution.prompt) not in _WARNED:
+                _WARNED.add(self._warning_key(resolution.prompt))
                 warnings.warn(resolution.warning(self.model_name), FlatPromptWarning, stacklevel=3)
+
+    def _warning_key(self, prompt: str) -> tuple[str, int, str]:
+        # Renders work on copies of the model, so the prompts already warned about are kept per process.
+        return (self.model_name, len(self.classes), prompt)
 
     def extra_repr(self) -> str:
         return f"encoder={ENCODER_NAME}, classifier={self.classifier}, classes={len(self.classes)}"
@@ -667,7 +672,7 @@ def prompt_report(model: Any, goals: Any) -> list[str]:
         lines.append(str(resolution))
         if resolution.flat:
             lines.append(f"warning: {resolution.warning(model.name)}")
-            tower._warned.add(resolution.prompt)
+            _WARNED.add(tower._warning_key(resolution.prompt))
     return lines
 
 
