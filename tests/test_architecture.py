@@ -14,9 +14,7 @@ PACKAGE = ROOT / "featviz"
 LINT = "from importlinter.cli import lint_imports_command; lint_imports_command()"
 
 #: Function-local featviz imports still waiting for their fix, with the issue that removes them. Keep it empty.
-PENDING: dict[str, str] = {
-    "featviz/models/sources/open_clip.py": "issue 17: CLIP's text tower made by featviz.text (setup.cfg ignores it too)",
-}
+PENDING: dict[str, str] = {}
 
 
 def lint(config: Path) -> subprocess.CompletedProcess:

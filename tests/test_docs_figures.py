@@ -33,7 +33,7 @@ IMAGES = ROOT / "docs" / "images"
 # Folders of figures that are not one render of one objective: made by the recipe scripts of docs/examples/
 # (and checked by their own tests), photos, and screenshots.
 COMPOSITES = {
-    "accentuation", "atlas", "building-blocks", "caricature", "facets", "factors", "galleries", "importance",
+    "accentuation", "atlas", "building-blocks", "caricature", "dictionaries", "facets", "factors", "galleries", "importance",
     "interaction", "labels", "multimodal-gallery", "sparse-directions", "style-transfer", "unit-story",
 }
 # Renders whose objective has no shorthand: the name they store, as docs_images.py renders them.

@@ -73,8 +73,14 @@ def quick_and_offline(monkeypatch, tmp_path):
     def resolve_weights(weights):
         return "random" if isinstance(weights, str) and weights in WEIGHTS_FILES else resolve(weights)
 
+    built: dict = {}  # a page that names one model in several blocks builds it once
+
     def build(name, weights):
-        return from_name(name, "random" if weights is None and name.startswith(DOWNLOADED) else weights)
+        weights = "random" if weights is None and name.startswith(DOWNLOADED) else weights
+        key = (name, str(weights))
+        if key not in built:
+            built[key] = from_name(name, weights)
+        return built[key]
 
     build_gallery = featviz.gallery.build_gallery
 

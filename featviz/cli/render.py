@@ -13,7 +13,7 @@ from featviz.errors import FeatvizError
 from featviz.io import check_writable_dir
 from featviz.models import load_model
 from featviz.renderer import render
-from featviz.text.sentence import prompt_report
+from featviz.objectives.language import prompt_report
 from featviz.renderer.settings import OPTIMIZERS, PRECISIONS
 
 

@@ -36,7 +36,7 @@ from featviz.errors import FeatvizError, check_int
 from featviz.hooks import IMAGE, OUTPUT, ActivationCapture, bind_layers
 from featviz.io import atomic_path, ensure_writable_dir
 from featviz.models import Model, load_model, weights_fingerprint
-from featviz.objectives.dictionary import Dictionary
+from featviz.objectives.dictionary import Dictionary, load_dictionary
 
 METHODS = ("topk", "batchtopk", "jumprelu", "relu", "nmf")
 SAMPLES_FORMAT = 1
@@ -559,8 +559,6 @@ def _wait_for_rank_zero(model: Model, out: Path | None) -> Dictionary | None:
     finally:
         processes.close()
     if out is not None and int(os.environ.get("RANK", "0") or 0) != 0:
-        from featviz.objectives.dictionary import load_dictionary
-
         return load_dictionary(out, model)
     return None
 

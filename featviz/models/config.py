@@ -24,7 +24,8 @@ class ModuleConfig:
     ``network`` is the part that takes images (for a CLIP model, its image tower); every other field is None
     when the library does not say. ``channels`` is the declared channel count, used only when the network
     has no ``nn.Conv2d`` to read it from; ``labels`` are the class names of its outputs, ``layouts`` activation
-    layouts by layer name and ``text`` the model's text tower (see `Model`).
+    layouts by layer name, ``text`` the model's text tower and ``text_source`` what a registered factory makes one
+    from (see `Model`).
 
     Example:
         >>> network = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
@@ -41,6 +42,7 @@ class ModuleConfig:
     labels: Sequence[str] | None = None
     layouts: Mapping[str, Any] | None = None
     text: nn.Module | None = None
+    text_source: nn.Module | None = None
 
 
 def size_pair(size: int | Sequence[int]) -> tuple[int, int]:
@@ -97,4 +99,5 @@ def model_from_config(config: ModuleConfig, *, name: str, channels: int | None =
         labels=config.labels,
         layouts=config.layouts,
         text=config.text,
+        text_source=config.text_source,
     )

@@ -68,7 +68,8 @@ class Model(nn.Module):
     the activation layout of layers whose layout featviz.hooks cannot tell, by layer name: a kind such as
     ``"nhwc"`` or ``"nlc"`` (see ``featviz.hooks.layout.KINDS``) or a ``featviz.hooks.Layout``. ``text`` is the
     model's text tower (`featviz.text.TextTower`): CLIP's, given here; without one, a classifier with class names gets
-    its own on first read of ``model.text`` (`register_text_tower`).
+    its own on first read of ``model.text`` (`register_text_tower`), and so does a model whose ``text_source`` (the
+    rest of a CLIP model, beside its image tower) a registered factory knows.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
@@ -91,6 +92,7 @@ class Model(nn.Module):
         labels: Sequence[str] | None = None,
         layouts: Mapping[str, Any] | None = None,
         text: nn.Module | None = None,
+        text_source: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(network, nn.Module):
@@ -117,6 +119,9 @@ class Model(nn.Module):
             raise FeatvizError(f"text must be a featviz.text.TextTower, not {type(text).__name__}")
         if text is not None:
             self.text = text
+        if text_source is not None and not isinstance(text_source, nn.Module):
+            raise FeatvizError(f"text_source must be a torch.nn.Module, not {type(text_source).__name__}")
+        self.text_source = text_source
         # Without a tower given, ``text`` is made on first read by the registered factories (`register_text_tower`).
         self._automatic_text = text is None
         for layer in self.layouts:
@@ -204,7 +209,7 @@ class Model(nn.Module):
         return Model(
             network, name=self.name, input_size=self.input_size, channels=self.channels,
             mean=self.mean.flatten().tolist(), std=self.std.flatten().tolist(), labels=self.labels,
-            layouts=self.layouts, text=self.given_text,
+            layouts=self.layouts, text=self.given_text, text_source=self.text_source,
         ).to(device=self.device, dtype=self.dtype)
 
     def layer_names(self) -> list[str]:

@@ -232,7 +232,7 @@ def _with_overrides(model: Model, given: dict, channels: int | None) -> Model:
     declared = ModuleConfig(
         model.network, input_size=model.input_size, channels=model.channels,
         mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(), labels=model.labels,
-        layouts=model.layouts,
+        layouts=model.layouts, text_source=model.text_source,
     )
     chosen_channels = model.channels if channels is None else channels
     result = model_from_config(dataclasses.replace(declared, **given), name=model.name, channels=chosen_channels)

@@ -20,6 +20,7 @@ from featviz.objectives.shorthand import register_shorthand
 from featviz.objectives.units import direction
 from featviz.text.directions import find_text_direction
 from featviz.text.prompts import ENSEMBLE, PromptsLike, prompt_embeddings, weighted_prompts
+from featviz.text.sentence import ClassTextTower
 from featviz.text.tower import text_tower
 
 
@@ -195,5 +196,52 @@ def parse_text_direction(body: str) -> Objective:
 
 
 __all__ = [
-    "ENSEMBLE", "Text", "TextDirectionObjective", "parse_text", "parse_text_direction", "text", "text_direction",
+    "ENSEMBLE", "Text", "TextDirectionObjective", "parse_text", "parse_text_direction", "prompt_report", "text",
+    "text_direction", "text_prompts",
 ]
+
+
+def text_prompts(goals: Any) -> list[str]:
+    """The prompts of the text objectives (`Text`, `TextDirectionObjective`) inside ``goals`` (an objective, or a
+    list of them), in order, each once.
+
+    Example:
+        >>> text_prompts([featviz.objectives.parse("text:a lemon|a lime:0.5")[0], "blocks.4:3"])
+        ['a lemon', 'a lime']
+    """
+    found: dict[str, None] = {}
+    seen: set[int] = set()
+
+    def visit(value: Any) -> None:
+        if id(value) in seen or isinstance(value, (str, bytes, Tensor)):
+            return
+        seen.add(id(value))
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+            return
+        if isinstance(value, (Text, TextDirectionObjective)):
+            found.update(dict.fromkeys(value.prompts))
+        for item in getattr(value, "__dict__", {}).values():
+            if isinstance(item, (list, tuple, Objective)):
+                visit(item)
+
+    visit(goals)
+    return list(found)
+
+
+def prompt_report(model: Any, goals: Any) -> list[str]:
+    """What each text prompt of ``goals`` became on ``model`` (`ClassTextTower.report`'s lines); empty for a model
+    whose text tower is not a classifier's (CLIP keeps its own text).
+
+    Example:
+        >>> for line in prompt_report(model, featviz.objectives.parse("text:a photo of a lemon|crane:0.5")):
+        ...     print(line)
+        text:a photo of a lemon → lemon 1.00
+        text:crane → crane bird 0.50, crane 0.50
+    """
+    tower = getattr(model, "text", None)
+    prompts = text_prompts(goals)
+    if not isinstance(tower, ClassTextTower) or not prompts:
+        return []
+    return tower.report(prompts)

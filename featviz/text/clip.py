@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from featviz.errors import FeatvizError
+from featviz.models.model import Model, register_text_tower
 from featviz.text.prompts import check_prompts
 from featviz.text.tower import TextTower
 
@@ -67,4 +68,22 @@ class ClipTextTower(TextTower):
         return embeddings.float()
 
 
-__all__ = ["ClipTextTower"]
+
+def clip_text_tower(model: Model) -> ClipTextTower | None:
+    """CLIP's text tower for ``model`` when its ``text_source`` is the rest of an open_clip CLIP model (what the
+    open_clip source keeps beside the image tower), else None; registered with
+    `featviz.models.model.register_text_tower`, so ``model.text`` is made on first read.
+
+    Example:
+        >>> clip_text_tower(featviz.load_model("open_clip:featviz-tiny-RN", weights="random")).architecture
+        'featviz-tiny-RN'
+    """
+    source = model.text_source
+    if source is None or not callable(getattr(source, "encode_text", None)):
+        return None
+    return ClipTextTower(source, architecture=getattr(source, "featviz_architecture", None) or "ViT-B-32")
+
+
+register_text_tower(clip_text_tower)
+
+__all__ = ["ClipTextTower", "clip_text_tower"]

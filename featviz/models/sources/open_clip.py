@@ -80,18 +80,17 @@ def read_open_clip_config(module: nn.Module) -> ModuleConfig | None:
     from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
     declared = getattr(tower, "preprocess_cfg", None) or {}
-    text = None
+    text_source = None
     if tower is not module:
-        from featviz.text.clip import ClipTextTower
-
-        text = ClipTextTower(module, architecture=getattr(module, "featviz_architecture", None) or "ViT-B-32")
+        del module.visual  # the Model holds the image tower; featviz.text makes CLIP's text tower from the rest
+        text_source = module
     return ModuleConfig(
         tower,
         input_size=size_pair(tower.image_size),
         channels=3,
         mean=declared.get("mean") or getattr(tower, "image_mean", None) or OPENAI_DATASET_MEAN,
         std=declared.get("std") or getattr(tower, "image_std", None) or OPENAI_DATASET_STD,
-        text=text,
+        text_source=text_source,
     )
 
 
@@ -143,7 +142,7 @@ def build_open_clip(spec: str, weights: WeightsChoice) -> Model:
     clip.featviz_architecture = architecture
     config = read_open_clip_config(clip)
     if getattr(clip, "featviz_image_tower_only", False):
-        config = dataclasses.replace(config, text=None)
+        config = dataclasses.replace(config, text_source=None)
     config = dataclasses.replace(config, mean=tag_config.get("mean", config.mean), std=tag_config.get("std", config.std))
     return model_from_config(config, name=model_name)
 
