@@ -7,7 +7,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
+
+import torch
 
 from featviz.errors import FeatvizError
 
@@ -52,6 +54,22 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically and return the path."""
     return write_bytes(path, text.encode("utf-8"))
+
+
+def save_file(state: Any, path: str | os.PathLike, what: str) -> Path:
+    """Write ``state`` with ``torch.save`` to the file ``path`` atomically and return the path; a folder given as
+    ``path`` is refused in one line that suggests ``what``'s file name inside it (e.g. ``what="probe"``).
+
+    Example:
+        >>> save_file({"rows": torch.eye(2)}, "probe.pt", "probe")
+        PosixPath('probe.pt')
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise FeatvizError(f"'{path}' is a folder; give a file name for the {what}, e.g. '{path / f'{what}.pt'}'")
+    with atomic_path(path) as temporary:
+        torch.save(state, temporary)
+    return path
 
 
 def cache_folder(name: str) -> Path:

@@ -216,11 +216,11 @@ def test_the_cli_prints_what_each_prompt_became_once(lite0, capsys, tmp_path):
 def test_sentence_embeddings_are_cached_on_disk(tmp_path, monkeypatch):
     monkeypatch.setenv("FEATVIZ_CACHE", str(tmp_path))
     monkeypatch.setattr(sentence, "_MEMORY", {})
-    first = sentence.embed_sentences(["a photo of a zebra.", "a photo of a snail."])
+    first = sentence.embed_sentences(["a zebra grazing.", "a snail on a leaf."])  # sentences featviz does not ship
     assert list((tmp_path / "text").glob("sentences-*.pt"))
     monkeypatch.setattr(sentence, "_MEMORY", {})  # as after a restart
     refuse_encoder(monkeypatch)
-    assert torch.equal(sentence.embed_sentences(["a photo of a snail."])[0], first[1])
+    assert torch.equal(sentence.embed_sentences(["a snail on a leaf."])[0], first[1])
 
 
 def test_the_image_layer_is_the_one_whose_output_feeds_the_classifier():
@@ -280,3 +280,19 @@ def test_user_mistakes_are_featviz_errors():
         attach_text_tower(planted, temperature=0)
     with pytest.raises(FeatvizError, match="non-empty strings"):
         planted.text.encode([""])
+
+
+def test_the_shipped_imagenet_sentences_are_the_encoders_own_and_spare_a_first_use_the_encoder(monkeypatch, tmp_path):
+    shipped = sentence._shipped()
+    sentences = sentence.imagenet_sentences()
+    assert shipped and set(sentences) <= set(shipped), "rerun featviz.text.sentence.write_shipped_embeddings()"
+    sample = ["a photo of a goldfish.", sentences[-1], "a photo of a fire engine."]
+    fresh = sentence.sentence_encoder().encode(sample)
+    cosine = (unit(fresh) * unit(torch.stack([shipped[text] for text in sample]))).sum(-1)
+    assert cosine.min() > 0.999
+    # A fresh cache and no encoder: every class key of Lite0's tower comes from the shipped file.
+    monkeypatch.setenv("FEATVIZ_CACHE", str(tmp_path))
+    monkeypatch.setattr(sentence, "_MEMORY", {})
+    refuse_encoder(monkeypatch)
+    names, definitions = featviz.load_model("efficientnet_lite0").text.keys()
+    assert names.shape == definitions.shape == (1000, sentence.EMBEDDING_WIDTH)

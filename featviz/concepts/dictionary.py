@@ -24,7 +24,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -620,6 +620,6 @@ def from_overcomplete(
 
 
 __all__ = [
-    "METHODS", "collect_samples", "dictionary_metrics", "fit_dictionary", "from_overcomplete", "import_overcomplete",
+    "collect_samples", "dictionary_metrics", "fit_dictionary", "from_overcomplete", "import_overcomplete",
     "learn_dictionary", "stability",
 ]

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from featviz.errors import FeatvizError, check_int
 from featviz.hooks import ActivationCapture, bind_layers
-from featviz.io import atomic_path
+from featviz.io import save_file
 from featviz.models.model import Model
 from featviz.models.registry import load_model
 from featviz.models.weights import weights_fingerprint
@@ -162,12 +162,7 @@ class Probe:
             >>> Probe.from_weights(model, {"blocks.4.2": torch.ones(112)}).save("bright.pt")
             PosixPath('bright.pt')
         """
-        path = Path(path)
-        if path.is_dir():
-            raise FeatvizError(f"'{path}' is a folder; give a file name for the probe, e.g. '{path / 'probe.pt'}'")
-        with atomic_path(path) as temporary:
-            torch.save(self.state(), temporary)
-        return path
+        return save_file(self.state(), path, "probe")
 
     def __repr__(self) -> str:
         return (f"Probe({self.name!r}, model={self.model_name!r}, layers={list(self.layers)}, "

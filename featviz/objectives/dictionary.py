@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from featviz.errors import FeatvizError, check_int
-from featviz.io import atomic_path
+from featviz.io import save_file
 from featviz.models import load_model
 from featviz.models.weights import weights_fingerprint
 from featviz.objectives.base import Objective
@@ -262,12 +262,7 @@ class Dictionary(nn.Module):
             >>> Dictionary(torch.eye(3), layer="conv").save("eye.pt")
             PosixPath('eye.pt')
         """
-        path = Path(path)
-        if path.is_dir():
-            raise FeatvizError(f"'{path}' is a folder; give a file name for the dictionary, e.g. '{path / 'dict.pt'}'")
-        with atomic_path(path) as temporary:
-            torch.save(self.state(), temporary)
-        return path
+        return save_file(self.state(), path, "dictionary")
 
 
 def load_dictionary(

@@ -194,8 +194,53 @@ def _store_path() -> Path:
     return cache_folder("text") / f"sentences-{key}.pt"
 
 
+#: Embeddings of the sentences an ImageNet classifier's tower is built from (its classes' names in `TEMPLATES` and
+#: their definitions), shipped so that a first use costs seconds; used when made by the installed encoder.
+SHIPPED = Path(__file__).resolve().parent / "data" / "imagenet-sentences.pt"
+
 _MEMORY: dict[str, Tensor] = {}
 _WARNED: set[tuple[str, int, str]] = set()
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped() -> dict[str, Tensor]:
+    if not SHIPPED.is_file():
+        return {}
+    stored = torch.load(SHIPPED, map_location="cpu", weights_only=True)
+    if stored["encoder"] != _encoder_identity():
+        return {}
+    return dict(zip(stored["sentences"], stored["embeddings"].float()))
+
+
+def imagenet_sentences() -> list[str]:
+    """The sentences the text tower of an ImageNet-1k classifier embeds: each class's names in `TEMPLATES`, and
+    ``"LABEL: DEFINITION"`` per class (what `SHIPPED` holds).
+
+    Example:
+        >>> sentences = imagenet_sentences()
+        >>> "a photo of a goldfish." in sentences, len(sentences) > 2000
+        (True, True)
+    """
+    names, definitions = class_vocabulary(imagenet_labels())
+    named = [template.format(name) for group in names for name in group for template in TEMPLATES]
+    described = [f"{label}: {definition}" for label, definition in zip(imagenet_labels(), definitions)]
+    return list(dict.fromkeys(named + described))
+
+
+def write_shipped_embeddings(path: str | os.PathLike = SHIPPED) -> Path:
+    """Embed `imagenet_sentences` with the installed encoder and write them (fp16) to ``path``, the file featviz
+    ships; rerun it when the encoder package changes.
+
+    Example:
+        >>> write_shipped_embeddings(tmp_path / "sentences.pt").name      # doctest: +SKIP
+        'sentences.pt'
+    """
+    sentences = imagenet_sentences()
+    embeddings = sentence_encoder().encode(sentences, progress=True)
+    with atomic_path(Path(path)) as temporary:
+        torch.save({"encoder": _encoder_identity(), "sentences": sentences,
+                    "embeddings": embeddings.to(torch.float16)}, temporary)
+    return Path(path)
 
 
 def embed_sentences(sentences: Sequence[str], progress: bool = False) -> Tensor:
@@ -210,6 +255,10 @@ def embed_sentences(sentences: Sequence[str], progress: bool = False) -> Tensor:
     """
     sentences = [str(sentence) for sentence in sentences]
     missing = [sentence for sentence in dict.fromkeys(sentences) if sentence not in _MEMORY]
+    if missing:
+        shipped = _shipped()
+        _MEMORY.update({sentence: shipped[sentence] for sentence in missing if sentence in shipped})
+        missing = [sentence for sentence in missing if sentence not in _MEMORY]
     if missing:
         path = _store_path()
         if path.is_file():
@@ -699,5 +748,6 @@ __all__ = [
     "ENCODER_NAME", "TEMPERATURE", "TEMPLATES", "ClassTextTower", "FlatPromptWarning", "Resolution",
     "SentenceEncoder", "attach_text_tower", "check_templates", "class_embeddings", "class_vocabulary",
     "classifier_layer", "classifier_text_tower", "embed_sentences", "encoder_folder", "image_embedding_layer",
+    "imagenet_sentences", "write_shipped_embeddings",
     "sentence_encoder", "strip_prompt",
 ]
