@@ -23,7 +23,8 @@ from featviz.hooks import ActivationCapture, bind_layers
 from featviz.models.model import normalize_label
 from featviz.text import text_directions
 from featviz.text.directions import _linearized, reference_images
-from featviz.text.sentence import class_vocabulary, embed_sentences
+from featviz.text.encoder import embed_sentences
+from featviz.text.sentence import class_vocabulary
 
 
 def hidden_layer_search(model: featviz.Model, layers: list[str], classes: list[int]) -> None:

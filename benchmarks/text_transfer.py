@@ -43,7 +43,8 @@ import featviz
 from featviz import objectives
 from featviz.models.labels import imagenet_labels
 from featviz.renderer.image import grid, to_pil
-from featviz.text.sentence import TEMPERATURE, class_embeddings, embed_sentences
+from featviz.text.encoder import embed_sentences
+from featviz.text.sentence import TEMPERATURE, class_embeddings
 
 CLASS_NAMES = 100
 LABELS = imagenet_labels()

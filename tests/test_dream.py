@@ -189,8 +189,9 @@ def test_dream_mistakes_raise_featviz_errors():
         dream(model, goal(), param=tiny_generator())
     with pytest.raises(FeatvizError, match="leave size out"):
         dream(model, goal(), size=64, param=Generator(32, seed=0))
+    unlabelled = featviz.load_model(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), input_size=32)  # no class names
     with pytest.raises(FeatvizError, match="text tower"):
-        dream(model, "a dog", steps=1, progress=False)
+        dream(unlabelled, "a dog", steps=1, progress=False)
 
 
 # ---------------------------------------------------------------- the command line

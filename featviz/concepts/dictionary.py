@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from featviz.dataset import ImageFolder
-from featviz.dataset.folder import image_source
+from featviz.dataset.folder import image_folder
 from featviz.dataset.processes import Processes
 from featviz.errors import FeatvizError, check_int
 from featviz.hooks import IMAGE, OUTPUT, ActivationCapture, bind_layers
@@ -69,20 +69,6 @@ def import_overcomplete() -> Any:
             f"dictionary learning needs the overcomplete package ({error}); pip install 'featviz[dictionary]'"
         ) from None
     return overcomplete
-
-
-def _folder(model: Model, images: Any, size: int | None) -> ImageFolder:
-    if isinstance(images, ImageFolder):
-        return images
-    source = image_source(images)
-    if source is None:
-        raise FeatvizError("images is None; pass a folder of images, a list of image files or 'shipped'")
-    if size is None:
-        height, width = model.input_size
-        if height != width:
-            raise FeatvizError(f"{model.name} takes {height}x{width} images; pass size=... (a square side in pixels)")
-        size = int(height)
-    return ImageFolder(source[0], size=check_int(size, "size", 8), channels=model.channels)
 
 
 def _samples_key(model: Model, folder: ImageFolder, layer: str, positions: int | None, seed: int) -> str:
@@ -154,7 +140,7 @@ def collect_samples(
     if positions is not None:
         positions = check_int(positions, "positions")
     batch_size = check_int(batch_size, "batch_size")
-    folder = _folder(model, images, size)
+    folder = image_folder(model, images, size)
     cache_path = None
     if cache_dir is not None:
         key = _samples_key(model, folder, layer, positions, seed)

@@ -46,6 +46,7 @@ from featviz.models import Model, load_model, weights_fingerprint
 from featviz.objectives.dictionary import Dictionary
 from featviz.text.prompts import prompt_embeddings
 from featviz.text import sentence
+from featviz.text.encoder import embed_sentences
 from featviz.text.tower import text_tower
 
 TOP_K = 100
@@ -167,7 +168,7 @@ def concept_embeddings(
     A CLIP model embeds each concept with its own text tower, as written (CLIP-Dissect's default) or put into
     ``templates`` and averaged; results are cached under ``$FEATVIZ_CACHE/concepts``. A classifier's text tower
     (`featviz.text.sentence.ClassTextTower`) makes each concept its distribution's mixture of class vectors (the
-    sentence embeddings cached by `featviz.text.sentence.embed_sentences`). ``progress`` shows a bar while a long
+    sentence embeddings cached by `featviz.text.encoder.embed_sentences`). ``progress`` shows a bar while a long
     list is embedded the first time.
 
     Example:
@@ -180,7 +181,7 @@ def concept_embeddings(
     if isinstance(tower, sentence.ClassTextTower):
         # Each concept's mixture of class vectors; its sentence embedding is cached per sentence by the tower, and
         # the mixture, read from the classifier's weights, costs a product.
-        sentence.embed_sentences(concepts if not templates else [t.format(c) for c in concepts for t in templates],
+        embed_sentences(concepts if not templates else [t.format(c) for c in concepts for t in templates],
                                  progress=progress)
         return prompt_embeddings(model, concepts, templates).float().cpu()
     chosen_templates = tuple(templates) if templates else ()

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from featviz.errors import FeatvizError
+from featviz.models.model import Model
 
 WeightsChoice = Union[Path, Literal["random"], None]
 """What `load_model` passes to a model builder: a checkpoint path, ``"random"``, or None for the default weights."""
@@ -335,6 +336,8 @@ def torch_hub_cached_file(url: str) -> str | None:
 
 def weights_fingerprint(model: nn.Module, sample_bytes: int = 1 << 16) -> str:
     """A hex digest of the model's state: every tensor's name, dtype and shape, and its first ``sample_bytes`` bytes.
+    Of a featviz `Model`, the image side only (network and normalization): its text tower, made on first use, and
+    what that is made from do not count.
 
     Cheap (a few MB hashed even for large models) and sensitive to any change of architecture, checkpoint or
     normalization; two checkpoints that differ only past the first 64 KiB of every tensor would collide.
@@ -345,6 +348,8 @@ def weights_fingerprint(model: nn.Module, sample_bytes: int = 1 << 16) -> str:
     """
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
+        if isinstance(model, Model) and name.startswith(("text.", "text_source.")):
+            continue
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
         if tensor.is_meta or tensor.numel() == 0:
             continue

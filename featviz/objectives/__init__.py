@@ -17,14 +17,15 @@ from featviz.objectives.faceted import facet
 from featviz.objectives.language import text, text_direction
 from featviz.objectives.shorthand import objective, parse
 from featviz.objectives.penalties import blur, l1, l2, total_variation
-from featviz.objectives.units import channel, class_logit, deepdream, direction, direction_neuron, layer, neuron
+from featviz.objectives.units import channel, class_logit, direction, direction_neuron, layer, neuron
+from featviz.objectives.units import deepdream  # noqa: F401 - lucid's name of layer, not in __all__
 
 # Every module is imported, so one that registers a shorthand form (`register_shorthand`) needs no line here.
 import_modules(__name__, __path__)
 
 __all__ = [
     "Objective", "FunctionObjective", "wrap_objective", "stack", "parse", "objective",
-    "channel", "neuron", "layer", "deepdream", "direction", "direction_neuron", "class_logit",
+    "channel", "neuron", "layer", "direction", "direction_neuron", "class_logit",
     "diversity", "alignment", "channel_interpolate",
     "total_variation", "l1", "l2", "blur", "text", "text_direction",
     "facet", "Dictionary", "dictionary_feature", "load_dictionary",

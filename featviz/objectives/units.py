@@ -113,7 +113,7 @@ def layer(layer: str) -> Objective:
     return Layer(layer)
 
 
-deepdream = layer
+deepdream = layer  # lucid's name for the same objective, importable but not listed in __all__
 
 
 def _direction_vector(vector: Any) -> Tensor:
@@ -335,5 +335,5 @@ def _class_form(body: str) -> Objective | None:
 
 __all__ = [
     "Channel", "Neuron", "Layer", "Direction", "DirectionNeuron", "ClassLogit",
-    "channel", "neuron", "layer", "deepdream", "direction", "direction_neuron", "class_logit",
+    "channel", "neuron", "layer", "direction", "direction_neuron", "class_logit",
 ]
