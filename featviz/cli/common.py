@@ -215,7 +215,8 @@ def check_sizes_fit(
 ) -> None:
     """`check_render_fits` for the options of ``args`` that a command has: the photos read at --image-size (a
     forward and backward pass; ``photo``, read at its own size, gives their aspect ratio, else they are square),
-    ``images`` renders at --size (default: the model's input size), and the grid cells at --grid-size.
+    ``images`` renders at --size (default: the model's input size), and the grid cells at --grid-size;
+    ``count_option`` names the option that sets ``images`` in the message.
 
     Example:
         >>> check_sizes_fit(model, argparse.Namespace(image_size=99999, size=None))

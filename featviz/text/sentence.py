@@ -111,7 +111,8 @@ def check_templates(templates: Sequence[str]) -> tuple[str, ...]:
 
 def class_embeddings(labels: Sequence[str], templates: Sequence[str] = TEMPLATES, progress: bool = True) -> Tensor:
     """Per name of ``labels``, the normalized mean of its sentences' embeddings (the name put into each of
-    ``templates``), ``(len(labels), 384)``; cached per sentence by `embed_sentences`.
+    ``templates``), ``(len(labels), 384)``; cached per sentence by `embed_sentences` (``progress`` shows a bar
+    while a long list is embedded).
 
     Example:
         >>> class_embeddings(["tench", "goldfish"]).shape
