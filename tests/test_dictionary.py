@@ -1,14 +1,17 @@
 """Dictionary features: planted recovery, refusal of a dictionary fitted elsewhere, resume after a kill, renders of
 features that beat natural photos on Lite0, a tiny CLIP trained end to end on tokens, and the CLI."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 
+import numpy
 import pytest
 import torch
+from PIL import Image
 
 import featviz
 from featviz import metrics, objectives
@@ -140,6 +143,32 @@ def test_training_killed_midway_resumes_from_its_checkpoint(tmp_path):
     # the resumed run made the dictionary an uninterrupted run makes
     assert torch.allclose(resumed.decoder, whole.decoder, atol=1e-4)
     assert torch.allclose(resumed.encoder, whole.encoder, atol=1e-4)
+
+
+WORKER = os.path.join(os.path.dirname(__file__), "dictionary_worker.py")  # collects a tiny net's layer "2"
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not installed")
+def test_torchrun_shards_the_collection_and_every_process_gets_every_vector(tmp_path):
+    images = tmp_path / "photos"
+    images.mkdir()
+    for index in range(5):
+        pixels = torch.randint(0, 256, (40, 48, 3), generator=torch.Generator().manual_seed(index), dtype=torch.uint8)
+        Image.fromarray(pixels.numpy()).save(images / f"photo{index}.png")
+    alone, sharded = tmp_path / "alone.pt", tmp_path / "sharded.pt"
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, WORKER, str(alone), str(images)], check=True, env=environment, timeout=300)
+    subprocess.run(["torchrun", "--standalone", "--nproc-per-node", "2", WORKER, str(sharded), str(images)],
+                   check=True, env=environment, timeout=300, capture_output=True)
+    one, two = torch.load(alone, weights_only=True), torch.load(sharded, weights_only=True)
+    assert (one["world"], two["world"]) == (1, 2) and one["layout"] == two["layout"]
+    # every position of every image, whichever process read it: the same rows, in another order
+    assert one["vectors"].shape == two["vectors"].shape and one["vectors"].shape[0] > 5
+    assert torch.allclose(sorted_rows(one["vectors"]), sorted_rows(two["vectors"]), atol=1e-5)
+
+
+def sorted_rows(vectors):
+    return vectors[torch.from_numpy(numpy.lexsort(vectors.t().flip(0).numpy()))]
 
 
 @pytest.fixture(scope="module")
