@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from featviz.cli.common import add_model_arguments, add_pass_arguments, check_minimums, pass_cache
+from featviz.cli.common import add_model_arguments, add_pass_arguments, check_minimums, check_render_fits, pass_cache
 from featviz.cli.label import check_images, load_model_from
 from featviz.concepts.dictionary import METHODS, learn_dictionary
 from featviz.errors import FeatvizError
@@ -57,8 +57,11 @@ def run(args: argparse.Namespace) -> int:
         raise FeatvizError(f"--out '{out}' must end in .pt (so that `featviz render MODEL {out.stem}.pt:0` finds it)")
     check_writable_dir(out.parent)
     check_images(args.images)
+    model = load_model_from(args)
+    if args.size is not None:  # the pass reads the images at --size: a forward and backward pass must fit
+        check_render_fits(model, (args.size, args.size), views=1, parameterized=False)
     dictionary = learn_dictionary(
-        load_model_from(args), args.layer, args.images.strip(), args.concepts, args.method, out=out,
+        model, args.layer, args.images.strip(), args.concepts, args.method, out=out,
         top_k=args.top_k, steps=args.steps, batch_size=args.train_batch, learning_rate=args.learning_rate,
         sparsity=args.sparsity, seed=args.seed, stability_seed=None if args.no_stability else args.seed + 1,
         size=args.size, positions=args.positions, image_batch=args.batch_size, cache_dir=pass_cache(args),

@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from featviz.cli.common import MAXIMUMS, add_model_arguments, check_minimums, render_settings
+from featviz.cli.common import MAXIMUMS, add_model_arguments, check_minimums, check_render_fits, render_settings
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError
 from featviz.gallery.build import DEFAULT_DIVERSITY_WEIGHT, build_gallery, parse_units
 from featviz.gallery.extras import DEFAULT_FACET_STRENGTH
+from featviz.models import load_model
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -91,11 +92,17 @@ def run(args: argparse.Namespace) -> int:
             raise FeatvizError(f"--units: {error}") from None
     if args.layers is None and args.dictionary is None:
         raise FeatvizError("give --layers L1,L2 (see `featviz layers MODEL`), --dictionary DICT.pt, or both")
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, per_process=True)
+    model = load_model(args.model, weights=args.weights, device=device)
+    # Each batch renders a positive and a negative image per unit, then a diversity set of 4 per unit.
+    render_size = (args.size, args.size) if args.size is not None else tuple(model.input_size)
+    set_size = (args.diversity_size,) * 2 if args.diversity_size is not None else render_size
+    check_render_fits(model, render_size, images=2 * args.batch, views=1)
+    check_render_fits(model, set_size, images=4 * args.batch, views=1, option="--diversity-size")
     summary = build_gallery(
-        args.model, args.layers, units=args.units, dictionary=args.dictionary, images=args.images, out=args.out,
+        model, args.layers, units=args.units, dictionary=args.dictionary, images=args.images, out=args.out,
         batch=args.batch, settings=render_settings(args, device=device),
-        weights=args.weights, diversity_weight=args.diversity_weight, diversity_size=args.diversity_size,
+        diversity_weight=args.diversity_weight, diversity_size=args.diversity_size,
         examples=args.examples,
         thumbnail_size=args.thumbnail_size,
         words=_words_option(args.words), labels=args.labels, story=args.story,
