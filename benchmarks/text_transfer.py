@@ -247,6 +247,16 @@ NO_CLASS = [
     "a portrait of Albert Einstein", "a robot", "a smartphone", "a red square", "the number seven", "happiness",
     "love", "democracy", "a dog", "a cat", "a bird", "a tree", "a person",
 ]
+#: More prompts naming nothing in ImageNet, written before the warning's rules were measured on them (the rules were
+#: shaped on `NO_CLASS` and the development paraphrases).
+NO_CLASS_TEST = [
+    "Batman", "Mickey Mouse", "Harry Potter casting a spell", "a portrait of Barack Obama", "Taylor Swift",
+    "the Mona Lisa", "the Statue of Liberty", "the Great Wall of China", "a black hole", "the planet Saturn",
+    "a galaxy full of stars", "freedom", "sadness", "the letter A", "a mathematical equation", "a newborn baby",
+    "an old man smiling", "a crowd of people", "a zombie", "a ghost", "an angel with wings",
+    "a wizard with a long beard", "Pikachu", "Super Mario", "a Pokemon", "the Internet", "a dream", "justice",
+    "a mermaid", "a centaur",
+]
 FLOOR_TEMPLATES = ("a photo of a {}.", "a blurry photo of a {}.", "a close-up photo of a {}.", "a drawing of a {}.")
 TEMPERATURES = (0.01, 0.02, 0.03, 0.035, 0.04, 0.05, 0.07, 0.1)
 
@@ -300,9 +310,9 @@ def tower_figures(model: featviz.Model) -> dict:
                 for value in TEMPERATURES
             },
         }
-    found["no_class"] = [
-        {"prompt": item.prompt, "classes": item.classes[:3], "flat": item.flat} for item in tower.resolve(NO_CLASS)
-    ]
+    for key, prompts in (("no_class", NO_CLASS), ("no_class_test", NO_CLASS_TEST)):
+        found[key] = [{"prompt": item.prompt, "classes": item.classes[:3], "flat": item.flat, "why": item.why}
+                      for item in tower.resolve(prompts)]
     return found
 
 
@@ -345,10 +355,14 @@ def report(folder: Path) -> str:
                   "|---|" + "---|" * len(TEMPERATURES)]
         for name, item in tower["sets"].items():
             lines.append(f"| NLL, {name} | " + " | ".join(f"{value:.2f}" for value in item["nll_by_temperature"].values()) + " |")
-        lines += ["", "| prompt naming no ImageNet class | resolves to | warns |", "|---|---|---|"]
-        for item in tower["no_class"]:
-            shown = ", ".join(f"{label} {weight:.2f}" for label, weight in item["classes"])
-            lines.append(f"| {item['prompt']} | {shown} | {'yes' if item['flat'] else 'no'} |")
+        for key, title in (("no_class", "naming no ImageNet class"), ("no_class_test", "naming no class, held out")):
+            items = tower.get(key, [])
+            lines += ["", f"| prompt {title} ({sum(item['flat'] for item in items)} of {len(items)} warn) | resolves to"
+                      " | warns: why |", "|---|---|---|"]
+            for item in items:
+                shown = ", ".join(f"{label} {weight:.2f}" for label, weight in item["classes"])
+                why = item.get("why") or ("flat distribution" if item["flat"] else "")
+                lines.append(f"| {item['prompt']} | {shown} | {'yes: ' + why if item['flat'] else 'no'} |")
         lines.append("")
     lines += [
         "| objective | renders | lite1 top-1 | lite1 top-5 | lite2 top-1 | lite2 top-5 | lite0 top-1 | lite0 top-5 |"

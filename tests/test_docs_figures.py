@@ -23,8 +23,11 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms.functional import pil_to_tensor
 
+import featviz
 from featviz import metrics
+from featviz.imagefile import open_image
 from featviz.errors import FeatvizError
 from featviz.objectives.shorthand import parse
 
@@ -105,3 +108,19 @@ def test_render_beats_every_natural_photo_on_its_objective(path, lite0):
     assert reached >= wanted, (
         f"{path.relative_to(ROOT)} reaches {reached:.2f} times the best natural photo on {text}; at least {wanted} wanted"
     )
+
+
+def test_the_readme_text_example_is_lemon_to_models_that_never_saw_it():
+    """README.md's text example (`featviz render efficientnet_lite0 "text:a photo of a lemon" --steps 256`, whose
+    image it shows) renders what EfficientNet-Lite1 and Lite2 rank lemon in their top 5."""
+    path = IMAGES / "text" / "lemon-readme.png"
+    assert "docs/images/text/lemon-readme.png" in (ROOT / "README.md").read_text()
+    with Image.open(path) as image:
+        assert (image.text["featviz:objective"], image.text["featviz:steps"]) == ("text:a photo of a lemon", "256")
+    pixels = pil_to_tensor(open_image(path, "RGB"))[None].float() / 255
+    lemon = featviz.models.imagenet_labels().index("lemon")
+    for name in ("efficientnet_lite1", "efficientnet_lite2"):
+        judge = featviz.load_model(name)
+        resized = torch.nn.functional.interpolate(pixels, size=judge.input_size, mode="bilinear", antialias=True)
+        with torch.no_grad():
+            assert lemon in judge(resized).topk(5).indices[0].tolist(), name

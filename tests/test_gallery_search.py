@@ -78,6 +78,14 @@ def test_adding_words_later_renders_nothing_again(clip, site):
     build_gallery(clip, [LAYER], out=site, words=WORDS, **SETTINGS)  # back to the list the browser test expects
 
 
+def test_clip_words_have_no_resolutions(clip, site):
+    # only a classifier's tower says what a word became (test_gallery_resolutions); a CLIP tower encodes it as is
+    assert search_table(site)["resolved"] == {}
+    assert all("top_words_resolved" not in record for record in records(site).values())
+    page = (site / unit_paths(LAYER, 0).page).read_text()
+    assert "class=\"top-words\"" in page and "class=\"resolved" not in page
+
+
 def test_word_lists_from_files_and_mistakes(tmp_path):
     listing = tmp_path / "words.txt"
     listing.write_text("# animals\ndog\n\nDog\n  red   fox \n")

@@ -17,6 +17,7 @@ from featviz.text.sentence import (
     FlatPromptWarning,
     attach_text_tower,
     image_embedding_layer,
+    proper_name,
 )
 from featviz.objectives.language import prompt_report
 from featviz.text.encoder import SentenceEncoder
@@ -202,6 +203,35 @@ def test_descriptions_resolve_to_the_classes_they_describe_and_flat_prompts_warn
     assert lines[2] == "text:a photo of a goldfish → goldfish 1.00"
 
 
+def test_names_and_ideas_no_class_holds_warn_and_descriptions_do_not(lite0):
+    tower = lite0.text
+    spider = tower.resolve("a photo of Spider-Man")  # the sentence encoder reads it as spiders
+    assert spider.classes[0][0] in {"spider web", "wolf spider", "garden spider"} and spider.flat
+    assert "'Spider-Man' is a name no class or definition of the classifier holds" in spider.warning(lite0.name)
+    happiness = tower.resolve("happiness")
+    assert happiness.flat and "nearer to 'an emotion'" in happiness.why
+    person = tower.resolve("a person")  # an outside phrase itself
+    assert person.flat and "'a person'" in person.why
+    described = tower.resolve(["a small orange fish kept in a glass bowl", "a sour yellow citrus fruit", "Granny Smith",
+                               "a red truck with ladders and hoses that fights blazes", "a Labrador Retriever"])
+    assert [item.flat for item in described] == [False] * 5
+    assert [item.classes[0][0] for item in described] == ["goldfish", "lemon", "Granny Smith", "fire engine",
+                                                           "Labrador retriever"]
+    phrases, _ = tower.outside()
+    assert "an emotion" in phrases and "a comic book character" not in phrases  # comic book is a class
+    assert proper_name("Statue of Liberty", {"statue"}) == "Statue of Liberty"
+    assert proper_name("a Granny Smith", {"granny", "smith"}) is None
+
+
+def test_a_planted_classifier_keeps_the_outside_phrases_its_own_classes_do_not_name():
+    planted = attach_text_tower(featviz.load_model(nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)), labels=["person", "dog", "car"]))
+    phrases, _ = planted.text.outside()
+    assert "a person" not in phrases and "an emotion" in phrases  # "person" is its class here
+    assert not planted.text.resolve("a person").flat and planted.text.resolve("a person").exact
+    assert planted.text.resolve("happiness").flat
+
+
 def test_the_cli_prints_what_each_prompt_became_once(lite0, capsys, tmp_path):
     code = main(["render", "efficientnet_lite0", "text:a photo of a lemon", "text:a photo of a lemon|goldfish:0.5",
                  "--steps", "1", "--size", "32", "--no-progress", "--out", str(tmp_path)])
@@ -285,7 +315,8 @@ def test_user_mistakes_are_featviz_errors():
 def test_the_shipped_imagenet_sentences_are_the_encoders_own_and_spare_a_first_use_the_encoder(monkeypatch, tmp_path):
     shipped = encoder._shipped()
     sentences = sentence.imagenet_sentences()
-    assert shipped and set(sentences) <= set(shipped), "rerun featviz.text.sentence.write_shipped_embeddings()"
+    assert shipped and set(sentences) | set(sentence.outside_phrases()) <= set(shipped), (
+        "rerun featviz.text.sentence.write_shipped_embeddings()")
     sample = ["a photo of a goldfish.", sentences[-1], "a photo of a fire engine."]
     fresh = encoder.sentence_encoder().encode(sample)
     cosine = (unit(fresh) * unit(torch.stack([shipped[text] for text in sample]))).sum(-1)

@@ -40,7 +40,7 @@ from featviz.gallery.manifest import MANIFEST_NAME, Manifest, shard_paths
 from featviz.gallery.paths import DIVERSITY, unit_paths
 from featviz.gallery.pictures import write_unit_examples
 from featviz.gallery.site import write_site
-from featviz.gallery.words import WordsLike, write_search_table
+from featviz.gallery.words import WordsLike, word_resolutions, write_search_table
 from featviz.device import resolve_device
 from featviz.hooks import IMAGE, ActivationCapture, bind_layers, survey_model
 from featviz.hooks.memory import check_render_memory
@@ -427,9 +427,13 @@ def _layer_data(
             write_text(cache / ".gitignore", "*\n")
     for turn in (0, 1):  # rank 0 fills the words' cache, then the other ranks read it
         if (processes.rank == 0) == (turn == 0):
+            resolved = None
+            if extras.words is not None and any(WORDS in parts for parts in needed.values()):
+                resolved = word_resolutions(model, extras.words, cache_dir=cache)  # one call for every layer
             for layer, parts in needed.items():
                 if WORDS in parts:
                     data[layer].words = prepare_words(model, (features or {}).get(layer, layer), extras, cache)
+                    data[layer].resolved = resolved
         processes.barrier()
     for layer, parts in needed.items():
         if LABEL in parts:
@@ -442,9 +446,13 @@ def _write_search_tables(
     model: Model, site_dir: Path, records: list[dict[str, Any]], layers: list[str], extras: Extras,
     features: dict[str, Dictionary] | None = None,
 ) -> None:
-    """Each layer's search table (words this build ranks, and the concept labels its records hold)."""
+    """Each layer's search table (words this build ranks, what they became on a classifier, and the concept labels
+    its records hold)."""
     if extras.words is None and extras.label_source is None:
         return
+    resolved = None
+    if extras.words is not None:
+        resolved = word_resolutions(model, extras.words, cache_dir=site_dir / CACHE_FOLDER)  # cached by _layer_data
     by_layer: dict[str, dict[int, dict[str, Any]]] = {}
     for record in records:
         by_layer.setdefault(record["layer"], {})[record["unit"]] = record
@@ -463,9 +471,8 @@ def _write_search_tables(
                 labelled.setdefault(concept, []).append([unit, round(float(score), 4) if score is not None else 0.0])
         for pairs in labelled.values():
             pairs.sort(key=lambda pair: -pair[1])
-        write_search_table(
-            site_dir, layer, words, labelled, word_count=len(extras.words) if extras.words is not None else len(labelled)
-        )
+        count = len(extras.words) if extras.words is not None else len(labelled)
+        write_search_table(site_dir, layer, words, labelled, word_count=count, resolved=resolved)
 
 
 def _ordered_records(records: list[dict[str, Any]], layers: list[str]) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from featviz.concepts.dissect import label_units
 from featviz.dataset import image_folder
 from featviz.errors import FeatvizError
 from featviz.gallery.paths import unit_paths
-from featviz.gallery.words import WordScores, WordsLike, read_words, word_scores, words_key
+from featviz.gallery.words import WordScores, WordsLike, read_words, resolves_words, word_scores, words_key
 from featviz.io import write_text
 from featviz.models.probe import load_probe
 from featviz.objectives import facet
@@ -61,13 +61,15 @@ class FacetSpec:
 class Extras:
     """The parts a build adds to each unit, read from `build_gallery`'s options by `extras_from_options`.
 
-    ``words`` is the word list for top words (None: no words); ``label_source`` the ``(source, description)`` of
-    the images that concept labels are computed on (None: no labels) and ``concepts`` the labels' concepts (None:
+    ``words`` is the word list for top words (None: no words) and ``resolves`` whether the model's text tower says
+    what each word became (a classifier's; the pages then show it); ``label_source`` the ``(source, description)``
+    of the images that concept labels are computed on (None: no labels) and ``concepts`` the labels' concepts (None:
     the default list); ``facets`` the probes to render facets with, at ``facet_strength``; ``story_source`` the
     ``(source, description)`` of the images for conditional-probability plots (None: no plots).
     """
 
     words: list[str] | None = None
+    resolves: bool = False
     label_source: tuple[Any, str] | None = None
     concepts: list[str] | None = None
     facets: list[FacetSpec] = field(default_factory=list)
@@ -78,7 +80,7 @@ class Extras:
         """Each requested part and its key."""
         parts: dict[str, str] = {}
         if self.words is not None:
-            parts[WORDS] = words_key(self.words)
+            parts[WORDS] = _digest(words_key(self.words), "resolved") if self.resolves else words_key(self.words)
         if self.label_source is not None:
             parts[LABEL] = _digest(self.label_source[1], self.concepts)
         for spec in self.facets:
@@ -120,6 +122,7 @@ def extras_from_options(
     extras = Extras(words=read_words(words))
     if extras.words is not None:
         text_tower(model)  # FeatvizError now, before any render, for a model without a text tower
+        extras.resolves = resolves_words(model)
 
     def source_of(option: Any, name: str) -> tuple[Any, str] | None:
         if option is None or option is False:
@@ -167,9 +170,11 @@ def extras_from_options(
 @dataclass
 class LayerData:
     """What the parts of one layer's units are sliced from: ``words``, the layer's word scores (None without
-    words), and ``labels``, each unit's concept label as record fields."""
+    words), ``resolved``, what each word became on a classifier (`featviz.gallery.words.word_resolutions`; None
+    without words or on CLIP), and ``labels``, each unit's concept label as record fields."""
 
     words: WordScores | None = None
+    resolved: dict[str, dict[str, Any]] | None = None
     labels: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -265,6 +270,10 @@ def add_parts(
         done = dict(record.get("parts") or {})
         if WORDS in needs and data.words is not None:
             record["top_words"] = [list(pair) for pair in data.words.top_words(unit)]
+            if data.resolved is not None:
+                record["top_words_resolved"] = {word: data.resolved[word] for word, _ in record["top_words"]}
+            else:
+                record.pop("top_words_resolved", None)
             record["words_method"] = data.words.method
             record["words_r2"] = data.words.r2
         if LABEL in needs and extras.label_source is not None:

@@ -42,14 +42,15 @@ from featviz.errors import FeatvizError
 from featviz.gallery.manifest import Manifest, record_key
 from featviz.gallery.paths import layer_page, layer_slug, search_table_path, unit_paths
 from featviz.gallery.pictures import make_thumbnail
+from featviz.gallery.words import resolution_line, resolution_mark
 from featviz.io import ensure_writable_dir, write_bytes
 from featviz.text.directions import POOR_FIT
 
 ASSETS = ("style.css", "site.js", "search.js")
 KNOWN_KEYS = ("objective", "steps", "seed", "activation", "render_seconds")
 STRUCTURE_KEYS = frozenset({
-    "layer", "unit", "images", "dataset_examples", "histogram", "parts", "top_words", "concept", "concept_score",
-    "concept_runners_up",
+    "layer", "unit", "images", "dataset_examples", "histogram", "parts", "top_words", "top_words_resolved", "concept",
+    "concept_score", "concept_runners_up",
 })
 
 
@@ -245,6 +246,23 @@ def _scored(value: Any) -> list[tuple[str, float]]:
     return pairs
 
 
+def _resolution(word: str, entry: Any) -> str:
+    """What a top word became on a classifier (its `featviz.gallery.words.word_resolutions` entry), as a line under
+    the word: the classes it resolved to, marked when the word is a class name or names no class; "" without."""
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("classes"), list):
+        return ""
+    try:
+        line = resolution_line(word, entry)
+    except (TypeError, ValueError):  # a hand-edited record: show nothing rather than fail the page
+        return ""
+    mark = resolution_mark(entry)
+    kind = " exact" if entry.get("exact") else " flat" if entry.get("flat") else ""
+    shown = line[len(word) + 1:]  # "→ LABEL WEIGHT, ...": the word stands just above
+    badge = f" <span class=\"mark\">{_text(mark)}</span>" if mark else ""
+    title = f"{line} ({mark})" if mark else line
+    return f"<span class=\"resolved{kind}\" title=\"{_text(title)}\">{_text(shown)}{badge}</span>"
+
+
 def _meaning_section(prefix: str, layer: str, record: Mapping[str, Any], searchable: bool) -> str:
     """The unit's concept label (with its score and runners-up) and its top words, or "" when it has neither."""
     blocks = []
@@ -261,14 +279,16 @@ def _meaning_section(prefix: str, layer: str, record: Mapping[str, Any], searcha
     words = _scored(record.get("top_words"))
     if words:
         peak = max(abs(score) for _, score in words) or 1.0
+        resolved = _mapping(record, "top_words_resolved")
         items = []
         for word, score in words:
             label = _text(word)
             if searchable:
                 label = f"<a href=\"{_href(prefix, layer_page(layer))}#search={quote(word, safe='')}\">{label}</a>"
+            width = max(score, 0) / peak * 100
             items.append(
-                f"<li><span class=\"word\">{label}</span><span class=\"bar\" style=\"width:{max(score, 0) / peak * 100:.0f}%\">"
-                f"</span><span class=\"score\">{_text(_number(score))}</span></li>"
+                f"<li><span class=\"word\">{label}</span><span class=\"bar\" style=\"width:{width:.0f}%\"></span>"
+                f"<span class=\"score\">{_text(_number(score))}</span>{_resolution(word, resolved.get(word))}</li>"
             )
         r2 = record.get("words_r2")
         caution = ""
@@ -276,6 +296,11 @@ def _meaning_section(prefix: str, layer: str, record: Mapping[str, Any], searcha
             caution = (
                 f"<p class=\"note\">This layer's text directions come from a linear map that predicts held-out photos "
                 f"poorly (R² {_text(_number(float(r2)))}): read these words with care; later layers fit better.</p>"
+            )
+        if resolved:
+            caution += (
+                "<p class=\"note\">The model is a classifier: a word means the classes it resolves to, shown under "
+                "it (at most 3, with their weights).</p>"
             )
         blocks.append(
             "<h3>Top words (zero-shot: the words whose text direction weighs most on this unit)</h3>"

@@ -11,9 +11,16 @@ ImageNet-1k, its WordNet definition (``"LABEL: DEFINITION"``). A class's score i
 with its two keys; the distribution is ``softmax(score / TEMPERATURE)``, kept to its `KEPT_CLASSES` largest
 weights. A prompt that is a class name or synonym (after an optional ``a photo of a``) puts all its weight on that
 class. The ImageNet lemmas and definitions are the files timm ships (``timm/data/_info``); nothing is downloaded.
-`ClassTextTower.resolve` says what a prompt became; a flat distribution (top weight under `FLAT`, or under twice
-that for a prompt near no class key: best cosine under `NEAR`) means the prompt names nothing the classifier knows,
-and a text objective warns once per prompt (`ClassTextTower.warn_flat`).
+`ClassTextTower.resolve` says what a prompt became. A prompt names nothing the classifier knows, and a text
+objective warns once per prompt (`ClassTextTower.warn_flat`), when any of these holds:
+
+* its distribution is flat: top weight under `FLAT`, or under twice that for a prompt near no class key (best
+  cosine under `NEAR`);
+* it is nearer to something no class is than to any class: to one of the phrases of `OUTSIDE` (people,
+  characters, ideas, symbols, places, events...) that no class key of this classifier is near, by more than
+  `OUTSIDE_MARGIN` in cosine ("happiness" reads as "an emotion");
+* it is a proper name the classifier's vocabulary does not hold: every word capitalized, and one of them in no
+  class name or definition ("a photo of Spider-Man", which the sentence encoder reads as a spider).
 
 The sentence encoder and the embeddings' caches are `featviz.text.encoder`'s.
 """
@@ -53,6 +60,18 @@ FLAT = 0.25
 #: A prompt whose best cosine with any class key is below this is near no class (2% of the benchmark's 171
 #: paraphrases score under 0.48; "happiness", "love", "democracy" score 0.22-0.31).
 NEAR = 0.45
+#: Phrases of things a classifier of everyday objects has no class for (one a line, ``#`` comments): rivals of
+#: the classes when telling whether a prompt names any.
+OUTSIDE = Path(__file__).resolve().parent / "data" / "outside.txt"
+#: An outside phrase with a class key this near (cosine) names that class, and is not a rival on this classifier.
+OUTSIDE_NEAR = 0.7
+#: A prompt nearer (cosine) to an outside phrase than to any class key by more than this names no class: the
+#: prompts naming nothing in ImageNet that this test catches are nearer by 0.07 or more (benchmarks/text_transfer.py
+#: `NO_CLASS_TEST`), and 2 of its 171 paraphrases of ImageNet classes by 0.01 at most.
+OUTSIDE_MARGIN = 0.05
+#: Lower-case words a proper name may hold ("Statue of Liberty").
+_NAME_JOINERS = frozenset({"of", "the", "and", "de", "da", "di", "du", "la", "le", "van", "von", "der"})
+_WORD = re.compile(r"[\w'’-]+")
 #: How a resolution is printed: this many classes.
 SHOWN_CLASSES = 3
 #: Prefixes stripped before a prompt is compared with the class names ("a photo of a goldfish" is goldfish).
@@ -80,15 +99,28 @@ def imagenet_sentences() -> list[str]:
     return list(dict.fromkeys(named + described))
 
 
+@functools.lru_cache(maxsize=1)
+def outside_phrases() -> tuple[str, ...]:
+    """The phrases of `OUTSIDE`: things a classifier of everyday objects usually has no class for.
+
+    Example:
+        >>> phrases = outside_phrases()
+        >>> "an emotion" in phrases, "a superhero" in phrases, len(phrases) > 100
+        (True, True, True)
+    """
+    lines = OUTSIDE.read_text(encoding="utf-8").splitlines()
+    return tuple(dict.fromkeys(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")))
+
+
 def write_shipped_embeddings(path: str | os.PathLike = SHIPPED) -> Path:
-    """Embed `imagenet_sentences` with the installed encoder and write them (fp16) to ``path``, the file featviz
-    ships; rerun it when the encoder package changes.
+    """Embed `imagenet_sentences` and `outside_phrases` with the installed encoder and write them (fp16) to
+    ``path``, the file featviz ships; rerun it when the encoder package changes.
 
     Example:
         >>> write_shipped_embeddings(tmp_path / "sentences.pt").name      # doctest: +SKIP
         'sentences.pt'
     """
-    return write_embeddings(imagenet_sentences(), path)
+    return write_embeddings(list(dict.fromkeys([*imagenet_sentences(), *outside_phrases()])), path)
 
 
 def check_templates(templates: Sequence[str]) -> tuple[str, ...]:
@@ -229,12 +261,32 @@ def strip_prompt(prompt: str) -> str:
     return _PREFIX.sub("", prompt, count=1).strip().rstrip(".!").strip()
 
 
+def proper_name(prompt: str, vocabulary: set[str]) -> str | None:
+    """The proper name ``prompt`` is, when it is one that ``vocabulary`` (lower-case words) does not hold: after
+    `strip_prompt`, every word capitalized (or a joiner like "of"), and one of them unknown; else None.
+
+    Example:
+        >>> proper_name("a photo of Spider-Man", {"spider", "man", "web"})
+        'Spider-Man'
+        >>> proper_name("a Spider Web", {"spider", "web"}), proper_name("a red spider", set())
+        (None, None)
+    """
+    words = _WORD.findall(strip_prompt(prompt))
+    if not words or not words[0][:1].isupper():
+        return None
+    if not all(word[:1].isupper() or word.lower() in _NAME_JOINERS for word in words):
+        return None
+    if all(word.lower() in vocabulary for word in words if word[:1].isupper()):
+        return None
+    return " ".join(words)
+
+
 @dataclass
 class Resolution:
     """What a prompt became on a classifier: ``classes``, ``(label, weight)`` pairs largest first (the kept part
     of the distribution, summing to 1); ``exact`` when the prompt is a class name or synonym; ``flat`` when the
-    largest weight is under `FLAT`, or under twice that with the prompt's best cosine with a class key
-    (``nearness``) under `NEAR`: the prompt names nothing the classifier knows.
+    prompt names nothing the classifier knows (see the module docstring), with ``why`` saying how that was told;
+    ``nearness`` is the prompt's best cosine with a class key.
 
     ``str()`` gives the line the command line prints: ``text:PROMPT → LABEL WEIGHT, ...``.
 
@@ -248,6 +300,7 @@ class Resolution:
     exact: bool = False
     flat: bool = False
     nearness: float = 1.0
+    why: str = ""
 
     def __str__(self) -> str:
         shown = ", ".join(f"{label} {weight:.2f}" for label, weight in self.classes[:SHOWN_CLASSES])
@@ -264,10 +317,8 @@ class Resolution:
         if not self.flat:
             return ""
         nearest = ", ".join(f"{label} {weight:.2f}" for label, weight in self.classes[:SHOWN_CLASSES])
-        return (
-            f"text:{self.prompt} names no class of {model_name} (largest weight {self.classes[0][1]:.2f}, best "
-            f"cosine {self.nearness:.2f}); it renders a blend of the nearest: {nearest}"
-        )
+        why = self.why or f"largest weight {self.classes[0][1]:.2f}, best cosine {self.nearness:.2f}"
+        return f"text:{self.prompt} names no class of {model_name} ({why}); it renders a blend of the nearest: {nearest}"
 
 
 class ClassTextTower(TextTower):
@@ -312,8 +363,13 @@ class ClassTextTower(TextTower):
         self._image_layer: str | None = None
         self._exact_layers: frozenset[str] | None = None
         self._keys: tuple[Tensor, Tensor] | None = None
+        self._outside: tuple[list[str], Tensor] | None = None
         self._exact: dict[str, list[int]] = {}
-        names, _ = class_vocabulary(self.labels)
+        names, definitions = class_vocabulary(self.labels)
+        self._words = {
+            word.lower() for index in self.classes
+            for text in [*names[index], definitions[index] or ""] for word in _WORD.findall(text)
+        }
         for position, index in enumerate(self.classes):
             for name in names[index]:
                 found = self._exact.setdefault(normalize_label(name), [])
@@ -382,6 +438,24 @@ class ClassTextTower(TextTower):
             self._keys = (name_keys, definition_keys)
         return self._keys
 
+    def outside(self) -> tuple[list[str], Tensor]:
+        """The phrases of `OUTSIDE` that no kept class key is near (cosine under `OUTSIDE_NEAR`), and their
+        embeddings ``(R, 384)``: the rivals of the classes when `resolve` tells whether a prompt names any.
+
+        Example:
+            >>> phrases, embeddings = model.text.outside()
+            >>> "an emotion" in phrases, embeddings.shape[1]
+            (True, 384)
+        """
+        if self._outside is None:
+            phrases = list(outside_phrases())
+            embedded = embed_sentences(phrases)
+            name_keys, definition_keys = self.keys()
+            nearest = torch.maximum(embedded @ name_keys.t(), embedded @ definition_keys.t()).max(1).values
+            kept = (nearest < OUTSIDE_NEAR).nonzero().flatten().tolist()
+            self._outside = ([phrases[row] for row in kept], embedded[kept])
+        return self._outside
+
     def distribution(self, prompts: Sequence[str]) -> Tensor:
         """``(len(prompts), K)``: each prompt's weights over the kept classes (all of them unless ``classes`` was
         given), summing to 1. Exact class names (or synonyms) share all the weight; other prompts are a softmax
@@ -394,10 +468,12 @@ class ClassTextTower(TextTower):
         """
         return self._distribution(check_prompts(prompts))[0]
 
-    def _distribution(self, prompts: list[str]) -> tuple[Tensor, Tensor]:
-        """The distribution and each prompt's best cosine with a class key (1 for exact names)."""
+    def _distribution(self, prompts: list[str], rivals: bool = False) -> tuple[Tensor, Tensor, list[str]]:
+        """The distribution, each prompt's best cosine with a class key (1 for exact names) and, with ``rivals``,
+        why each prompt names no class ("" when it names one; see the module docstring)."""
         found = torch.zeros(len(prompts), len(self.classes))
         nearness = torch.ones(len(prompts))
+        why = [""] * len(prompts)
         fuzzy = []
         for row, prompt in enumerate(prompts):
             exact = self._exact.get(normalize_label(strip_prompt(prompt)))
@@ -414,7 +490,20 @@ class ClassTextTower(TextTower):
             kept = weights.topk(min(KEPT_CLASSES, weights.shape[1]), dim=1)
             sparse = torch.zeros_like(weights).scatter_(1, kept.indices, kept.values)
             found[fuzzy] = sparse / sparse.sum(1, keepdim=True)
-        return found, nearness
+            if rivals:
+                phrases, outside = self.outside()
+                against = embedded @ outside.t()
+                for position, row in enumerate(fuzzy):
+                    name = proper_name(prompts[row], self._words)
+                    best = int(against[position].argmax()) if phrases else -1
+                    if name is not None:
+                        why[row] = f"'{name}' is a name no class or definition of the classifier holds"
+                    elif phrases and against[position, best] > nearness[row] + OUTSIDE_MARGIN:
+                        why[row] = (
+                            f"it is nearer to '{phrases[best]}', which no class is, than to any class: cosine "
+                            f"{float(against[position, best]):.2f} against {float(nearness[row]):.2f}"
+                        )
+        return found, nearness, why
 
     def resolve(self, prompts: str | Sequence[str]) -> Resolution | list[Resolution]:
         """What ``prompts`` became: a `Resolution` for one prompt, a list for a list.
@@ -425,15 +514,15 @@ class ClassTextTower(TextTower):
         """
         single = isinstance(prompts, str)
         found = check_prompts(prompts)
-        weights, nearness = self._distribution(found)
+        weights, nearness, reasons = self._distribution(found, rivals=True)
         resolutions = []
-        for prompt, row, near in zip(found, weights, nearness.tolist()):
+        for prompt, row, near, why in zip(found, weights, nearness.tolist(), reasons):
             values, positions = row.topk(min(KEPT_CLASSES, row.numel()))
             kept = sorted((-float(value), int(position)) for value, position in zip(values, positions) if value > 0)
             classes = [(self.labels[self.classes[position]], -value) for value, position in kept]  # ties: class order
             exact = bool(self._exact.get(normalize_label(strip_prompt(prompt))))
-            flat = not exact and (classes[0][1] < FLAT or (near < NEAR and classes[0][1] < 2 * FLAT))
-            resolutions.append(Resolution(prompt, classes, exact, flat, near))
+            flat = not exact and (bool(why) or classes[0][1] < FLAT or (near < NEAR and classes[0][1] < 2 * FLAT))
+            resolutions.append(Resolution(prompt, classes, exact, flat, near, why))
         return resolutions[0] if single else resolutions
 
     def class_vectors(self) -> Tensor:
@@ -560,5 +649,5 @@ register_text_tower(classifier_text_tower)
 __all__ = [
     "ClassTextTower", "FlatPromptWarning", "Resolution", "attach_text_tower", "check_templates", "class_embeddings",
     "class_vocabulary", "classifier_layer", "classifier_text_tower", "image_embedding_layer", "imagenet_sentences",
-    "strip_prompt", "write_shipped_embeddings",
+    "outside_phrases", "proper_name", "strip_prompt", "write_shipped_embeddings",
 ]
