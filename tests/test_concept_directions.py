@@ -1,5 +1,5 @@
 """Sparse concept directions: sparsity as asked, held-out accuracy above chance from prompts (a tiny random CLIP's
-text tower, and EfficientNet-Lite0's sentence tower fitted on 60 classes in a fresh cache) and from labelled image
+text tower, and EfficientNet-Lite0's class tower over 60 of its classes, in a fresh cache) and from labelled image
 folders, weights that act on raw activations, and the batched render of the directions."""
 import numpy as np
 import pytest

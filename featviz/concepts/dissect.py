@@ -5,7 +5,8 @@ pooling; ``pool="max"`` takes the maximum) is compared with how much each image 
 ``P[i, c]``, the cosine of image ``i``'s embedding with concept ``c``'s text embedding. On a CLIP model both come
 from the model itself (the image tower's output and its text tower); on an ImageNet classifier with a text tower
 (`featviz.text.sentence`) the image embedding is the classifier's input (the pooled penultimate features,
-``global_pool`` on EfficientNet-Lite) and concepts are sentence embeddings mapped into that space.
+``global_pool`` on EfficientNet-Lite) and a concept is the tower's ``encode`` of it: the mixture of the class
+weight vectors of the classes it resolves to (exactly one class's weights for a class name).
 
 Soft-WPMI, with the paper's published defaults (its code's ``soft_wpmi``):
 

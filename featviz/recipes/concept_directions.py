@@ -4,7 +4,8 @@ article, where each emotion is a handful of neurons).
 
 Training data, by default the article's: each concept is a few prompts, and a prompt's sample is its text
 direction in the layer (`featviz.text.directions.text_directions`: the zero-shot weights over the layer's units
-that the model's text tower gives it; CLIP's own text transformer, or a classifier's sentence encoder). This
+that the model's text tower gives it; CLIP's own text transformer, or a classifier's class tower, which makes a
+prompt the mixture of the weight vectors of the classes it resolves to, `featviz.text.sentence`). This
 needs no labelled images, and it describes what the units mean through the model's own image-text alignment;
 its held-out accuracy says whether prompts of a concept not seen in the fit land on the same units. A concept
 may instead be a folder of images; a sample is then an image's activations averaged over positions, and the
@@ -379,9 +380,10 @@ def render_concept_directions(
 ) -> RenderResult:
     """Render each concept's sparse direction (`featviz.objectives.direction`), all in one batch, in the
     concepts' order; image ``i`` uses seed ``seed + i``. ``layer`` renders the directions at another layer with
-    the same channels (default: the layer they were fitted in), e.g. the pre-activation of a pooled or
-    saturating layer (EfficientNet-Lite's ``global_pool`` averages ``bn2``, whose ReLU6 caps each unit at 6:
-    render its directions at ``bn2.drop``, before the ReLU6). ``cossim_pow`` multiplies each dot product by
+    the same channels (default: the layer they were fitted in), e.g. the spatial layer that a pooled one
+    averages (EfficientNet-Lite's ``global_pool`` is the mean of ``bn2``; its pre-activation ``bn2.drop`` has no
+    ReLU6 cap, but there a negative weight asks for negative values the classifier never sees, see
+    docs/concepts/sparse-directions.md). ``cossim_pow`` multiplies each dot product by
     ``max(cos, 0.1) ** cossim_pow`` (0, the default: the plain dot product; see `featviz.objectives.direction`). ``steps``, ``size``, ``device`` and ``progress`` are `featviz.render`'s,
     and so are the other ``options`` (``param``, ``transforms``, ...).
 
