@@ -18,7 +18,7 @@ import time
 import torch
 
 import featviz
-from featviz.concepts.dissect import concept_embeddings, resolve_concepts, soft_wpmi
+from featviz.concepts.dissect import concept_embeddings, known_concepts, resolve_concepts, soft_wpmi
 from featviz.hooks import ActivationCapture, bind_layers
 from featviz.models.model import normalize_label
 from featviz.text import text_directions
@@ -44,7 +44,7 @@ def hidden_layer_search(model: featviz.Model, layers: list[str], classes: list[i
 
 
 def dissect_final_layer(model: featviz.Model, crops: list[int]) -> None:
-    concepts = resolve_concepts(None)
+    concepts = known_concepts(model, resolve_concepts(None))  # as label_units: none that no class is
     embeddings = concept_embeddings(model, concepts, progress=True)
     names, _ = class_vocabulary(model.labels)
     accepted = [{normalize_label(name) for name in group} for group in names]

@@ -149,13 +149,31 @@ def test_lite0_classifier_units_are_labelled_by_what_the_photos_show(lite0):
         "cat", "coffee", "rocket", "motorcycle", "flower", "coin", "moon", "brick", "grass", "temple", "astronaut",
         "camera", "dog", "car", "lemon", "bird", "tree", "house", "boat", "shoe",
     ]
-    labels = label_units(lite0, "classifier", ImageFolder(shipped_photo_paths(), 128), concepts, top_k=2)
-    assert len(labels) == 1000
-    # "astronaut" resolves to space shuttle 0.50 on Lite0's tower, "rocket" to missile 0.90: the shuttle is astronaut's
-    expected = {"tabby": "cat", "espresso": "coffee", "space shuttle": "astronaut", "moped": "motorcycle",
+    with pytest.warns(dissect.ConceptsLeftOutWarning, match=r"\(moon, astronaut\)"):  # no class is either
+        labels = label_units(lite0, "classifier", ImageFolder(shipped_photo_paths(), 128), concepts, top_k=2)
+    assert len(labels) == 1000 and not {"moon", "astronaut"} & {label.concept for label in labels}
+    expected = {"tabby": "cat", "espresso": "coffee", "space shuttle": "rocket", "moped": "motorcycle",
                 "daisy": "flower", "reflex camera": "camera"}
     for class_name, concept in expected.items():
         assert labels[lite0.label_index(class_name)].concept == concept, class_name
+
+
+def test_a_classifier_leaves_out_concepts_that_no_class_is(lite0, tiny_clip, tmp_path, capsys):
+    with pytest.warns(dissect.ConceptsLeftOutWarning, match=r"2 of 5 concepts .* \(terrorist, sun\)"):
+        kept = dissect.known_concepts(lite0, ["espresso", "terrorist", "cat", "sun", "dog"])
+    assert kept == ["espresso", "cat", "dog"]  # "dog", a blend of breeds, is a class's kind and stays
+    assert dissect.known_concepts(tiny_clip, ["terrorist", "sun"]) == ["terrorist", "sun"]  # CLIP reads any text
+    with pytest.raises(FeatvizError, match="give at least 2 such"):
+        dissect.known_concepts(lite0, ["terrorist", "sun", "espresso"])
+    concepts = tmp_path / "concepts.txt"
+    concepts.write_text("espresso\nterrorist\ncat\nsun\nmotorbike\n")
+    code = main(["label", "efficientnet_lite0", "--layer", "global_pool", "--images", "shipped", "--concepts",
+                 str(concepts), "--top-k", "2", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0 and "terrorist" not in captured.out and "sun " not in captured.out
+    assert captured.err.strip().splitlines() == [
+        "featviz: warning: 2 of 5 concepts name something no class of efficientnet_lite0 is (terrorist, sun) and are "
+        "left out of its labels"]
 
 
 def test_default_concepts_and_concept_files(tmp_path):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from featviz.discovery import import_modules
 from featviz.errors import FeatvizError
@@ -41,6 +41,19 @@ def _commands() -> list:
     return [commands[name] for name in names]
 
 
+def _one_line_warnings(previous: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints featviz's own warnings as one ``featviz: warning: ...`` line on
+    stderr (no file name, no source line) and hands every other warning to ``previous``."""
+
+    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if getattr(category, "__module__", "").startswith("featviz."):
+            print(f"featviz: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit code (0 ok, 2 user mistake, 130
     interrupted)."""
@@ -53,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             # torch.load warns about a pickle's protocol before refusing it; the refusal is the one line printed.
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
             return int(args.run(args) or 0)
     except FeatvizError as error:
         message = " ".join(str(error).split())

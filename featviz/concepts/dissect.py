@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from featviz.concepts.vocabulary import check_concepts, default_concepts, read_concepts
+from featviz.concepts.vocabulary import MINIMUM_CONCEPTS, check_concepts, default_concepts, read_concepts
 from featviz.dataset import ImageFolder, Processes, collect_activations, image_folder
 from featviz.device import resolve_device
 from featviz.errors import FeatvizError, check_int
@@ -224,6 +224,49 @@ def resolve_concepts(concepts: Sequence[str] | str | os.PathLike | None) -> list
     return check_concepts(concepts)
 
 
+def known_concepts(model: Any, concepts: Sequence[str], templates: Sequence[str] | None = None) -> list[str]:
+    """``concepts`` less those that ``model``'s classifier tower says name something no class is (a proper name it
+    does not hold, or a prompt nearer to one of its outside phrases than to any class: `featviz.text.sentence`),
+    with one warning that counts them and names a few. On a CLIP model, or with any other tower, all of them.
+
+    Such a concept's embedding is a blend of unrelated classes ("terrorist" becomes missile 0.42, Afghan hound
+    0.12...), so it could only win a label by accident. A concept that is a flat blend of near classes ("dog",
+    a blend of breeds) stays. Raises FeatvizError when fewer than 2 remain.
+
+    Example:
+        >>> known_concepts(featviz.load_model("efficientnet_lite0"), ["espresso", "cat", "terrorist"])
+        ['espresso', 'cat']
+    """
+    tower = text_tower(model)
+    if not isinstance(tower, sentence.ClassTextTower):
+        return list(concepts)
+    prompts = [template.format(concept) for concept in concepts for template in templates] if templates else concepts
+    per_concept = len(templates) if templates else 1
+    resolved = tower.resolve(list(prompts))
+    outside = [
+        concept for index, concept in enumerate(concepts)
+        if all(item.why for item in resolved[index * per_concept:(index + 1) * per_concept])
+    ]
+    if not outside:
+        return list(concepts)
+    kept = [concept for concept in concepts if concept not in set(outside)]
+    shown = ", ".join(outside[:5]) + (", ..." if len(outside) > 5 else "")
+    if len(kept) < MINIMUM_CONCEPTS:
+        raise FeatvizError(
+            f"{len(outside)} of {len(concepts)} concepts name something no class of {tower.model_name} is ({shown}); "
+            "a classifier's concepts must be things its classes are, give at least 2 such"
+        )
+    warnings.warn(
+        f"{len(outside)} of {len(concepts)} concepts name something no class of {tower.model_name} is ({shown}) and "
+        "are left out of its labels", ConceptsLeftOutWarning, stacklevel=3,
+    )
+    return kept
+
+
+class ConceptsLeftOutWarning(UserWarning):
+    """Concepts a classifier's labels leave out: they name something none of its classes is."""
+
+
 def per_image_pass(
     model: Model,
     folder: ImageFolder,
@@ -337,6 +380,7 @@ def label_units(
     default_device = model.device if isinstance(model, Model) else None
     model = load_model(model, device=resolve_device(device, default=default_device, per_process=True))
     image_layer = text_tower(model).image_layer
+    chosen = known_concepts(model, chosen, templates)
     if dictionary is not None:
         dictionary.check_model(model)  # a dictionary fitted on another model fails here, before any work
         model.get_layer(dictionary.layer)
@@ -385,5 +429,6 @@ def format_labels(labels: Sequence[UnitLabel]) -> str:
 
 
 __all__ = [
-    "UnitLabel", "concept_embeddings", "format_labels", "label_units", "per_image_pass", "resolve_concepts", "soft_wpmi",
+    "ConceptsLeftOutWarning", "UnitLabel", "concept_embeddings", "format_labels", "known_concepts", "label_units",
+    "per_image_pass", "resolve_concepts", "soft_wpmi",
 ]
