@@ -62,7 +62,8 @@ class Extras:
     """The parts a build adds to each unit, read from `build_gallery`'s options by `extras_from_options`.
 
     ``words`` is the word list for top words (None: no words) and ``resolves`` whether the model's text tower says
-    what each word became (a classifier's; the pages then show it); ``label_source`` the ``(source, description)``
+    what each word became (a classifier's; the pages then show it, and its labels leave out concepts no class is);
+    ``label_source`` the ``(source, description)``
     of the images that concept labels are computed on (None: no labels) and ``concepts`` the labels' concepts (None:
     the default list); ``facets`` the probes to render facets with, at ``facet_strength``; ``story_source`` the
     ``(source, description)`` of the images for conditional-probability plots (None: no plots).
@@ -82,7 +83,9 @@ class Extras:
         if self.words is not None:
             parts[WORDS] = _digest(words_key(self.words), "resolved") if self.resolves else words_key(self.words)
         if self.label_source is not None:
-            parts[LABEL] = _digest(self.label_source[1], self.concepts)
+            # A classifier's labels leave out the concepts no class is (`featviz.concepts.dissect.known_concepts`).
+            known = ("known",) if self.resolves else ()
+            parts[LABEL] = _digest(self.label_source[1], self.concepts, *known)
         for spec in self.facets:
             parts[FACET + spec.name] = spec.key
         if self.story_source is not None:
@@ -120,7 +123,7 @@ def extras_from_options(
     settings a facet render depends on.
     """
     extras = Extras(words=read_words(words))
-    if extras.words is not None:
+    if extras.words is not None or labels not in (None, False):
         text_tower(model)  # FeatvizError now, before any render, for a model without a text tower
         extras.resolves = resolves_words(model)
 

@@ -1,5 +1,6 @@
 // featviz gallery: the layer page's search box. Finds units by a word in the table written at build time
-// (search/LAYER.js sets window.featvizSearch[layer] = {words: {word: [[unit, score], ...]}, labels: {...}}).
+// (search/LAYER.js sets window.featvizSearch[layer] = {words: {word: [[unit, score], ...]}, labels: {...},
+// resolved: {word: {line, mark, exact, flat, ...}}}; on a classifier, resolved says what each word became).
 // The browser has no text tower, so a word outside the table cannot be encoded: the page says so and offers
 // the table's words that start with or contain what was typed.
 (function () {
@@ -22,7 +23,7 @@
   }
 
   function lookup(table) {
-    var found = {};
+    var found = Object.create(null);  // typing "constructor" finds no inherited property
     Object.keys(table).forEach(function (key) {
       found[normalize(key)] = key;
     });
@@ -60,6 +61,7 @@
     }
     var words = table.words || {};
     var labels = table.labels || {};
+    var resolved = table.resolved || {};
     var wordKeys = lookup(words);
     var labelKeys = lookup(labels);
     var vocabulary = Object.keys(words).concat(Object.keys(labels).filter(function (key) {
@@ -98,6 +100,20 @@
       return part;
     }
 
+    function resolution(word) {
+      var entry = Object.prototype.hasOwnProperty.call(resolved, word) ? resolved[word] : null;
+      if (!entry || typeof entry.line !== "string") {
+        return null;
+      }
+      var kind = entry.exact ? " exact" : (entry.flat ? " flat" : "");
+      var line = element("p", "search-resolved" + kind, entry.line);
+      if (entry.mark) {
+        line.appendChild(document.createTextNode(" "));
+        line.appendChild(element("span", "mark", entry.mark));
+      }
+      return line;
+    }
+
     function show() {
       var query = normalize(input.value);
       results.textContent = "";
@@ -106,6 +122,10 @@
       }
       var word = wordKeys[query];
       var label = labelKeys[query];
+      var became = word !== undefined ? resolution(word) : null;
+      if (became) {
+        results.appendChild(became);
+      }
       if (label !== undefined && labels[label].length) {
         results.appendChild(section("Units labelled \u201c" + label + "\u201d", labels[label], "label score"));
       }
