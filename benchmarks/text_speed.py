@@ -20,7 +20,7 @@ from featviz.errors import FeatvizError
 from featviz.text import find_text_direction
 
 LAST_LAYERS = {"open_clip:RN50": "layer4", "open_clip:ViT-B-32": "transformer.resblocks.11",
-               "efficientnet_lite0": "blocks.6"}
+               "efficientnet_lite0": "bn2"}
 PROMPTS = ["a photo of a dog", "a photo of a cat", "a red car", "a bowl of soup", "a mountain lake",
            "a spider", "a happy face", "the letter A"]
 

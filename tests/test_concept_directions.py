@@ -1,12 +1,13 @@
 """Sparse concept directions: sparsity as asked, held-out accuracy above chance from prompts (a tiny random CLIP's
 text tower, and EfficientNet-Lite0's class tower over 60 of its classes, in a fresh cache) and from labelled image
-folders, weights that act on raw activations, and the batched render of the directions."""
+folders, weights that act on raw activations, and the batched render of the directions (contrasted by default)."""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 import featviz
+from featviz import objectives
 from featviz.errors import FeatvizError
 from featviz.hooks import ActivationCapture
 from featviz.recipes import render_concept_directions, sparse_concept_directions
@@ -55,6 +56,17 @@ def test_prompts_on_a_tiny_clip_give_sparse_directions_that_tell_held_out_prompt
 
     result = render_concept_directions(clip, found, steps=2, seed=3, progress=False)
     assert result.images.shape == (3, 3, 64, 64) and result.objectives == ["direction(transformer.resblocks.1)"] * 3
+    # by default each image maximizes its concept's logit minus the mean of the others' (the contrast)
+    vectors = found.vectors
+    margins = torch.stack([vectors[index] - vectors[[other for other in range(3) if other != index]].mean(0)
+                           for index in range(3)])
+    by_hand = featviz.render(clip, [objectives.direction("transformer.resblocks.1", vector) for vector in margins],
+                             steps=2, seed=3, progress=False)
+    assert torch.allclose(result.images, by_hand.images)
+    as_fitted = render_concept_directions(clip, found, steps=2, seed=3, progress=False, contrast=False)
+    by_hand = featviz.render(clip, [objectives.direction("transformer.resblocks.1", vector) for vector in vectors],
+                             steps=2, seed=3, progress=False)
+    assert torch.allclose(as_fitted.images, by_hand.images) and not torch.allclose(as_fitted.images, result.images)
 
 
 def test_lite0_sentence_tower_prompts_separate_concepts(lite0, tmp_path, monkeypatch):

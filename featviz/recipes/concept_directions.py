@@ -38,7 +38,10 @@ from featviz.renderer import RenderResult, render
 from featviz.text.directions import text_directions
 from featviz.text.sentence import check_templates
 
-__all__ = ["ConceptDirection", "ConceptDirections", "render_concept_directions", "sparse_concept_directions"]
+__all__ = [
+    "ConceptDirection", "ConceptDirections", "contrasted_directions", "render_concept_directions",
+    "sparse_concept_directions",
+]
 
 TEXT, IMAGES = "text", "images"
 STRENGTH_RANGE = (-3.0, 2.0)  # log10 of scikit-learn's C, the inverse of the L1 penalty, on scaled samples
@@ -365,6 +368,22 @@ def sparse_concept_directions(
     )
 
 
+def contrasted_directions(vectors: Tensor) -> Tensor:
+    """Each row of ``vectors`` ``(concepts, C)`` minus the mean of the other rows: row ``i`` dotted with a sample
+    is by how much concept ``i``'s logit exceeds the mean of the others' (biases aside).
+
+    Example:
+        >>> contrasted_directions(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+        tensor([[ 1.0000, -0.5000],
+                [-0.5000,  1.0000],
+                [-0.5000, -0.5000]])
+    """
+    count = vectors.shape[0]
+    if count < 2:
+        raise FeatvizError(f"contrasting needs at least 2 concept directions, got {count}")
+    return (vectors - vectors.sum(0) / count) * count / (count - 1)
+
+
 def render_concept_directions(
     model: Model | nn.Module | str,
     found: ConceptDirections,
@@ -374,12 +393,18 @@ def render_concept_directions(
     seed: int = 0,
     cossim_pow: float = 0.0,
     layer: str | None = None,
+    contrast: bool = True,
     device: str | torch.device | None = None,
     progress: bool = True,
     **options: Any,
 ) -> RenderResult:
     """Render each concept's sparse direction (`featviz.objectives.direction`), all in one batch, in the
-    concepts' order; image ``i`` uses seed ``seed + i``. ``layer`` renders the directions at another layer with
+    concepts' order; image ``i`` uses seed ``seed + i``. With ``contrast`` (the default) image ``i`` maximizes
+    concept ``i``'s direction minus the mean of the other concepts' directions: the margin of its
+    logit over theirs, which is what the largest-logit rule tells the concepts apart by. A one-vs-rest direction
+    on its own only has to tell its concept from the others, and its positive units may draw something else (a
+    fruit direction of EfficientNet-Lite0 rendered dogs; see docs/concepts/sparse-directions.md).
+    ``contrast=False`` renders each direction as fitted. ``layer`` renders the directions at another layer with
     the same channels (default: the layer they were fitted in), e.g. the spatial layer that a pooled one
     averages (EfficientNet-Lite's ``global_pool`` is the mean of ``bn2``; its pre-activation ``bn2.drop`` has no
     ReLU6 cap, but there a negative weight asks for negative values the classifier never sees, see
@@ -393,8 +418,6 @@ def render_concept_directions(
     """
     if not isinstance(found, ConceptDirections):
         raise FeatvizError(f"found must be what sparse_concept_directions returns, not {type(found).__name__}")
-    goals = [
-        objectives.direction(layer or found.layer, direction.vector, cossim_pow=cossim_pow)
-        for direction in found.directions.values()
-    ]
+    vectors = contrasted_directions(found.vectors) if contrast else found.vectors
+    goals = [objectives.direction(layer or found.layer, vector, cossim_pow=cossim_pow) for vector in vectors]
     return render(model, goals, steps=steps, size=size, seed=seed, device=device, progress=progress, **options)
