@@ -112,7 +112,8 @@ def test_render_beats_every_natural_photo_on_its_objective(path, lite0):
 
 def test_the_readme_text_example_is_lemon_to_models_that_never_saw_it():
     """README.md's text example (`featviz render efficientnet_lite0 "text:a photo of a lemon" --steps 256`, whose
-    image it shows) renders what EfficientNet-Lite1 and Lite2 rank lemon in their top 5."""
+    image it shows) renders what EfficientNet-Lite1 and Lite2 rank lemon first, as the README says (the issue asks for
+    Lite1's top 5)."""
     path = IMAGES / "text" / "lemon-readme.png"
     assert "docs/images/text/lemon-readme.png" in (ROOT / "README.md").read_text()
     with Image.open(path) as image:
@@ -123,4 +124,4 @@ def test_the_readme_text_example_is_lemon_to_models_that_never_saw_it():
         judge = featviz.load_model(name)
         resized = torch.nn.functional.interpolate(pixels, size=judge.input_size, mode="bilinear", antialias=True)
         with torch.no_grad():
-            assert lemon in judge(resized).topk(5).indices[0].tolist(), name
+            assert judge(resized).argmax(1).item() == lemon, name
