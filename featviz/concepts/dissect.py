@@ -227,7 +227,9 @@ def resolve_concepts(concepts: Sequence[str] | str | os.PathLike | None) -> list
 def known_concepts(model: Any, concepts: Sequence[str], templates: Sequence[str] | None = None) -> list[str]:
     """``concepts`` less those that ``model``'s classifier tower says name something no class is (a proper name it
     does not hold, or a prompt nearer to one of its outside phrases than to any class: `featviz.text.sentence`),
-    with one warning that counts them and names a few. On a CLIP model, or with any other tower, all of them.
+    with one warning that counts them and names a few. With ``templates`` (strings with one ``{}``, as
+    `label_units` embeds concepts) a concept is left out only when every one of its sentences names no class. On a
+    CLIP model, or with any other tower, all of them.
 
     Such a concept's embedding is a blend of unrelated classes ("terrorist" becomes missile 0.42, Afghan hound
     0.12...), so it could only win a label by accident. A concept that is a flat blend of near classes ("dog",
