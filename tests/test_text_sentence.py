@@ -11,7 +11,7 @@ import featviz
 from featviz import objectives
 from featviz.cli import main
 from featviz.errors import FeatvizError
-from featviz.text import encoder, find_text_direction, rank_neurons, sentence, text_directions, text_tower
+from featviz.text import encoder, find_text_direction, format_neurons, rank_neurons, sentence, text_directions, text_tower
 from featviz.text.sentence import (
     ClassTextTower,
     FlatPromptWarning,
@@ -130,6 +130,12 @@ def test_neuron_search_at_the_pooled_layers_finds_the_units_of_the_class_weights
     assert {item.unit for item in ranked} == set(weights[GOLDFISH].topk(10).indices.tolist())
     strongest = int(weights[:, ranked[0].unit].argmax())
     assert ranked[0].classes[0] == lite0.labels[strongest]  # what a unit drives: its column of the class weights
+    for item in ranked:  # and where goldfish stands among the classes each unit drives
+        column = weights[:, item.unit]
+        assert item.target == ("goldfish", int((column > column[GOLDFISH]).sum()) + 1, 1000)
+    assert max(item.target[1] for item in ranked) <= 10  # each of the ten drives goldfish among its top 1%
+    table = format_neurons(ranked).splitlines()
+    assert table[0].split()[3:6] == ["goldfish", "among", "its"] and f"{ranked[0].target[1]}" in table[1]
 
 
 def test_a_gallery_of_the_classifier_units_finds_goldfish_by_typing_goldfish(lite0, monkeypatch):
@@ -141,7 +147,9 @@ def test_a_gallery_of_the_classifier_units_finds_goldfish_by_typing_goldfish(lit
     assert scores.method == "exact" and scores.scores.argmax(1).tolist() == [1, 980, 951, 2]
     pooled = word_scores(lite0, "bn2", words).scores[0]
     assert set(pooled.topk(10).indices.tolist()) == set(lite0.get_layer("classifier").weight[1].topk(10).indices.tolist())
-    assert [item.classes for item in rank_neurons(lite0, "classifier", "goldfish", top=1)] == [["goldfish"]]
+    top = rank_neurons(lite0, "classifier", "goldfish", top=2)
+    assert [item.classes for item in top] == [["goldfish"], [lite0.labels[top[1].unit]]]
+    assert [item.target for item in top] == [("goldfish", 1, 1000), None]  # another logit does not drive goldfish
 
 
 def test_a_planted_classifier_with_its_own_labels(monkeypatch):
