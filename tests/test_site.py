@@ -277,3 +277,19 @@ def test_missing_images_are_left_out_with_one_warning(tmp_path):
     assert "no image" in page.read_text(encoding="utf-8")
     with pytest.raises(FeatvizError, match="'layer'"):
         write_site(site, [{"unit": 0}], "tiny")
+
+
+def test_a_concept_label_says_it_comes_from_the_images_given_for_labels(tmp_path):
+    site = tmp_path / "site"
+    labelled = {"concept": "lamp", "concept_score": 0.46, "concept_runners_up": [["lantern", 0.42]]}
+    records = [
+        {**render_record(site, "conv1", 0), **labelled, "concept_images": 195, "top_words": [["wolf", 0.23]]},
+        {**render_record(site, "conv1", 1), **labelled},  # a gallery labelled before the count was recorded
+    ]
+    write_site(site, records, "tiny")
+    with_words = (site / unit_paths("conv1", 0).page).read_text(encoding="utf-8")
+    assert "lamp" in with_words and "each of the 195 images given for labels" in with_words
+    assert "not from images, so the two can differ" in with_words
+    alone = (site / unit_paths("conv1", 1).page).read_text(encoding="utf-8")
+    assert "each of the images given for labels" in alone and "can differ" not in alone
+    assert "concept_images" not in with_words  # structure, not a metadata row

@@ -36,6 +36,7 @@ def screenshot(site: Path, layer: str, word: str, unit: int) -> None:
         page.wait_for_function("() => Array.from(document.images).every(image => image.complete)")
         page.screenshot(path=str(OUT / "search.png"), clip={"x": 0, "y": 0, "width": 1100, "height": 420})
         page.goto((site / unit_paths(layer, unit).page).as_uri())
+        page.add_style_tag(content="header { position: static !important; }")  # the sticky bar would cover the top
         page.locator("section.meaning").screenshot(path=str(OUT / "unit.png"))
         browser.close()
     for name, colours in (("search.png", 96), ("unit.png", 64)):  # palette PNGs keep the page small

@@ -221,15 +221,15 @@ def label_top_k(images: int) -> int:
 
 def prepare_labels(model: Any, layer: str | Dictionary, extras: Extras, cache_dir: Path) -> dict[int, dict[str, Any]]:
     """Every unit's concept label in ``layer`` of ``model`` as record fields (`featviz.concepts.label_units` on the
-    images and concepts of ``extras``; an empty dict without labels; its pass over the images is cached in
-    ``cache_dir``). Under torchrun every process must call it: the processes share the pass."""
+    images and concepts of ``extras``, with how many images there were; an empty dict without labels; its pass over
+    the images is cached in ``cache_dir``). Under torchrun every process must call it: the processes share the pass."""
     if extras.label_source is None:
         return {}
     folder = image_folder(model, extras.label_source[0])
     found = label_units(
         model, layer, folder, concepts=extras.concepts, top_k=label_top_k(len(folder)), cache_dir=cache_dir,
     )
-    return {int(label.unit): _label_record(label) for label in found}
+    return {int(label.unit): {**_label_record(label), "concept_images": len(folder)} for label in found}
 
 
 def story_labels(model: Any, source: Any) -> str:

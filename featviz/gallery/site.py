@@ -50,7 +50,7 @@ ASSETS = ("style.css", "site.js", "search.js")
 KNOWN_KEYS = ("objective", "steps", "seed", "activation", "render_seconds")
 STRUCTURE_KEYS = frozenset({
     "layer", "unit", "images", "dataset_examples", "histogram", "parts", "top_words", "top_words_resolved", "concept",
-    "concept_score", "concept_runners_up",
+    "concept_score", "concept_runners_up", "concept_images",
 })
 
 
@@ -272,9 +272,18 @@ def _meaning_section(prefix: str, layer: str, record: Mapping[str, Any], searcha
         shown = f" <span class=\"score\">score {_text(_number(score))}</span>" if isinstance(score, (int, float)) else ""
         others = ", ".join(f"{_text(name)} ({_text(_number(value))})" for name, value in _scored(record.get("concept_runners_up")))
         runners = f"<p class=\"note\">Runners-up: {others}</p>" if others else ""
+        count = record.get("concept_images")
+        images = f"the {count} images" if isinstance(count, int) and count > 0 else "the images"
+        source = (
+            f"<p class=\"note\">The concept whose match to each of {images} given for labels best follows this "
+            "unit's activation over them (CLIP-Dissect): it can name only what those images show."
+            + (" The top words come from the unit's text directions, not from images, so the two can differ."
+               if record.get("top_words") else "")
+            + "</p>"
+        )
         blocks.append(
             f"<h3>Concept label</h3><p class=\"concept\"><span class=\"concept-name\">{_text(concept)}</span>{shown}</p>"
-            f"{runners}"
+            f"{runners}{source}"
         )
     words = _scored(record.get("top_words"))
     if words:
