@@ -70,7 +70,7 @@ def main() -> None:
     if "parameterizations" in pages:
         parameterization_images(render, size)
     if "text" in pages:
-        text_images(render)
+        text_images(render, size if arguments.quick else model.input_size[0])
     if "dream" in pages:
         dream_images(model, arguments.quick)
     if "galleries" in pages:
@@ -105,7 +105,6 @@ def objective_images(render, size: int) -> None:
     interpolate = obj.channel_interpolate(LAYER, 12, LAYER, 3) + 0.1 * obj.alignment(LAYER)
     shares = [f"{1 - i / 4:g}*{LAYER}:12 + {i / 4:g}*{LAYER}:3" for i in range(5)]
     save(render(interpolate, batch=5), "objectives", [f"interpolate-{i}" for i in range(5)], shares)
-    save(render("text:a photo of a lemon"), "objectives", ["text-lemon"])
 
 
 def parameterization_images(render, size: int) -> None:
@@ -121,12 +120,13 @@ def parameterization_images(render, size: int) -> None:
         save(render(f"{LAYER}:12", transforms=transforms.create(preset)), "transforms", [preset])
 
 
-def text_images(render) -> None:
-    """Prompts through EfficientNet-Lite0's text tower: the whole network's embedding, and a direction inside it."""
+def text_images(render, size: int) -> None:
+    """Prompts through EfficientNet-Lite0's text tower: the whole network's embedding, and a direction inside it,
+    at the README's settings (``size`` is the model's input size)."""
     prompts = {"text-goldfish": "text:a photo of a goldfish", "text-volcano": "text:a photo of a volcano",
                "text-lemon-not-orange": "text:a photo of a lemon|a photo of an orange:-0.5",
                "text-direction-volcano": "text@blocks.6:a photo of a volcano"}
-    save(render(list(prompts.values())), "text", list(prompts))
+    save(render(list(prompts.values()), size=size), "text", list(prompts))
 
 
 def dream_images(model, quick: bool) -> None:
