@@ -251,7 +251,8 @@ def known_concepts(model: Any, concepts: Sequence[str], templates: Sequence[str]
     ]
     if not outside:
         return list(concepts)
-    kept = [concept for concept in concepts if concept not in set(outside)]
+    left_out = set(outside)
+    kept = [concept for concept in concepts if concept not in left_out]
     shown = ", ".join(outside[:5]) + (", ..." if len(outside) > 5 else "")
     if len(kept) < MINIMUM_CONCEPTS:
         raise FeatvizError(
